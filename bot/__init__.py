@@ -1,0 +1,1 @@
+"""Bebas Cemas: BPJS Ketenagakerjaan BPU registration bot for Bali."""

@@ -1,0 +1,1 @@
+"""Adapters between chat channels and the channel-free core (Telegram today)."""

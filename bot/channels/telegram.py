@@ -1,0 +1,252 @@
+"""The Telegram adapter: turns updates into `Incoming`, and `Reply` objects into Bot API calls.
+
+It holds no state of its own; one database transaction is opened per update, the
+conversation works inside it, and the replies are sent after it has been committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any, cast
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ChatType
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.core.messages import Incoming, InputKind, Outcome, Reply
+from bot.i18n import LANGUAGES, translator
+from bot.runtime import Runtime
+from bot.services.conversation import purge_stale_drafts
+from bot.services.users import user_for_telegram
+
+log = logging.getLogger(__name__)
+
+# The command menu, in the order Telegram shows it; descriptions come from locales/.
+MENU_COMMANDS = ("daftar", "status", "iuran", "info", "bahasa", "bantuan", "batal")
+
+BotApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+def file_url_for(base_url: str) -> str:
+    """The file download URL that goes with a Bot API `base_url` (".../bot" -> ".../file/bot")."""
+    root, _, tail = base_url.rstrip("/").rpartition("/")
+    return f"{root}/file/{tail}"
+
+
+def to_incoming(update: Update) -> Incoming | None:
+    """What the person did, in the core's terms; None for updates the bot ignores."""
+    if update.callback_query is not None:
+        return Incoming(InputKind.BUTTON, text=update.callback_query.data or "")
+    message = update.message
+    if message is None or message.chat.type != ChatType.PRIVATE:
+        return None
+    if message.contact is not None:
+        sender = message.from_user.id if message.from_user else None
+        return Incoming(
+            InputKind.CONTACT,
+            contact_phone=message.contact.phone_number,
+            contact_is_own=message.contact.user_id is not None and message.contact.user_id == sender,
+        )
+    text = message.text
+    if text is None:
+        return Incoming(InputKind.MEDIA)
+    if text.startswith("/"):
+        head, _, args = text[1:].partition(" ")
+        return Incoming(InputKind.COMMAND, text=head.split("@", 1)[0].lower(), args=args.strip())
+    return Incoming(InputKind.TEXT, text=text)
+
+
+def _markup(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
+    if reply.contact_button is not None:
+        return ReplyKeyboardMarkup(
+            [[KeyboardButton(reply.contact_button, request_contact=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+    if reply.remove_keyboard:
+        return ReplyKeyboardRemove()
+    if reply.buttons:
+        return InlineKeyboardMarkup(
+            [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in reply.buttons]
+        )
+    return None
+
+
+async def handle_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answer one update: one transaction, the conversation, then the replies."""
+    incoming = to_incoming(update)
+    person = update.effective_user
+    if incoming is None or person is None or person.is_bot:
+        return
+    runtime: Runtime = context.bot_data["runtime"]
+    settings = runtime.settings
+    language = _language_of(person.language_code, settings.default_language)
+    async with runtime.sessions() as session, session.begin():
+        user = await user_for_telegram(session, person.id, language)
+        outcome = await runtime.conversation.handle(session, user, incoming)
+        language = user.language or settings.default_language
+    await deliver(update, context, outcome, language)
+
+
+def _language_of(code: str | None, default: str) -> str:
+    if code:
+        base = code.split("-")[0].lower()
+        if base in LANGUAGES:
+            return base
+    return default
+
+
+async def deliver(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, outcome: Outcome, language: str
+) -> None:
+    """Send the replies of one outcome, editing the pressed message where asked."""
+    query = update.callback_query
+    chat = update.effective_chat
+    if chat is None:
+        return
+    pressed = query.message if query is not None and isinstance(query.message, Message) else None
+    if query is not None:
+        await _quietly(query.answer(outcome.toast))
+        if pressed is not None and not any(r.edit for r in outcome.replies):
+            # The question is answered: its buttons go, so they cannot be pressed again.
+            await _quietly(pressed.edit_reply_markup(reply_markup=None))
+    for reply in outcome.replies:
+        markup = _markup(reply)
+        if reply.edit and pressed is not None and not isinstance(markup, ReplyKeyboardMarkup):
+            await _quietly(pressed.edit_text(reply.text, reply_markup=cast(Any, markup)))
+        elif reply.attachment is not None:
+            attachment = reply.attachment
+            if attachment.is_photo:
+                await context.bot.send_photo(
+                    chat.id, attachment.content, caption=reply.text, reply_markup=markup
+                )
+            else:
+                await context.bot.send_document(
+                    chat.id,
+                    attachment.content,
+                    filename=attachment.file_name,
+                    caption=reply.text,
+                    reply_markup=markup,
+                )
+        else:
+            await context.bot.send_message(chat.id, reply.text, reply_markup=markup)
+    if outcome.language_changed:
+        await _set_commands(context.bot, language, chat_id=chat.id)
+
+
+async def _quietly(call: Any) -> None:
+    """Run a cosmetic Bot API call; "message is not modified" and the like do not matter."""
+    try:
+        await call
+    except BadRequest as exc:
+        log.debug("Ignored Bot API refusal: %s", exc.message)
+
+
+async def _set_commands(bot: Any, language: str, *, chat_id: int | None = None) -> None:
+    t = translator(language)
+    commands = [BotCommand(name, t(f"command.{name}")) for name in MENU_COMMANDS]
+    try:
+        if chat_id is not None:
+            await bot.set_my_commands(commands, scope=BotCommandScopeChat(chat_id))
+        else:
+            await bot.set_my_commands(
+                commands, scope=BotCommandScopeDefault(), language_code=language
+            )
+    except TelegramError as exc:
+        log.warning("Telegram refused to set the command menu (%s); carrying on", exc.message)
+
+
+async def set_command_menus(application: BotApp, default_language: str) -> None:
+    """Set the command menu per language; a refusal is logged, never fatal."""
+    for language in LANGUAGES:
+        await _set_commands(application.bot, language)
+    t = translator(default_language)
+    commands = [BotCommand(name, t(f"command.{name}")) for name in MENU_COMMANDS]
+    try:
+        await application.bot.set_my_commands(commands)
+    except TelegramError as exc:
+        log.warning("Telegram refused to set the command menu (%s); carrying on", exc.message)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log an unexpected error (personal data is filtered from logs) and apologise."""
+    log.error("Error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        person = update.effective_user
+        runtime: Runtime = context.bot_data["runtime"]
+        language = _language_of(
+            person.language_code if person else None, runtime.settings.default_language
+        )
+        try:
+            await context.bot.send_message(update.effective_chat.id, translator(language)("error.internal"))
+        except TelegramError:
+            log.warning("Could not tell the user about the error")
+
+
+async def _purge_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    runtime: Runtime = context.bot_data["runtime"]
+    days = runtime.settings.draft_retention_days
+    async with runtime.sessions() as session, session.begin():
+        removed = await purge_stale_drafts(session, timedelta(days=days))
+    if removed:
+        log.info("Deleted %d unfinished registrations older than %d days", removed, days)
+
+
+def build_application(runtime: Runtime, token: str, base_url: str | None = None) -> BotApp:
+    """The python-telegram-bot application with every handler registered in one place."""
+    builder = ApplicationBuilder().token(token).rate_limiter(AIORateLimiter(max_retries=2))
+    if base_url:
+        builder = builder.base_url(base_url).base_file_url(file_url_for(base_url))
+    application = builder.build()
+    application.bot_data["runtime"] = runtime
+    private = filters.ChatType.PRIVATE
+    application.add_handler(CallbackQueryHandler(handle_update))
+    application.add_handler(MessageHandler(private & ~filters.StatusUpdate.ALL, handle_update))
+    application.add_error_handler(on_error)
+    if application.job_queue is not None:
+        application.job_queue.run_repeating(
+            _purge_job, interval=timedelta(hours=6), first=timedelta(seconds=5), name="purge"
+        )
+    return application
+
+
+async def serve_polling(
+    runtime: Runtime, token: str, base_url: str | None, stop: asyncio.Event
+) -> None:
+    """Run the bot with long polling until `stop` is set."""
+    application = build_application(runtime, token, base_url)
+    async with application:
+        await set_command_menus(application, runtime.settings.default_language)
+        await application.start()
+        assert application.updater is not None
+        await application.updater.start_polling(
+            poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES
+        )
+        log.info("Bot @%s is serving (long polling)", application.bot.username)
+        try:
+            await stop.wait()
+        finally:
+            await application.updater.stop()
+            await application.stop()

@@ -1,0 +1,153 @@
+"""Command line: `python -m bot run|chat|db|villages|export|desa-adat|keygen`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Bebas Cemas: BPJS Ketenagakerjaan BPU registration bot.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "run", help="serve Telegram users (long polling); applies pending migrations first",
+        description="Serve Telegram users with long polling. Needs TELEGRAM_BOT_TOKEN.",
+    )
+    chat = commands.add_parser(
+        "chat", help="try the bot in this terminal against a built-in fake Telegram",
+        description="Run the bot against a fake Telegram on loopback and chat with it here. "
+        "No token needed.",
+    )
+    chat.add_argument("--language", choices=("id", "en"), help="the simulated user's language")
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_commands.add_parser("upgrade", help="apply pending migrations and load area data")
+    villages = commands.add_parser("villages", help="look up villages")
+    village_commands = villages.add_subparsers(dest="villages_command", required=True,
+                                               metavar="ACTION")
+    search = village_commands.add_parser("search", help="find villages of the branch by name")
+    search.add_argument("text", help="a village name, typos allowed")
+    export = commands.add_parser("export", help="export all applications to CSV or XLSX")
+    export.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    export.add_argument("--output", type=Path, help="file to write (default: standard output "
+                        "for CSV)")
+    adat = commands.add_parser("desa-adat", help="manage the desa adat list")
+    adat_commands = adat.add_subparsers(dest="adat_command", required=True, metavar="ACTION")
+    importer = adat_commands.add_parser(
+        "import", help="load desa adat from a CSV (columns: name[,village_code][,district_code])"
+    )
+    importer.add_argument("file", type=Path)
+    commands.add_parser("keygen", help="print a new DATA_KEY")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a configuration problem ends with one line naming the setting."""
+    args = _parser().parse_args(argv)
+    if args.command == "keygen":
+        from bot.security import generate_key
+
+        print(generate_key())
+        return 0
+    try:
+        settings = load_settings()
+        from bot.security import setup_logging
+
+        secrets = [settings.telegram_bot_token.get_secret_value()] if settings.telegram_bot_token else []
+        setup_logging(settings.log_level, secrets)
+        return asyncio.run(_dispatch(args, settings))
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.runtime import open_runtime
+
+    if args.command == "run":
+        return await _run(settings)
+    if args.command == "chat":
+        from bot.chat import run_chat
+
+        return await run_chat(settings, language=args.language)
+    async with open_runtime(settings) as runtime:
+        if args.command == "db":
+            print("Database is up to date.")
+            return 0
+        if args.command == "villages":
+            found = runtime.areas.search(args.text, limit=10)
+            if not found:
+                print(f"No village of the branch matches {args.text!r}.")
+                return 1
+            for village in found:
+                district = runtime.areas.district_by_code[village.district_code]
+                regency = runtime.areas.regency_by_code[district.regency_code]
+                print(f"{village.code}  {village.name} ({village.kind}), {district.name}, "
+                      f"{regency.name}")
+            return 0
+        if args.command == "export":
+            return await _export(runtime, args.format, args.output)
+        if args.command == "desa-adat":
+            from bot.services.desa_adat import import_desa_adat
+
+            async with runtime.sessions() as session, session.begin():
+                try:
+                    result = await import_desa_adat(session, args.file)
+                except (OSError, ValueError) as exc:
+                    print(f"Cannot import {args.file}: {exc}", file=sys.stderr)
+                    return 1
+            for problem in result.problems or []:
+                print(f"skipped {problem}", file=sys.stderr)
+            print(f"Desa adat: {result.added} added, {result.updated} updated.")
+            return 0
+    return 2
+
+
+async def _export(runtime: object, fmt: str, output: Path | None) -> int:
+    from bot.runtime import Runtime
+    from bot.services.export import export_rows, write_export
+
+    assert isinstance(runtime, Runtime)
+    if output is None and fmt == "xlsx":
+        print("--output is needed for XLSX", file=sys.stderr)
+        return 2
+    target = output or Path("/dev/stdout")
+    async with runtime.sessions() as session:
+        rows = export_rows(session, runtime.cipher, runtime.areas, runtime.settings)
+        count = await write_export(rows, fmt, target)
+    if output is not None:
+        print(f"Exported {count} applications to {output}", file=sys.stderr)
+    return 0
+
+
+async def _run(settings: Settings) -> int:
+    from bot.channels.telegram import serve_polling
+    from bot.runtime import open_runtime
+
+    if settings.telegram_bot_token is None:
+        raise ConfigError("TELEGRAM_BOT_TOKEN: is not set (put it in .env; see .env.example)")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with open_runtime(settings) as runtime:
+        await serve_polling(
+            runtime,
+            settings.telegram_bot_token.get_secret_value(),
+            settings.telegram_api_base_url,
+            stop,
+        )
+    return 0

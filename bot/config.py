@@ -1,0 +1,165 @@
+"""Settings read once at start-up from the environment and `.env`."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+from bot.core.contribution import Rates
+
+LANGUAGES = ("id", "en")
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///data/bot.db"
+_REGENCY_CODE = re.compile(r"^\d{2}\.\d{2}$")
+
+
+class ConfigError(Exception):
+    """A setting has a value the bot cannot start with; the message names it."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot; `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str | None = None
+    database_url: str = DEFAULT_SQLITE_URL
+    branch_regencies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["51.71", "51.03", "51.08", "51.01", "51.02"]
+    )
+    admin_telegram_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    data_key: SecretStr | None = None
+    default_language: str = "id"
+    timezone: str = "Asia/Makassar"
+    min_age: int = 18
+    max_age: int = 65
+    draft_retention_days: int = 30
+    income_options: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [1_000_000, 1_500_000, 2_000_000, 2_500_000, 3_000_000, 5_000_000]
+    )
+    jkk_percent: Decimal = Decimal("1")
+    jkm_flat: int = 6800
+    jht_percent: Decimal = Decimal("2")
+    min_income: int = 1_000_000
+    log_level: str = "INFO"
+
+    @field_validator("telegram_bot_token", "telegram_api_base_url", "data_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `KEY=` in .env means "not set", as the commented example file has it.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("branch_regencies", mode="before")
+    @classmethod
+    def _parse_regencies(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("branch_regencies")
+    @classmethod
+    def _check_regencies(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one regency code such as 51.71")
+        for code in value:
+            if not _REGENCY_CODE.match(code):
+                raise ValueError(f"{code!r} is not a regency code like 51.71")
+        return value
+
+    @field_validator("admin_telegram_ids", "income_options", mode="before")
+    @classmethod
+    def _parse_ints(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("default_language")
+    @classmethod
+    def _check_language(cls, value: str) -> str:
+        if value not in LANGUAGES:
+            raise ValueError(f"must be one of {', '.join(LANGUAGES)}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not a known time zone") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("telegram_api_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8081/bot")
+        return value or None
+
+    @field_validator("min_age", "max_age", "draft_retention_days", "min_income", "jkm_flat")
+    @classmethod
+    def _check_positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("must be a positive number")
+        return value
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        """The configured time zone."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def rates(self) -> Rates:
+        """Contribution rates as configured."""
+        return Rates(
+            jkk_percent=self.jkk_percent,
+            jkm_flat=self.jkm_flat,
+            jht_percent=self.jht_percent,
+            min_income=self.min_income,
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, or None for PostgreSQL or an in-memory database."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split("///", 1)[1] if "///" in self.database_url else ""
+        return Path(path) if path and path != ":memory:" else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a bad value into one ConfigError naming the setting."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {message}") from None
+    if settings.min_age >= settings.max_age:
+        raise ConfigError("MIN_AGE: must be lower than MAX_AGE")
+    return settings

@@ -1,0 +1,1 @@
+"""The channel-free core: validation, the registration form, contributions, villages, exports."""

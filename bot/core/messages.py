@@ -1,0 +1,72 @@
+"""What a channel hands the core (Incoming) and what the core asks it to show (Reply)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class InputKind(StrEnum):
+    """The kinds of input a person can give in a chat."""
+
+    TEXT = "text"
+    COMMAND = "command"
+    BUTTON = "button"
+    CONTACT = "contact"
+    MEDIA = "media"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One thing a person sent: text, a command, a button press, a contact or some media."""
+
+    kind: InputKind
+    text: str = ""
+    args: str = ""
+    contact_phone: str | None = None
+    contact_is_own: bool = False
+
+
+@dataclass(frozen=True)
+class Button:
+    """A choice shown under a message; `data` comes back when it is pressed."""
+
+    label: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to send with a reply."""
+
+    file_name: str
+    content: bytes
+    is_photo: bool = False
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message to show.
+
+    `contact_button` asks the channel for a "share my number" button; `remove_keyboard`
+    takes such a button away; `edit` replaces the message whose button was pressed.
+    """
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    contact_button: str | None = None
+    remove_keyboard: bool = False
+    edit: bool = False
+    attachment: Attachment | None = None
+    toast: str | None = None
+
+
+@dataclass
+class Outcome:
+    """Everything the core wants shown in answer to one input."""
+
+    replies: list[Reply] = field(default_factory=list)
+    # A short notice on the pressed button itself (Telegram's callback answer).
+    toast: str | None = None
+    # Set when the person changed language, so the channel can refresh its menus.
+    language_changed: bool = False

@@ -1,0 +1,101 @@
+"""The NIK (Nomor Induk Kependudukan): soft structural validation, decoding and masking.
+
+A NIK is ``PP KK CC DDMMYY SSSS``: province, regency and district of first issue, the birth
+date (women: day + 40) and a serial. The registry check itself is left to staff, so only the
+structure is validated here, and softly (see DOMAIN.md): a NIK keeps its codes when its holder
+moves and its date part may differ from the true birth date.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from bot.core.errors import InvalidInput
+
+NIK_LENGTH = 16
+FEMALE_DAY_OFFSET = 40
+
+# Separators people type when copying a NIK from a KTP: "5102 0517 0885 0003", "5102.0517...".
+_SEPARATORS = re.compile(r"[\s.\-]+")
+
+
+class Gender(StrEnum):
+    """Gender as written on a KTP: Laki-laki / Perempuan."""
+
+    MALE = "L"
+    FEMALE = "P"
+
+
+@dataclass(frozen=True)
+class NikInfo:
+    """What a structurally valid NIK tells about its holder."""
+
+    nik: str
+    province_code: str
+    regency_code: str
+    district_code: str
+    birth_date: date | None
+    gender: Gender
+    serial: str
+
+
+def parse_nik(text: str, *, known_provinces: Collection[str], today: date) -> NikInfo:
+    """Read a typed NIK and decode it, or raise InvalidInput saying what is expected."""
+    nik = _SEPARATORS.sub("", text)
+    if not nik:
+        raise InvalidInput("nik.error.empty")
+    if not (nik.isascii() and nik.isdigit()):
+        raise InvalidInput("nik.error.not_digits")
+    if len(nik) != NIK_LENGTH:
+        raise InvalidInput("nik.error.length", count=len(nik))
+
+    province = nik[:2]
+    if province not in known_provinces:
+        raise InvalidInput("nik.error.province", province=province)
+
+    day, month, year = int(nik[6:8]), int(nik[8:10]), int(nik[10:12])
+    gender = Gender.FEMALE if day > FEMALE_DAY_OFFSET else Gender.MALE
+    if gender is Gender.FEMALE:
+        day -= FEMALE_DAY_OFFSET
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        raise InvalidInput("nik.error.date")
+
+    serial = nik[12:]
+    if serial == "0000":
+        raise InvalidInput("nik.error.serial")
+
+    return NikInfo(
+        nik=nik,
+        province_code=province,
+        regency_code=f"{province}.{nik[2:4]}",
+        district_code=f"{province}.{nik[2:4]}.{nik[4:6]}",
+        birth_date=_birth_date(day, month, year, today),
+        gender=gender,
+        serial=serial,
+    )
+
+
+def _birth_date(day: int, month: int, two_digit_year: int, today: date) -> date | None:
+    """Return the latest real date with these parts that is not after today, if any."""
+    century = today.year - today.year % 100
+    for year in (century + two_digit_year, century - 100 + two_digit_year):
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            # 31-02 never exists; 29-02 may exist in one century only.
+            continue
+        if candidate <= today:
+            return candidate
+    return None
+
+
+def mask_nik(nik: str) -> str:
+    """Hide all but the first and last four digits of a NIK."""
+    shown = 4
+    if len(nik) <= 2 * shown:
+        return "*" * len(nik)
+    return nik[:shown] + "*" * (len(nik) - 2 * shown) + nik[-shown:]

@@ -1,0 +1,1 @@
+"""Database: declarative models, the engine and sessions, Alembic migrations."""

@@ -1,0 +1,71 @@
+"""Everything the running bot holds: settings, database, cipher, area directory, conversation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.db.session import make_engine, make_sessionmaker, upgrade_database
+from bot.security import Cipher, load_cipher
+from bot.services.areas import AreaDirectory, load_areas
+from bot.services.conversation import Conversation, Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The bot's long-lived parts, created by `open_runtime`."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    cipher: Cipher
+    areas: AreaDirectory
+    conversation: Conversation
+
+    def today(self) -> date:
+        """Today in the configured time zone (WITA by default)."""
+        return datetime.now(self.settings.tz).date()
+
+
+async def prepare_database(settings: Settings, engine: AsyncEngine) -> AreaDirectory:
+    """Apply pending migrations, load missing areas, and read the branch's directory."""
+    await upgrade_database(engine)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        added = await load_areas(session, settings.branch_regencies)
+        if added:
+            log.info("Loaded %d villages into the database", added)
+    async with sessions() as session:
+        return await AreaDirectory.load(session, settings.branch_regencies)
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, **engine_options: Any) -> AsyncIterator[Runtime]:
+    """Connect, migrate, load areas; dispose of the engine at the end."""
+    cipher = load_cipher(settings)
+    engine = make_engine(settings.database_url, **engine_options)
+    try:
+        areas = await prepare_database(settings, engine)
+        runtime = Runtime(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            cipher=cipher,
+            areas=areas,
+            conversation=None,  # type: ignore[arg-type]
+        )
+        runtime.conversation = Conversation(
+            Services(settings=settings, cipher=cipher, areas=areas, today=runtime.today)
+        )
+        yield runtime
+    finally:
+        await engine.dispose()

@@ -1,0 +1,127 @@
+"""Encryption at rest and the keyed NIK hash, and keeping personal data out of logs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from bot.config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+
+class Cipher:
+    """Fernet encryption of personal data and a keyed hash for duplicate lookups."""
+
+    def __init__(self, key: bytes) -> None:
+        try:
+            self._fernet = Fernet(key)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                "DATA_KEY: must be a Fernet key (create one with: python -m bot keygen)"
+            ) from exc
+        # A separate key for hashing, so the hash reveals nothing about the encryption key.
+        self._hash_key = hmac.new(base64.urlsafe_b64decode(key), b"nik-hash", "sha256").digest()
+
+    def encrypt(self, value: dict[str, Any]) -> str:
+        """Encrypt a JSON-serialisable mapping."""
+        return self._fernet.encrypt(json.dumps(value, sort_keys=True).encode()).decode()
+
+    def decrypt(self, token: str) -> dict[str, Any]:
+        """Decrypt what `encrypt` made."""
+        try:
+            data = json.loads(self._fernet.decrypt(token.encode()))
+        except InvalidToken as exc:
+            raise ConfigError("DATA_KEY: does not decrypt the stored data (wrong key?)") from exc
+        if not isinstance(data, dict):
+            raise ValueError("encrypted payload is not a mapping")
+        return data
+
+    def nik_hash(self, nik: str) -> str:
+        """Keyed hash of a NIK: equal NIKs give equal hashes, the NIK cannot be read back."""
+        return hmac.new(self._hash_key, nik.encode(), hashlib.sha256).hexdigest()
+
+
+def generate_key() -> str:
+    """A new random DATA_KEY."""
+    return Fernet.generate_key().decode()
+
+
+def load_cipher(settings: Settings) -> Cipher:
+    """The cipher from DATA_KEY, or from a key file beside the embedded database."""
+    if settings.data_key is not None:
+        return Cipher(settings.data_key.get_secret_value().encode())
+    db_path = settings.sqlite_path
+    if db_path is None:
+        raise ConfigError("DATA_KEY: must be set when the database is not the embedded SQLite file")
+    key_path = db_path.with_name(db_path.stem + ".key")
+    if key_path.exists():
+        return Cipher(key_path.read_bytes().strip())
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(generate_key())
+    log.warning(
+        "DATA_KEY is not set: created the key file %s (mode 0600). Back it up: without it the "
+        "stored personal data cannot be read.",
+        key_path,
+    )
+    return Cipher(key_path.read_bytes().strip())
+
+
+_NIK_LIKE = re.compile(r"(?<!\d)\d{16}(?!\d)")
+_PHONE_LIKE = re.compile(r"(?<![\w])(?:\+?62[\s-]?|0)\(?8[\d\s()-]{7,16}\d")
+_TOKEN_LIKE = re.compile(r"\d{5,}:[A-Za-z0-9_-]{20,}")
+
+
+def redact(text: str) -> str:
+    """Replace NIK-, phone- and token-shaped substrings."""
+    text = _TOKEN_LIKE.sub("[token]", text)
+    text = _NIK_LIKE.sub("[nik]", text)
+    return _PHONE_LIKE.sub("[phone]", text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that removes NIKs, phone numbers and tokens from every record."""
+
+    def __init__(self, secrets: list[str] | None = None) -> None:
+        super().__init__()
+        self._secrets = [s for s in (secrets or []) if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for secret in self._secrets:
+            message = message.replace(secret, "[secret]")
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def setup_logging(level: str, secrets: list[str]) -> None:
+    """Log to stderr with personal data and secrets removed."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # httpx logs every request URL, and Bot API URLs contain the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def ensure_private(path: Path) -> None:
+    """Make a file readable by its owner only."""
+    path.chmod(0o600)

@@ -1,0 +1,1 @@
+"""Channel-free services that work on the database: areas, the conversation, exports."""

@@ -1,0 +1,88 @@
+"""Encryption at rest, the keyed NIK hash, the key file, and logs free of personal data."""
+
+from __future__ import annotations
+
+import logging
+import stat
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+from bot.security import Cipher, RedactingFilter, generate_key, load_cipher, redact
+
+
+def test_answers_round_trip_and_are_unreadable_at_rest() -> None:
+    """Encrypted answers come back intact and do not show the NIK."""
+    cipher = Cipher(generate_key().encode())
+    token = cipher.encrypt({"nik": "5102051708850003", "phone": "+6281234567890"})
+    assert "5102051708850003" not in token
+    assert cipher.decrypt(token)["phone"] == "+6281234567890"
+
+
+def test_the_nik_hash_is_stable_and_keyed() -> None:
+    """The same NIK hashes the same under one key and differently under another."""
+    one, two = Cipher(generate_key().encode()), Cipher(generate_key().encode())
+    assert one.nik_hash("5102051708850003") == one.nik_hash("5102051708850003")
+    assert one.nik_hash("5102051708850003") != two.nik_hash("5102051708850003")
+    assert "5102051708850003" not in one.nik_hash("5102051708850003")
+
+
+def test_a_wrong_key_is_a_configuration_error() -> None:
+    """A DATA_KEY that is not a Fernet key stops start-up naming DATA_KEY."""
+    with pytest.raises(ConfigError, match="^DATA_KEY:"):
+        Cipher(b"not-a-key")
+
+
+def test_without_data_key_a_private_key_file_is_made(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The embedded database gets a 0600 key file beside it, with a warning, reused later."""
+    settings = load_settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/bot.db")
+    with caplog.at_level(logging.WARNING):
+        first = load_cipher(settings)
+    key_file = tmp_path / "bot.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert any("DATA_KEY" in r.getMessage() for r in caplog.records)
+    second = load_cipher(settings)
+    assert first.decrypt(second.encrypt({"a": 1})) == {"a": 1}
+
+
+def test_postgresql_needs_a_data_key() -> None:
+    """On PostgreSQL there is no key file: DATA_KEY must be given."""
+    settings = load_settings(_env_file=None, database_url="postgresql+asyncpg://u@h/db")
+    with pytest.raises(ConfigError, match="^DATA_KEY:"):
+        load_cipher(settings)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NIK 5102051708850003 typed",
+        "phone 081234567890",
+        "phone +62 812-3456-7890 shared",
+        "contact 6281234567890",
+        "url https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe",
+    ],
+)
+def test_logs_never_show_nik_phone_or_token(text: str) -> None:
+    """Redaction removes NIK-, phone- and token-shaped strings."""
+    cleaned = redact(text)
+    for secret in ("5102051708850003", "081234567890", "812-3456-7890", "6281234567890",
+                   "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"):
+        assert secret not in cleaned
+
+
+def test_the_filter_cleans_arguments_and_tracebacks() -> None:
+    """A record's %-arguments and exception text are redacted as well."""
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "nik=%s", ("5102051708850003",),
+                               None)
+    try:
+        raise ValueError("bad 081234567890")
+    except ValueError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    RedactingFilter(["SECRET-TOKEN"]).filter(record)
+    assert "5102051708850003" not in record.getMessage()
+    assert record.exc_text is not None and "081234567890" not in record.exc_text
