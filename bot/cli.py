@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -20,11 +21,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
-        "run", help="serve Telegram users (long polling); applies pending migrations first",
+        "run",
+        help="serve Telegram users (long polling); applies pending migrations first",
         description="Serve Telegram users with long polling. Needs TELEGRAM_BOT_TOKEN.",
     )
     chat = commands.add_parser(
-        "chat", help="try the bot in this terminal against a built-in fake Telegram",
+        "chat",
+        help="try the bot in this terminal against a built-in fake Telegram",
         description="Run the bot against a fake Telegram on loopback and chat with it here. "
         "No token needed.",
     )
@@ -33,14 +36,16 @@ def _parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply pending migrations and load area data")
     villages = commands.add_parser("villages", help="look up villages")
-    village_commands = villages.add_subparsers(dest="villages_command", required=True,
-                                               metavar="ACTION")
+    village_commands = villages.add_subparsers(
+        dest="villages_command", required=True, metavar="ACTION"
+    )
     search = village_commands.add_parser("search", help="find villages of the branch by name")
     search.add_argument("text", help="a village name, typos allowed")
     export = commands.add_parser("export", help="export all applications to CSV or XLSX")
     export.add_argument("--format", choices=("csv", "xlsx"), default="csv")
-    export.add_argument("--output", type=Path, help="file to write (default: standard output "
-                        "for CSV)")
+    export.add_argument(
+        "--output", type=Path, help="file to write (default: standard output for CSV)"
+    )
     adat = commands.add_parser("desa-adat", help="manage the desa adat list")
     adat_commands = adat.add_subparsers(dest="adat_command", required=True, metavar="ACTION")
     importer = adat_commands.add_parser(
@@ -54,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a configuration problem ends with one line naming the setting."""
     args = _parser().parse_args(argv)
+    # python-telegram-bot 22 warns on every RetryAfter unless it may use timedelta; opt in.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     if args.command == "keygen":
         from bot.security import generate_key
 
@@ -63,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         from bot.security import setup_logging
 
-        secrets = [settings.telegram_bot_token.get_secret_value()] if settings.telegram_bot_token else []
+        secrets = (
+            [settings.telegram_bot_token.get_secret_value()] if settings.telegram_bot_token else []
+        )
         setup_logging(settings.log_level, secrets)
         return asyncio.run(_dispatch(args, settings))
     except ConfigError as exc:
@@ -94,8 +103,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             for village in found:
                 district = runtime.areas.district_by_code[village.district_code]
                 regency = runtime.areas.regency_by_code[district.regency_code]
-                print(f"{village.code}  {village.name} ({village.kind}), {district.name}, "
-                      f"{regency.name}")
+                print(
+                    f"{village.code}  {village.name} ({village.kind}), {district.name}, "
+                    f"{regency.name}"
+                )
             return 0
         if args.command == "export":
             return await _export(runtime, args.format, args.output)

@@ -30,7 +30,7 @@ def test_the_nik_hash_is_stable_and_keyed() -> None:
 
 def test_a_wrong_key_is_a_configuration_error() -> None:
     """A DATA_KEY that is not a Fernet key stops start-up naming DATA_KEY."""
-    with pytest.raises(ConfigError, match="^DATA_KEY:"):
+    with pytest.raises(ConfigError, match=r"^DATA_KEY:"):
         Cipher(b"not-a-key")
 
 
@@ -51,7 +51,7 @@ def test_without_data_key_a_private_key_file_is_made(
 def test_postgresql_needs_a_data_key() -> None:
     """On PostgreSQL there is no key file: DATA_KEY must be given."""
     settings = load_settings(_env_file=None, database_url="postgresql+asyncpg://u@h/db")
-    with pytest.raises(ConfigError, match="^DATA_KEY:"):
+    with pytest.raises(ConfigError, match=r"^DATA_KEY:"):
         load_cipher(settings)
 
 
@@ -68,15 +68,21 @@ def test_postgresql_needs_a_data_key() -> None:
 def test_logs_never_show_nik_phone_or_token(text: str) -> None:
     """Redaction removes NIK-, phone- and token-shaped strings."""
     cleaned = redact(text)
-    for secret in ("5102051708850003", "081234567890", "812-3456-7890", "6281234567890",
-                   "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"):
+    for secret in (
+        "5102051708850003",
+        "081234567890",
+        "812-3456-7890",
+        "6281234567890",
+        "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+    ):
         assert secret not in cleaned
 
 
 def test_the_filter_cleans_arguments_and_tracebacks() -> None:
     """A record's %-arguments and exception text are redacted as well."""
-    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "nik=%s", ("5102051708850003",),
-                               None)
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "nik=%s", ("5102051708850003",), None
+    )
     try:
         raise ValueError("bad 081234567890")
     except ValueError:

@@ -67,7 +67,8 @@ def to_incoming(update: Update) -> Incoming | None:
         return Incoming(
             InputKind.CONTACT,
             contact_phone=message.contact.phone_number,
-            contact_is_own=message.contact.user_id is not None and message.contact.user_id == sender,
+            contact_is_own=message.contact.user_id is not None
+            and message.contact.user_id == sender,
         )
     text = message.text
     if text is None:
@@ -78,10 +79,15 @@ def to_incoming(update: Update) -> Incoming | None:
     return Incoming(InputKind.TEXT, text=text)
 
 
-def _markup(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
+def _markup(
+    reply: Reply,
+) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
     if reply.contact_button is not None:
         return ReplyKeyboardMarkup(
-            [[KeyboardButton(reply.contact_button, request_contact=True)]],
+            [
+                [KeyboardButton(reply.contact_button, request_contact=True)],
+                *([KeyboardButton(label)] for label in reply.typed_buttons),
+            ],
             resize_keyboard=True,
             one_time_keyboard=True,
         )
@@ -89,7 +95,10 @@ def _markup(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyK
         return ReplyKeyboardRemove()
     if reply.buttons:
         return InlineKeyboardMarkup(
-            [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in reply.buttons]
+            [
+                [InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
+                for row in reply.buttons
+            ]
         )
     return None
 
@@ -200,7 +209,9 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             person.language_code if person else None, runtime.settings.default_language
         )
         try:
-            await context.bot.send_message(update.effective_chat.id, translator(language)("error.internal"))
+            await context.bot.send_message(
+                update.effective_chat.id, translator(language)("error.internal")
+            )
         except TelegramError:
             log.warning("Could not tell the user about the error")
 

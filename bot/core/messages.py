@@ -55,6 +55,8 @@ class Reply:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     contact_button: str | None = None
+    # Plain answer buttons shown under the contact button; pressing one sends its label.
+    typed_buttons: tuple[str, ...] = ()
     remove_keyboard: bool = False
     edit: bool = False
     attachment: Attachment | None = None

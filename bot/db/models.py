@@ -128,7 +128,7 @@ class Application(Base):
     status: Mapped[str] = mapped_column(String(20), default="draft", index=True)
     reference: Mapped[str | None] = mapped_column(String(20), unique=True)
     step: Mapped[str | None] = mapped_column(String(30))
-    # Plain, non-sensitive conversation state (list page, "came from the summary", pending confirmation).
+    # Plain, non-sensitive conversation state: list page, editing from the summary, and so on.
     flow_state: Mapped[str] = mapped_column(Text, default="{}")
     answers_enc: Mapped[str | None] = mapped_column(Text)
     nik_hash: Mapped[str | None] = mapped_column(String(64), index=True)

@@ -31,13 +31,7 @@ async def load_areas(session: AsyncSession, regency_codes: Sequence[str]) -> int
         if r.code not in have_regencies
     )
     await session.flush()
-    loaded = set(
-        (
-            await session.scalars(
-                select(models.District.regency_code).distinct()
-            )
-        ).all()
-    )
+    loaded = set((await session.scalars(select(models.District.regency_code).distinct())).all())
     missing = [code for code in regency_codes if code not in loaded]
     if not missing:
         return 0
@@ -107,8 +101,14 @@ class AreaDirectory:
         ]
         return sorted(found, key=lambda v: v.name)
 
-    def search(self, query: str, *, district_code: str | None = None,
-               regency_code: str | None = None, limit: int = 5) -> list[models.Village]:
+    def search(
+        self,
+        query: str,
+        *,
+        district_code: str | None = None,
+        regency_code: str | None = None,
+        limit: int = 5,
+    ) -> list[models.Village]:
         """Villages whose name matches `query` (tolerant of case, spacing and small typos)."""
         if district_code is not None:
             pool = self.villages.get(district_code, [])

@@ -213,7 +213,10 @@ class Conversation:
                 t("menu.prompt"),
                 buttons=(
                     (Button(t(register), "menu:register"),),
-                    (Button(t("menu.info"), "menu:info"), Button(t("menu.calculator"), "menu:iuran")),
+                    (
+                        Button(t("menu.info"), "menu:info"),
+                        Button(t("menu.calculator"), "menu:iuran"),
+                    ),
                     (Button(t("menu.language"), "menu:language"),),
                 ),
             )
@@ -315,7 +318,7 @@ class Conversation:
             )
         if turn.draft is not None and turn.draft.step in BY_KEY:
             lines.append(
-                t("status.draft", step=BY_KEY[turn.draft.step].step, total=TOTAL_STEPS)
+                t("status.unfinished", step=BY_KEY[turn.draft.step].step, total=TOTAL_STEPS)
             )
         if len(lines) == 1:
             turn.say(
@@ -477,7 +480,7 @@ class Conversation:
             self._menu(turn)
             return
         turn.text("consent.thanks")
-        await self._goto(turn, next_question(turn.answers))
+        await self._goto(turn, QUESTIONS[0])
 
     async def _summary_button(self, turn: Turn, action: str) -> None:
         if action == "send":
@@ -520,10 +523,10 @@ class Conversation:
             turn.draft.step = SUMMARY
         else:
             turn.draft.step = question.key
-        if leaving is not None and leaving.kind is Kind.PHONE and leaving.key == "phone":
+        left_phone = leaving is not None and leaving.key == "phone" and question != leaving
+        if left_phone and not any(r.remove_keyboard for r in turn.outcome.replies):
             # Take the "share my number" keyboard away once the phone question is behind us.
-            if question is None or question.key != "phone":
-                turn.say(Reply(turn.t("keyboard.closed"), remove_keyboard=True))
+            turn.say(Reply(turn.t("keyboard.closed"), remove_keyboard=True))
         await self._show_step(turn)
 
     async def _after_answer(self, turn: Turn, question: Question) -> None:
@@ -579,6 +582,9 @@ class Conversation:
             turn.text("answer.use_buttons")
             await self._show_step(turn)
             return
+        if incoming.kind is InputKind.TEXT and _means_back(turn.t, incoming.text):
+            await self._go_back(turn)
+            return
         try:
             if incoming.kind is InputKind.CONTACT:
                 value = self._contact_answer(question, incoming)
@@ -601,8 +607,9 @@ class Conversation:
             if turn.answers.get("district") != village.district_code:
                 store_answer(turn.answers, "district", village.district_code)
         store_answer(turn.answers, question.key, value)
-        if question.kind is Kind.PHONE and question.key == "phone":
-            turn.text("phone.saved", phone=format_phone_local(str(value)))
+        if question.key == "phone":
+            saved = turn.t("phone.saved", phone=format_phone_local(str(value)))
+            turn.say(Reply(saved, remove_keyboard=True))
         await self._after_answer(turn, question)
 
     def _contact_answer(self, question: Question, incoming: Incoming) -> str:
@@ -647,8 +654,15 @@ class Conversation:
             if area_data.normalise_name(button.label) == wanted or button.data == text:
                 return await self._choice_value(turn, question, button.data.rsplit(":", 1)[-1])
         aliases = {
-            "gender": {"l": "L", "laki": "L", "pria": "L", "male": "L", "p": "P",
-                       "wanita": "P", "female": "P"},
+            "gender": {
+                "l": "L",
+                "laki": "L",
+                "pria": "L",
+                "male": "L",
+                "p": "P",
+                "wanita": "P",
+                "female": "P",
+            },
         }.get(key, {})
         if wanted in aliases:
             return aliases[wanted]
@@ -759,9 +773,7 @@ class Conversation:
         district = turn.answers.get("district")
         rows = await turn.session.scalars(
             select(DesaAdat)
-            .where(
-                (DesaAdat.village_code == village) | (DesaAdat.district_code == district)
-            )
+            .where((DesaAdat.village_code == village) | (DesaAdat.district_code == district))
             .order_by(DesaAdat.village_code != village, DesaAdat.name)
             .limit(12)
         )
@@ -823,7 +835,11 @@ class Conversation:
         if step == CONSENT:
             turn.say(
                 Reply(
-                    t("consent.text", version=CONSENT_VERSION),
+                    t(
+                        "consent.text",
+                        version=CONSENT_VERSION,
+                        days=self.s.settings.draft_retention_days,
+                    ),
                     buttons=(
                         (Button(t("consent.yes"), "consent:yes"),),
                         (Button(t("consent.no"), "consent:no"),),
@@ -856,10 +872,13 @@ class Conversation:
         if question.skippable:
             nav.append(Button(t("nav.skip"), f"skip:{question.key}"))
         rows.append(tuple(nav))
-        contact = t("phone.share_button") if question.key == "phone" else None
-        if contact is not None:
-            # A message carries one keyboard: the contact button wins, Kembali/Lewati are typed.
-            return Reply("\n\n".join([*parts, t("nav.typed_hint")]), contact_button=contact)
+        if question.key == "phone":
+            # A message carries one keyboard: the contact button, with Kembali as a typed answer.
+            return Reply(
+                "\n\n".join(parts),
+                contact_button=t("phone.share_button"),
+                typed_buttons=(t("nav.back"),),
+            )
         return Reply("\n\n".join(parts), buttons=tuple(rows), edit=edit)
 
     def _prompt_params(self, turn: Turn, question: Question) -> dict[str, Any]:
@@ -959,9 +978,7 @@ class Conversation:
             row.append(Button(turn.t("village.next"), f"f:village:page{page + 1}"))
         return [tuple(row)] if row else []
 
-    def _income_buttons(
-        self, turn: Turn, prefix: str, *, flat: bool = False
-    ) -> Any:
+    def _income_buttons(self, turn: Turn, prefix: str, *, flat: bool = False) -> Any:
         buttons = [
             Button(format_rupiah(amount), f"{prefix}:{amount}")
             for amount in self.s.settings.income_options
@@ -977,7 +994,11 @@ class Conversation:
                 continue
             shown.add(question.key)
             lines.append(
-                t("summary.line", label=t(question.label_key), value=self._display(turn, question.key))
+                t(
+                    "summary.line",
+                    label=t(question.label_key),
+                    value=self._display(turn, question.key),
+                )
             )
         contribution = self._answers_contribution(turn.answers, int(turn.answers.get("period", 1)))
         lines.append("")
@@ -995,8 +1016,10 @@ class Conversation:
 
     def _contribution_text(self, turn: Turn, c: Contribution) -> str:
         t = turn.t
-        items = [t("contribution.jkk", amount=format_rupiah(c.jkk)),
-                 t("contribution.jkm", amount=format_rupiah(c.jkm))]
+        items = [
+            t("contribution.jkk", amount=format_rupiah(c.jkk)),
+            t("contribution.jkm", amount=format_rupiah(c.jkm)),
+        ]
         if Program.JHT in c.programs:
             items.append(t("contribution.jht", amount=format_rupiah(c.jht)))
         return t(
@@ -1023,6 +1046,12 @@ class Conversation:
 
 
 _ALREADY_HANDLED = object()
+
+
+def _means_back(t: Translator, text: str) -> bool:
+    """Typing the Kembali button's label (or plain "kembali"/"back") goes back."""
+    wanted = area_data.normalise_name(text)
+    return wanted in {area_data.normalise_name(t("nav.back")), "kembali", "back"}
 
 
 def _clear_winner(matches: list[tuple[str, float]]) -> bool:

@@ -41,8 +41,12 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
-def _row(app: Application, answers: dict[str, Any], areas: AreaDirectory, settings: Settings,
-         ) -> dict[str, Any]:
+def _row(
+    app: Application,
+    answers: dict[str, Any],
+    areas: AreaDirectory,
+    settings: Settings,
+) -> dict[str, Any]:
     row: dict[str, Any] = {
         "reference": app.reference or "",
         "status": app.status,

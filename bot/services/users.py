@@ -8,9 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import User, utcnow
 
 
-async def user_for_telegram(
-    session: AsyncSession, telegram_id: int, language: str
-) -> User:
+async def user_for_telegram(session: AsyncSession, telegram_id: int, language: str) -> User:
     """The user with this Telegram id, created with `language` on first contact."""
     user = await session.scalar(select(User).where(User.telegram_id == telegram_id))
     if user is None:

@@ -1,0 +1,59 @@
+"""`python -m bot chat`: the real bot against the fake Telegram, chatted with in this terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+
+from bot.channels.telegram import build_application, set_command_menus
+from bot.config import Settings
+from bot.fakebot import FakeTelegram
+from bot.i18n import translator
+from bot.runtime import open_runtime
+from bot.terminal import run_terminal_chat
+
+# Simulated people: a worker first; more join when a later feature needs them (leaders).
+SIMULATED_USERS = ((700001, "Made"), (700002, "Ketut"), (700003, "Wayan"))
+
+
+async def _read_line() -> str | None:
+    line = await asyncio.to_thread(sys.stdin.readline)
+    return line.rstrip("\n") if line else None
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+async def run_chat(settings: Settings, *, language: str | None = None) -> int:
+    """Start the fake Telegram and the bot, and chat in the terminal until `:keluar` or EOF."""
+    # The terminal is for the conversation; the bot's own log lines would interleave with it.
+    logging.getLogger().setLevel(logging.WARNING)
+    language = language or settings.default_language
+    async with FakeTelegram() as fake, open_runtime(settings) as runtime:
+        application = build_application(runtime, fake.token, fake.base_url)
+        async with application:
+            await set_command_menus(application, settings.default_language)
+            await application.start()
+            assert application.updater is not None
+            await application.updater.start_polling(poll_interval=0.0, timeout=5)
+            users = [
+                fake.user(user_id, name, language_code=language)
+                for user_id, name in SIMULATED_USERS
+            ]
+            try:
+                await run_terminal_chat(
+                    fake,
+                    users=users,
+                    read_line=_read_line,
+                    write=_write,
+                    text=translator(language),
+                )
+            finally:
+                with contextlib.suppress(Exception):
+                    await application.updater.stop()
+                await application.stop()
+    return 0

@@ -1,0 +1,29 @@
+"""Running a python-telegram-bot Application against the fake Telegram."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from telegram.ext import Application
+
+AnyApplication = TypeVar("AnyApplication", bound=Application[Any, Any, Any, Any, Any, Any])
+
+
+@asynccontextmanager
+async def polling(application: AnyApplication) -> AsyncIterator[AnyApplication]:
+    """Run an application with long polling for the duration of the block, then shut it down.
+
+    Build it with ``base_url(fake.base_url)`` and ``base_file_url(fake.base_file_url)``.
+    """
+    if application.updater is None:
+        raise ValueError("the application needs an updater to poll")
+    async with application:
+        await application.start()
+        await application.updater.start_polling(poll_interval=0)
+        try:
+            yield application
+        finally:
+            await application.updater.stop()
+            await application.stop()

@@ -1,0 +1,170 @@
+"""Shared fixtures: real databases (SQLite file and PostgreSQL), the fake Telegram, the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.channels.telegram import build_application, set_command_menus
+from bot.config import Settings, load_settings
+from bot.fakebot import FakeTelegram
+from bot.runtime import Runtime, open_runtime
+from bot.security import generate_key
+
+# python-telegram-bot 22 warns on every RetryAfter unless it may use timedelta; opt in.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+# Tables that tests fill; the area tables are loaded once and kept.
+USER_TABLES = ("consents", "applications", "desa_adat", "users")
+DATA_KEY = generate_key()
+
+
+async def _postgres_ready() -> str | None:
+    engine = create_async_engine(PG_URL)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return None
+    except Exception as exc:  # any failure means "not reachable"
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str]:
+    """A schema of its own in the test database for this test run."""
+    problem = asyncio.run(_postgres_ready())
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {PG_URL} is required in CI: {problem}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {problem}")
+    schema = f"bc_test_{uuid.uuid4().hex[:8]}"
+
+    async def run(sql: str) -> None:
+        engine = create_async_engine(PG_URL)
+        async with engine.begin() as connection:
+            await connection.execute(text(sql))
+        await engine.dispose()
+
+    asyncio.run(run(f"CREATE SCHEMA {schema}"))
+    yield schema
+    asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
+
+
+@pytest.fixture(scope="session")
+def sqlite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file for the run; tests empty the user tables between them."""
+    return tmp_path_factory.mktemp("db") / "bot.db"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest) -> Settings:
+    """Settings for one test, on SQLite or on PostgreSQL."""
+    overrides: dict[str, Any] = {"data_key": DATA_KEY, "_env_file": None}
+    if request.param == "sqlite":
+        path: Path = request.getfixturevalue("sqlite_path")
+        overrides["database_url"] = f"sqlite+aiosqlite:///{path}"
+    else:
+        request.getfixturevalue("postgres_schema")
+        overrides["database_url"] = PG_URL
+    return load_settings(**overrides)
+
+
+def _engine_options(settings: Settings, request: pytest.FixtureRequest) -> dict[str, Any]:
+    if settings.is_sqlite:
+        return {}
+    schema = request.getfixturevalue("postgres_schema")
+    return {"connect_args": {"server_settings": {"search_path": schema}}}
+
+
+RuntimeFactory = Callable[[], AbstractAsyncContextManager[Runtime]]
+
+
+@pytest.fixture
+def runtime_factory(settings: Settings, request: pytest.FixtureRequest) -> RuntimeFactory:
+    """Opens a runtime on the test's database, as a restarted bot would."""
+    options = _engine_options(settings, request)
+    return lambda: open_runtime(settings, **options)
+
+
+@pytest.fixture
+async def runtime(runtime_factory: RuntimeFactory) -> AsyncIterator[Runtime]:
+    """The bot's runtime on a database whose user tables start empty."""
+    async with runtime_factory() as rt:
+        await _empty_user_tables(rt)
+        yield rt
+
+
+async def _empty_user_tables(rt: Runtime) -> None:
+    async with rt.engine.begin() as connection:
+        if rt.settings.is_sqlite:
+            for table in USER_TABLES:
+                await connection.execute(text(f"DELETE FROM {table}"))
+        else:
+            await connection.execute(
+                text(f"TRUNCATE {', '.join(USER_TABLES)} RESTART IDENTITY CASCADE")
+            )
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    """The fake Telegram Bot API server on loopback."""
+    server = FakeTelegram()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@dataclass
+class RunningBot:
+    """A bot application serving the fake Telegram, and what it runs on."""
+
+    fake: FakeTelegram
+    runtime: Runtime
+    application: Any
+    stopped: bool = False
+
+    async def stop(self) -> None:
+        """Stop polling and shut the application down (once)."""
+        if self.stopped:
+            return
+        self.stopped = True
+        await self.application.updater.stop()
+        await self.application.stop()
+        await self.application.shutdown()
+
+
+async def start_bot(fake: FakeTelegram, runtime: Runtime) -> RunningBot:
+    """Start the real bot against the fake Telegram (real HTTP on loopback)."""
+    application = build_application(runtime, fake.token, fake.base_url)
+    await application.initialize()
+    await set_command_menus(application, runtime.settings.default_language)
+    await application.start()
+    assert application.updater is not None
+    await application.updater.start_polling(poll_interval=0.0, timeout=1)
+    return RunningBot(fake, runtime, application)
+
+
+@pytest.fixture
+async def bot(fake: FakeTelegram, runtime: Runtime) -> AsyncIterator[RunningBot]:
+    """The running bot."""
+    running = await start_bot(fake, runtime)
+    try:
+        yield running
+    finally:
+        await running.stop()

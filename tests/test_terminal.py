@@ -1,0 +1,224 @@
+"""A tester chats with the real bot from the terminal, through the fake Telegram."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.ext import (
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.fakebot import FakeTelegram, FakeUser
+from bot.fakebot.harness import polling
+from bot.terminal import run_terminal_chat, stdin_lines
+
+MENU = InlineKeyboardMarkup(
+    [
+        [
+            InlineKeyboardButton("Daftar", callback_data="register"),
+            InlineKeyboardButton("Info program", callback_data="info"),
+        ]
+    ]
+)
+ATTACHMENTS = ("contact", "location", "sticker", "photo", "voice", "document")
+
+
+@pytest.fixture(autouse=True)
+def _time_periods_as_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
+    # PTB 22 warns on every integer time period unless opted in.
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+
+
+def message_of(update: Update) -> Message:
+    assert update.effective_message is not None
+    return update.effective_message
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Show the main menu."""
+    await message_of(update).reply_text("Selamat datang", reply_markup=MENU)
+
+
+async def report(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Send a spreadsheet."""
+    await message_of(update).reply_document(b"PK report", filename="laporan.xlsx")
+
+
+async def choose(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answer a menu button and replace the menu with the choice."""
+    assert update.callback_query is not None
+    await update.callback_query.answer("Dipilih")
+    await update.callback_query.edit_message_text(f"chosen {update.callback_query.data}")
+
+
+async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Repeat a text."""
+    await message_of(update).reply_text(f"echo {message_of(update).text}")
+
+
+async def describe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Say what kind of attachment arrived (and whose contact it is)."""
+    message = message_of(update)
+    kind = next(name for name in ATTACHMENTS if getattr(message, name))
+    detail = f" {message.contact.phone_number} {message.contact.user_id}" if message.contact else ""
+    await message.reply_text(f"got {kind}{detail}")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+async def app(fake: FakeTelegram) -> AsyncIterator[None]:
+    """Run a small real bot against the fake while the test runs."""
+    application = (
+        ApplicationBuilder()
+        .token(fake.token)
+        .base_url(fake.base_url)
+        .base_file_url(fake.base_file_url)
+        .build()
+    )
+    application.add_handler(CommandHandler("start", start))
+    application.add_handler(CommandHandler("laporan", report))
+    application.add_handler(CallbackQueryHandler(choose))
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
+    application.add_handler(MessageHandler(~filters.TEXT, describe))
+    async with polling(application):
+        yield
+
+
+def files_in(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+class ScriptedTester:
+    """Someone at the keyboard: waits until the screen shows a text, then types a line."""
+
+    def __init__(self, *steps: tuple[str, str]) -> None:
+        self.steps = list(steps)
+        self.screen: list[str] = []
+        self._unread_from = 0
+        self._written = asyncio.Event()
+
+    def write(self, line: str) -> None:
+        self.screen.append(line)
+        self._written.set()
+
+    async def read_line(self) -> str | None:
+        if not self.steps:
+            return None
+        expected, typed = self.steps.pop(0)
+        async with asyncio.timeout(5):
+            while not any(expected in line for line in self.screen[self._unread_from :]):
+                self._written.clear()
+                await self._written.wait()
+        self._unread_from = len(self.screen)
+        return typed
+
+    async def chat(self, fake: FakeTelegram, *users: FakeUser, files_dir: Path) -> str:
+        await run_terminal_chat(
+            fake,
+            users=users,
+            read_line=self.read_line,
+            write=self.write,
+            text=lambda key: key,
+            files_dir=files_dir,
+        )
+        return "\n".join(self.screen)
+
+
+@pytest.mark.usefixtures("app")
+async def test_a_tester_types_button_numbers_and_sees_the_message_change(
+    fake: FakeTelegram, tmp_path: Path
+) -> None:
+    tester = ScriptedTester(
+        ("terminal.welcome", "/start"),
+        ("[1] Daftar  [2] Info program", "2"),
+        ("chosen info", "7"),
+        ("echo 7", ":keluar"),
+    )
+
+    screen = await tester.chat(fake, fake.user(1001), files_dir=tmp_path)
+
+    assert "Bebas Cemas:\nSelamat datang\n  [1] Daftar  [2] Info program" in screen
+    assert "Bebas Cemas terminal.edited:\nchosen info" in screen
+    assert "terminal.alert" in screen
+    assert screen.endswith("terminal.bye")
+
+
+@pytest.mark.usefixtures("app")
+async def test_colon_commands_share_contacts_and_send_attachments(
+    fake: FakeTelegram, tmp_path: Path
+) -> None:
+    made = fake.user(1001)
+    tester = ScriptedTester(
+        ("terminal.welcome", ":kontak"),
+        ("terminal.contact.ask", ":kontak 081234567890"),
+        ("got contact 081234567890 1001", ":kontak-lain 081298765432"),
+        ("got contact 081298765432 None", ":lokasi"),
+        ("got location", ":stiker"),
+        ("got sticker", ":foto"),
+        ("got photo", ":suara"),
+        ("got voice", ":berkas kk.pdf"),
+        ("got document", ":bantuan"),
+        ("terminal.help", ":apa"),
+    )
+
+    screen = await tester.chat(fake, made, files_dir=tmp_path)
+
+    assert screen.endswith("terminal.command.unknown")
+    assert made.phone_number == "081234567890"
+
+
+@pytest.mark.usefixtures("app")
+async def test_a_leader_and_a_resident_take_turns_in_one_session(
+    fake: FakeTelegram, tmp_path: Path
+) -> None:
+    leader, resident = fake.user(1001, "Made"), fake.user(1002, "Ketut")
+    tester = ScriptedTester(
+        ("terminal.welcome", ":pengguna 2"),
+        ("terminal.users.switched", "halo"),
+        ("echo halo", ":pengguna 9"),
+        ("terminal.users.unknown", ":pengguna"),
+    )
+
+    screen = await tester.chat(fake, leader, resident, files_dir=tmp_path)
+
+    assert "Bebas Cemas → Ketut:\necho halo" in screen
+    assert fake.messages(leader.chat_id) == []
+    assert screen.endswith("[1] Made (1001)\n  [2] Ketut (1002) terminal.users.active")
+
+
+@pytest.mark.usefixtures("app")
+async def test_a_document_from_the_bot_is_saved_for_the_tester(
+    fake: FakeTelegram, tmp_path: Path
+) -> None:
+    tester = ScriptedTester(
+        ("terminal.welcome", "/laporan"), ("terminal.document.saved", ":keluar")
+    )
+
+    await tester.chat(fake, fake.user(1001), files_dir=tmp_path)
+
+    assert files_in(tmp_path) == {"2-laporan.xlsx": b"PK report"}
+
+
+async def test_standard_input_is_read_line_by_line_until_its_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("halo\n:keluar\n"))
+    read_line = stdin_lines()
+
+    assert [await read_line(), await read_line(), await read_line()] == ["halo", ":keluar", None]
