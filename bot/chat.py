@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import sys
 
 from bot.channels.telegram import build_application, set_command_menus
@@ -12,15 +10,10 @@ from bot.config import Settings
 from bot.fakebot import FakeTelegram
 from bot.i18n import translator
 from bot.runtime import open_runtime
-from bot.terminal import run_terminal_chat
+from bot.terminal import run_terminal_chat, stdin_lines
 
 # Simulated people: a worker first; more join when a later feature needs them (leaders).
 SIMULATED_USERS = ((700001, "Made"), (700002, "Ketut"), (700003, "Wayan"))
-
-
-async def _read_line() -> str | None:
-    line = await asyncio.to_thread(sys.stdin.readline)
-    return line.rstrip("\n") if line else None
 
 
 def _write(text: str) -> None:
@@ -30,8 +23,6 @@ def _write(text: str) -> None:
 
 async def run_chat(settings: Settings, *, language: str | None = None) -> int:
     """Start the fake Telegram and the bot, and chat in the terminal until `:keluar` or EOF."""
-    # The terminal is for the conversation; the bot's own log lines would interleave with it.
-    logging.getLogger().setLevel(logging.WARNING)
     language = language or settings.default_language
     async with FakeTelegram() as fake, open_runtime(settings) as runtime:
         application = build_application(runtime, fake.token, fake.base_url)
@@ -48,7 +39,7 @@ async def run_chat(settings: Settings, *, language: str | None = None) -> int:
                 await run_terminal_chat(
                     fake,
                     users=users,
-                    read_line=_read_line,
+                    read_line=stdin_lines(),
                     write=_write,
                     text=translator(language),
                 )

@@ -10,8 +10,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         secrets = (
             [settings.telegram_bot_token.get_secret_value()] if settings.telegram_bot_token else []
         )
-        setup_logging(settings.log_level, secrets)
+        # In the terminal chat, log lines would interleave with the conversation.
+        level = "WARNING" if args.command == "chat" else settings.log_level
+        setup_logging(level, secrets)
         return asyncio.run(_dispatch(args, settings))
     except ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
@@ -126,20 +132,19 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     return 2
 
 
-async def _export(runtime: object, fmt: str, output: Path | None) -> int:
-    from bot.runtime import Runtime
-    from bot.services.export import export_rows, write_export
+async def _export(runtime: Runtime, fmt: str, output: Path | None) -> int:
+    from bot.services.export import export_rows, write_csv, write_export
 
-    assert isinstance(runtime, Runtime)
     if output is None and fmt == "xlsx":
         print("--output is needed for XLSX", file=sys.stderr)
         return 2
-    target = output or Path("/dev/stdout")
     async with runtime.sessions() as session:
         rows = export_rows(session, runtime.cipher, runtime.areas, runtime.settings)
-        count = await write_export(rows, fmt, target)
-    if output is not None:
-        print(f"Exported {count} applications to {output}", file=sys.stderr)
+        if output is None:
+            count = await write_csv(rows, sys.stdout)
+        else:
+            count = await write_export(rows, fmt, output)
+    print(f"Exported {count} applications{f' to {output}' if output else ''}.", file=sys.stderr)
     return 0
 
 

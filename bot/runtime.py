@@ -12,7 +12,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.db.session import make_engine, make_sessionmaker, upgrade_database
+from bot.db.session import (
+    make_engine,
+    make_sessionmaker,
+    pending_migrations,
+    upgrade_database,
+)
 from bot.security import Cipher, load_cipher
 from bot.services.areas import AreaDirectory, load_areas
 from bot.services.conversation import Conversation, Services
@@ -38,7 +43,10 @@ class Runtime:
 
 async def prepare_database(settings: Settings, engine: AsyncEngine) -> AreaDirectory:
     """Apply pending migrations, load missing areas, and read the branch's directory."""
-    await upgrade_database(engine)
+    pending = await pending_migrations(engine)
+    if pending:
+        await upgrade_database(engine)
+        log.info("Applied %d database migration(s)", len(pending))
     sessions = make_sessionmaker(engine)
     async with sessions() as session, session.begin():
         added = await load_areas(session, settings.branch_regencies)

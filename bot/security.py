@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -120,8 +119,5 @@ def setup_logging(level: str, secrets: list[str]) -> None:
     # httpx logs every request URL, and Bot API URLs contain the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
-
-
-def ensure_private(path: Path) -> None:
-    """Make a file readable by its owner only."""
-    path.chmod(0o600)
+    # Alembic describes its own set-up at INFO on every start; only its warnings matter.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -107,6 +107,7 @@ class _Session:
         self.text = text
         self.files_dir = files_dir
         self.phone_given: set[int] = set()
+        self.printed: dict[tuple[int, int], str] = {}
         self.commands: dict[str, Callable[[str], Awaitable[bool]]] = {
             "kontak": self._own_contact,
             "kontak-lain": self._other_contact,
@@ -151,6 +152,15 @@ class _Session:
             self._show_message(user, event.message, edited=event.kind == "edited")
 
     def _show_message(self, user: FakeUser, message: BotMessage, *, edited: bool) -> None:
+        body = message.text if message.kind == "text" else message.caption
+        before = self.printed.get((message.chat_id, message.message_id))
+        self.printed[(message.chat_id, message.message_id)] = body or ""
+        if edited and before is not None and body is not None and body.startswith(before):
+            # Only what the edit added is new to the reader (e.g. the chosen answer).
+            added = body[len(before) :].strip()
+            if not added and not message.keyboard_rows():
+                return
+            body = added
         header = self.fake.bot_name
         if len(self.users) > 1:
             header += f" → {user.first_name}"
@@ -159,7 +169,6 @@ class _Session:
         self.write(header + ":")
         if message.kind != "text":
             self._show_file(message)
-        body = message.text if message.kind == "text" else message.caption
         if body:
             self.write(body)
         number = 0

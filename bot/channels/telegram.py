@@ -137,10 +137,15 @@ async def deliver(
         return
     pressed = query.message if query is not None and isinstance(query.message, Message) else None
     if query is not None:
-        await _quietly(query.answer(outcome.toast))
+        await _quietly(query.answer())
         if pressed is not None and not any(r.edit for r in outcome.replies):
-            # The question is answered: its buttons go, so they cannot be pressed again.
-            await _quietly(pressed.edit_reply_markup(reply_markup=None))
+            # The question is answered: its buttons go (so they cannot be pressed again) and
+            # the choice stays visible under the question.
+            label = None if outcome.stale_button else _pressed_label(pressed, query.data)
+            if label and pressed.text:
+                await _quietly(pressed.edit_text(f"{pressed.text}\n\n✅ {label}"))
+            else:
+                await _quietly(pressed.edit_reply_markup(reply_markup=None))
     for reply in outcome.replies:
         markup = _markup(reply)
         if reply.edit and pressed is not None and not isinstance(markup, ReplyKeyboardMarkup):
@@ -163,6 +168,17 @@ async def deliver(
             await context.bot.send_message(chat.id, reply.text, reply_markup=markup)
     if outcome.language_changed:
         await _set_commands(context.bot, language, chat_id=chat.id)
+
+
+def _pressed_label(message: Message, data: str | None) -> str | None:
+    markup = message.reply_markup
+    if markup is None or data is None:
+        return None
+    for row in markup.inline_keyboard:
+        for button in row:
+            if button.callback_data == data:
+                return button.text
+    return None
 
 
 async def _quietly(call: Any) -> None:

@@ -60,7 +60,6 @@ class Reply:
     remove_keyboard: bool = False
     edit: bool = False
     attachment: Attachment | None = None
-    toast: str | None = None
 
 
 @dataclass
@@ -68,7 +67,7 @@ class Outcome:
     """Everything the core wants shown in answer to one input."""
 
     replies: list[Reply] = field(default_factory=list)
-    # A short notice on the pressed button itself (Telegram's callback answer).
-    toast: str | None = None
+    # Set when a pressed button was not acted on (old, or its question has passed).
+    stale_button: bool = False
     # Set when the person changed language, so the channel can refresh its menus.
     language_changed: bool = False

@@ -427,7 +427,7 @@ class Conversation:
 
     async def _stale(self, turn: Turn) -> None:
         """An old button, or one whose question has passed: say so and show where we are."""
-        turn.outcome.toast = turn.t("button.stale")
+        turn.outcome.stale_button = True
         turn.text("button.stale")
         await self._repeat_or_menu(turn)
 
@@ -712,6 +712,10 @@ class Conversation:
                 await self._show_step(turn)
                 return
             await self._accept(turn, question, chosen)
+            return
+        if question.key == "village" and value in self.s.areas.village_by_code:
+            # Any village of the branch: the list is paged and "did you mean" offers others.
+            await self._accept(turn, question, value)
             return
         options = await self._options(turn, question)
         if not any(b.data.rsplit(":", 1)[-1] == value for b in options):

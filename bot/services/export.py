@@ -6,7 +6,7 @@ import csv
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from openpyxl import Workbook
 from sqlalchemy import select
@@ -98,18 +98,25 @@ async def export_rows(
         yield _row(app, answers, areas, settings)
 
 
+async def write_csv(rows: AsyncIterator[dict[str, Any]], handle: TextIO) -> int:
+    """Write rows as CSV to an open text handle; return how many were written."""
+    count = 0
+    writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+    writer.writeheader()
+    async for row in rows:
+        writer.writerow(row)
+        count += 1
+    return count
+
+
 async def write_export(rows: AsyncIterator[dict[str, Any]], fmt: str, output: Path) -> int:
     """Write rows to `output` as CSV or XLSX; return how many were written."""
     count = 0
     output.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
+        # The byte-order mark makes Excel read the file as UTF-8 (names with accents).
         with output.open("w", newline="", encoding="utf-8-sig") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            writer.writeheader()
-            async for row in rows:
-                writer.writerow(row)
-                count += 1
-        return count
+            return await write_csv(rows, handle)
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("applications")
     sheet.append(list(COLUMNS))

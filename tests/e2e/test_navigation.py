@@ -7,7 +7,7 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
-from bot.db.models import Application, Consent
+from bot.db.models import Application, Consent, DesaAdat
 from bot.fakebot import FakeTelegram
 from bot.runtime import Runtime
 from bot.services.conversation import CONSENT_VERSION
@@ -214,3 +214,30 @@ async def test_a_refused_start_up_call_does_not_stop_the_bot(
         assert "Rp16.800" in texts(replies)
     finally:
         await running.stop()
+
+
+async def test_desa_adat_of_the_village_are_offered(bot: RunningBot) -> None:
+    """Imported desa adat of the chosen desa appear as buttons."""
+    async with bot.runtime.sessions() as session, session.begin():
+        session.add(
+            DesaAdat(
+                name="Desa Adat Kota Tabanan",
+                village_code="51.02.05.2006",
+                district_code="51.02.05",
+            )
+        )
+    person = Person(bot.fake.user(4012, "Gede"))
+    await start_form(person)
+    for answer in (NIK, "Gede Artha", "17-08-1985"):
+        await person.say(answer)
+    await person.tap("gender.male")
+    await person.say("081234567890")
+    await person.tap_label("Kabupaten Tabanan")
+    await person.tap_label("Tabanan")
+    await person.say("Dajan Peken")
+    replies = await person.tap("nav.skip")
+    assert "Desa Adat Kota Tabanan" in replies[-1].buttons()[0]
+    await person.tap_label("Desa Adat Kota Tabanan")
+    answers = await stored_answers(bot.runtime, 4012)
+    assert answers["desa_adat"]["name"] == "Desa Adat Kota Tabanan"
+    assert await current_step(bot.runtime, 4012) == "occupation"

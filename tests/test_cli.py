@@ -1,0 +1,158 @@
+"""The command line, run as an operator would: `python -m bot ...` in a fresh folder."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from bot.config import load_settings
+from bot.db.models import Application, User
+from bot.runtime import open_runtime
+from bot.security import generate_key
+from tests.services.test_conversation_property import COMPLETE
+
+
+def run(tmp_path: Path, *args: str, key: str = "") -> subprocess.CompletedProcess[str]:
+    """Run `python -m bot ARGS` with a database in tmp_path."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+        "PTB_TIMEDELTA": "true",
+    }
+    if key:
+        env["DATA_KEY"] = key
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["run"],
+        ["chat"],
+        ["db", "upgrade"],
+        ["villages", "search"],
+        ["export"],
+        ["desa-adat", "import"],
+        ["keygen"],
+    ],
+)
+def test_every_command_has_help(tmp_path: Path, command: list[str]) -> None:
+    """`--help` explains each command."""
+    result = run(tmp_path, *command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m bot")
+
+
+def test_village_search_tolerates_typos(tmp_path: Path) -> None:
+    """`villages search` finds Dajan Peken from a misspelling, and says when nothing matches."""
+    found = run(tmp_path, "villages", "search", "dajan pekan")
+    assert found.returncode == 0, found.stderr
+    assert "51.02.05.2006  Dajan Peken (desa), Tabanan, Kabupaten Tabanan" in found.stdout
+    assert (tmp_path / "bot.key").exists()
+    missing = run(tmp_path, "villages", "search", "xqzvw")
+    assert missing.returncode == 1
+    assert "No village" in missing.stdout
+
+
+def test_desa_adat_import_reports_bad_rows(tmp_path: Path) -> None:
+    """Rows with unknown codes are skipped and named; good rows are added once."""
+    source = tmp_path / "adat.csv"
+    source.write_text(
+        "name,village_code\n"
+        "Desa Adat Sidakarya,51.71.01.2007\n"
+        "Desa Adat Tabanan,\n"
+        "Desa Adat Entah,99.99.99.9999\n",
+        encoding="utf-8",
+    )
+    first = run(tmp_path, "desa-adat", "import", str(source))
+    assert first.returncode == 0, first.stderr
+    assert "2 added" in first.stdout
+    assert "line 4: unknown village code 99.99.99.9999" in first.stderr
+    again = run(tmp_path, "desa-adat", "import", str(source))
+    assert "0 added" in again.stdout
+    broken = tmp_path / "broken.csv"
+    broken.write_text("nama\nX\n", encoding="utf-8")
+    refused = run(tmp_path, "desa-adat", "import", str(broken))
+    assert refused.returncode == 1
+    assert "'name'" in refused.stderr
+
+
+async def _submitted_application(tmp_path: Path, key: str) -> None:
+    settings = load_settings(
+        _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/bot.db", data_key=key
+    )
+    async with (
+        open_runtime(settings) as runtime,
+        runtime.sessions() as session,
+        session.begin(),
+    ):
+        user = User(telegram_id=77, language="id")
+        session.add(user)
+        await session.flush()
+        answers = dict(COMPLETE, period=6, programs=["jkk", "jkm", "jht"])
+        session.add(
+            Application(
+                user_id=user.id,
+                status="submitted",
+                reference="BC-TEST22",
+                answers_enc=runtime.cipher.encrypt(answers),
+                village_code=answers["village"],
+            )
+        )
+
+
+def test_export_csv_and_xlsx(tmp_path: Path) -> None:
+    """Exports carry the full NIK as text, E.164 phone, village code and name, contribution."""
+    key = generate_key()
+    asyncio.run(_submitted_application(tmp_path, key))
+    result = run(tmp_path, "export", "--format", "csv", key=key)
+    assert result.returncode == 0, result.stderr
+    assert not result.stdout.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["nik"] == "5102051708850003"
+    assert row["phone"] == "+6281234567890"
+    assert (row["village_code"], row["village_name"]) == ("51.02.05.2006", "Dajan Peken")
+    assert row["programs"] == "JKK+JKM+JHT"
+    assert row["monthly_contribution"] == str(15000 + 6800 + 30000)
+    assert row["per_payment"] == str(51800 * 6)
+
+    output = tmp_path / "out" / "applications.xlsx"
+    result = run(tmp_path, "export", "--format", "xlsx", "--output", str(output), key=key)
+    assert result.returncode == 0, result.stderr
+    sheet = load_workbook(output, read_only=True).active
+    assert sheet is not None
+    header, first = list(sheet.iter_rows(values_only=True))[:2]
+    record = dict(zip(header, first, strict=True))
+    assert record["nik"] == "5102051708850003"
+    assert record["monthly_contribution"] == 51800
+    assert record["village_name"] == "Dajan Peken"
+
+
+def test_keygen_prints_a_usable_key(tmp_path: Path) -> None:
+    """`keygen` prints a key that DATA_KEY accepts."""
+    result = run(tmp_path, "keygen")
+    key = result.stdout.strip()
+    assert result.returncode == 0
+    upgrade = run(tmp_path, "db", "upgrade", key=key)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "up to date" in upgrade.stdout
+    assert not (tmp_path / "bot.key").exists()
