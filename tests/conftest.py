@@ -27,7 +27,18 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Tables that tests fill; the area tables are loaded once and kept.
-USER_TABLES = ("consents", "applications", "desa_adat", "users")
+USER_TABLES = (
+    "deliveries",
+    "broadcasts",
+    "follows",
+    "roles",
+    "invitations",
+    "audit_log",
+    "consents",
+    "applications",
+    "desa_adat",
+    "users",
+)
 DATA_KEY = generate_key()
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -89,6 +90,12 @@ class User(Base):
     language: Mapped[str | None] = mapped_column(String(5))
     # What a free-text answer outside the registration means, e.g. "iuran" for the calculator.
     mode: Mapped[str | None] = mapped_column(String(20))
+    # Plain state of a multi-step non-registration dialogue (composing a broadcast, ...).
+    mode_state: Mapped[str | None] = mapped_column(Text)
+    # Set by /berhenti: no broadcasts until /mulai.
+    opted_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when Telegram says the person blocked the bot; cleared when they write again.
+    blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -141,3 +148,111 @@ class Application(Base):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True
     )
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Role(Base):
+    """A role held by a user: admin/staff for the branch, or a leader of one village."""
+
+    __tablename__ = "roles"
+    __table_args__ = (
+        UniqueConstraint("user_id", "role", "village_code", "desa_adat_id", name="uq_roles_grant"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # admin, staff, perbekel, lurah, bendesa_adat
+    role: Mapped[str] = mapped_column(String(20))
+    village_code: Mapped[str | None] = mapped_column(ForeignKey("villages.code"), index=True)
+    desa_adat_id: Mapped[int | None] = mapped_column(ForeignKey("desa_adat.id"), index=True)
+    granted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Invitation(Base):
+    """A one-time deep-link token that binds a role to whoever opens it first."""
+
+    __tablename__ = "invitations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    village_code: Mapped[str | None] = mapped_column(ForeignKey("villages.code"))
+    desa_adat_id: Mapped[int | None] = mapped_column(ForeignKey("desa_adat.id"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class AuditEntry(Base):
+    """Who did what to whom: grants, revocations, refused privileged actions, broadcasts."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # "cli" for the command line, "bot" for the bot itself, otherwise empty.
+    actor_label: Mapped[str | None] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    target: Mapped[str | None] = mapped_column(String(120))
+    details: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class Follow(Base):
+    """A resident following the news of a desa/kelurahan or a desa adat."""
+
+    __tablename__ = "follows"
+    __table_args__ = (
+        UniqueConstraint("user_id", "village_code", "desa_adat_id", name="uq_follows_target"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    village_code: Mapped[str | None] = mapped_column(ForeignKey("villages.code"), index=True)
+    desa_adat_id: Mapped[int | None] = mapped_column(ForeignKey("desa_adat.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Broadcast(Base):
+    """A message from a leader or staff to an audience, sent through `Delivery` rows."""
+
+    __tablename__ = "broadcasts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # village, desa_adat, regency, all
+    scope_kind: Mapped[str] = mapped_column(String(20))
+    scope_code: Mapped[str | None] = mapped_column(String(20))
+    # followers, applicants, status, unfinished
+    audience: Mapped[str] = mapped_column(String(20), default="followers")
+    status_filter: Mapped[str | None] = mapped_column(String(20))
+    template: Mapped[str | None] = mapped_column(String(40))
+    text: Mapped[str | None] = mapped_column(Text)
+    photo: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # composing, scheduled, sending, paused, cancelled, done
+    state: Mapped[str] = mapped_column(String(20), default="composing", index=True)
+    scheduled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where the live progress message is (the sender's chat), edited in place.
+    progress_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    progress_message_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Delivery(Base):
+    """One recipient of one broadcast: unique, so nobody gets a broadcast twice."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "user_id", name="uq_deliveries_once"),
+        Index("ix_deliveries_pending", "state", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # pending, sending, sent, blocked, failed, uncertain, skipped
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(60))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(String(200))
