@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     jkm_flat: int = 6800
     jht_percent: Decimal = Decimal("2")
     min_income: int = 1_000_000
+    broadcast_rate: float = 25.0
+    broadcast_max_attempts: int = 5
+    invitation_days: int = 7
     log_level: str = "INFO"
 
     @field_validator("telegram_bot_token", "telegram_api_base_url", "data_key", mode="before")
@@ -114,9 +117,18 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as http://127.0.0.1:8081/bot")
         return value or None
 
-    @field_validator("min_age", "max_age", "draft_retention_days", "min_income", "jkm_flat")
+    @field_validator(
+        "min_age",
+        "max_age",
+        "draft_retention_days",
+        "min_income",
+        "jkm_flat",
+        "broadcast_rate",
+        "broadcast_max_attempts",
+        "invitation_days",
+    )
     @classmethod
-    def _check_positive(cls, value: int) -> int:
+    def _check_positive(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be a positive number")
         return value
