@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from bot.channels.telegram import build_application, set_command_menus
+from bot.channels.telegram import announce, build_application
 from bot.config import Settings
 from bot.fakebot import FakeTelegram
 from bot.i18n import translator
@@ -27,7 +27,7 @@ async def run_chat(settings: Settings, *, language: str | None = None) -> int:
     async with FakeTelegram() as fake, open_runtime(settings) as runtime:
         application = build_application(runtime, fake.token, fake.base_url)
         async with application:
-            await set_command_menus(application, settings.default_language)
+            await announce(application, runtime)
             await application.start()
             assert application.updater is not None
             await application.updater.start_polling(poll_interval=0.0, timeout=5)

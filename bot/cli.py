@@ -57,6 +57,45 @@ def _parser() -> argparse.ArgumentParser:
     )
     importer.add_argument("file", type=Path)
     commands.add_parser("keygen", help="print a new DATA_KEY")
+    invite = commands.add_parser(
+        "invite",
+        help="create a one-time invitation link for a role",
+        description="Create a one-time link (valid INVITATION_DAYS days) that gives its first "
+        "opener a role. Prints the link; send it privately to the person.",
+    )
+    invite.add_argument(
+        "--role", required=True, choices=("perbekel", "lurah", "bendesa_adat", "staff")
+    )
+    where = invite.add_mutually_exclusive_group()
+    where.add_argument("--village", help="village code for perbekel/lurah, e.g. 51.02.05.2006")
+    where.add_argument("--desa-adat", type=int, help="desa adat id for bendesa_adat")
+    invite.add_argument(
+        "--bot-username",
+        help="the bot's username for the t.me link "
+        "(default: TELEGRAM_BOT_USERNAME, or asked from Telegram)",
+    )
+    revoke = commands.add_parser("revoke", help="remove a role from a Telegram user")
+    revoke.add_argument("--telegram-id", type=int, required=True)
+    revoke.add_argument(
+        "--role", required=True, choices=("perbekel", "lurah", "bendesa_adat", "staff")
+    )
+    broadcast = commands.add_parser(
+        "broadcast",
+        help="send (or schedule) a broadcast to followers",
+        description="Queue a broadcast for the running bot to deliver; prints its id.",
+    )
+    scope = broadcast.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--village", help="village code")
+    scope.add_argument("--desa-adat", type=int, help="desa adat id")
+    scope.add_argument("--regency", help="regency code, e.g. 51.71")
+    scope.add_argument("--all", action="store_true", help="every follower of the branch")
+    broadcast.add_argument("--text-file", type=Path, required=True, help="UTF-8 text to send")
+    broadcast.add_argument(
+        "--audience", default="followers", choices=("followers", "applicants", "unfinished")
+    )
+    broadcast.add_argument("--at", help='send at this WITA time, e.g. "2026-12-01 09:00"')
+    status = commands.add_parser("broadcast-status", help="print the counts of a broadcast")
+    status.add_argument("id", type=int)
     return parser
 
 
@@ -116,6 +155,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.command == "export":
             return await _export(runtime, args.format, args.output)
+        if args.command in ("invite", "revoke", "broadcast", "broadcast-status"):
+            from bot.admin_cli import run_admin_command
+
+            return await run_admin_command(runtime, args)
         if args.command == "desa-adat":
             from bot.services.desa_adat import import_desa_adat
 

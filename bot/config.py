@@ -38,6 +38,7 @@ class Settings(BaseSettings):
 
     telegram_bot_token: SecretStr | None = None
     telegram_api_base_url: str | None = None
+    telegram_bot_username: str | None = None
     database_url: str = DEFAULT_SQLITE_URL
     branch_regencies: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["51.71", "51.03", "51.08", "51.01", "51.02"]
@@ -61,7 +62,13 @@ class Settings(BaseSettings):
     invitation_days: int = 7
     log_level: str = "INFO"
 
-    @field_validator("telegram_bot_token", "telegram_api_base_url", "data_key", mode="before")
+    @field_validator(
+        "telegram_bot_token",
+        "telegram_api_base_url",
+        "telegram_bot_username",
+        "data_key",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `KEY=` in .env means "not set", as the commented example file has it.

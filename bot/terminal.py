@@ -117,6 +117,7 @@ class _Session:
             "lokasi": self._simple(FakeUser.send_location),
             "berkas": self._document,
             "pengguna": self._switch_user,
+            "buka": self._open_link,
             "bantuan": self._help,
             "keluar": self._quit,
         }
@@ -280,6 +281,15 @@ class _Session:
             if user is self.active:
                 line += " " + self.text("terminal.users.active")
             self.write(line)
+
+    async def _open_link(self, argument: str) -> bool:
+        """Open a t.me link (or its bare start payload) as the active user: /start PAYLOAD."""
+        payload = argument.rpartition("start=")[2].strip() if argument else ""
+        if not payload:
+            self.say("terminal.open.usage")
+            return True
+        await self.active.send_command("start", payload)
+        return True
 
     async def _help(self, argument: str) -> bool:
         self.say("terminal.help")

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.channels.telegram import build_application, set_command_menus
+from bot.channels.telegram import announce, build_application
 from bot.config import Settings, load_settings
 from bot.fakebot import FakeTelegram
 from bot.runtime import Runtime, open_runtime
@@ -164,7 +164,7 @@ async def start_bot(fake: FakeTelegram, runtime: Runtime) -> RunningBot:
     """Start the real bot against the fake Telegram (real HTTP on loopback)."""
     application = build_application(runtime, fake.token, fake.base_url)
     await application.initialize()
-    await set_command_menus(application, runtime.settings.default_language)
+    await announce(application, runtime)
     await application.start()
     assert application.updater is not None
     await application.updater.start_polling(poll_interval=0.0, timeout=1)

@@ -15,7 +15,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.telegram import MENU_COMMANDS
+from bot.channels.telegram import LEADER_COMMANDS, MENU_COMMANDS, STAFF_COMMANDS
 from bot.config import load_settings
 from bot.core.areas import Village
 from bot.core.contribution import PAYMENT_PERIODS
@@ -24,7 +24,9 @@ from bot.db.models import ACTIVE_STATUSES, User
 from bot.i18n import LANGUAGES, LOCALES_DIR, Translator
 from bot.security import Cipher, generate_key
 from bot.services.areas import AreaDirectory
+from bot.services.broadcasts import AUDIENCES, TEMPLATES
 from bot.services.conversation import Conversation, Services, Turn
+from bot.services.roles import RoleName
 
 BOT_DIR = Path(__file__).resolve().parent.parent / "bot"
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -46,14 +48,23 @@ def families() -> dict[str, tuple[object, ...]]:
     village_kinds = get_args(get_type_hints(kind.fget)["return"])
     # /status lists every application except drafts.
     listed_statuses = (*ACTIVE_STATUSES, "rejected", "cancelled")
+    roles = tuple(r.value for r in RoleName)
     return {
         "occupation.": OCCUPATIONS,
         "relationship.": RELATIONSHIPS,
         "period.option.": PAYMENT_PERIODS,
         "period.label.": PAYMENT_PERIODS,
-        "status.": listed_statuses,
+        # Village statistics list drafts too.
+        "status.": (*listed_statuses, "draft"),
         "village.describe.": village_kinds,
-        "command.": MENU_COMMANDS,
+        "village.kind.": village_kinds,
+        "command.": (*MENU_COMMANDS, *LEADER_COMMANDS, *STAFF_COMMANDS),
+        "role.": roles,
+        # Invitations grant every role but admin.
+        "invite.accepted.": tuple(r for r in roles if r != RoleName.ADMIN),
+        "template.name.": TEMPLATES,
+        "template.": TEMPLATES,
+        "audience.": AUDIENCES,
     }
 
 

@@ -11,6 +11,7 @@ import logging
 from datetime import timedelta
 from typing import Any, cast
 
+from sqlalchemy import select
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
@@ -23,28 +24,43 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ChatType
+from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChatMemberHandler,
     ContextTypes,
     MessageHandler,
     filters,
 )
 
 from bot.core.messages import Incoming, InputKind, Outcome, Reply
+from bot.db.models import User, utcnow
 from bot.i18n import LANGUAGES, translator
 from bot.runtime import Runtime
 from bot.services.conversation import purge_stale_drafts
+from bot.services.roles import Grant, grants_of, is_staff
 from bot.services.users import user_for_telegram
 
 log = logging.getLogger(__name__)
 
 # The command menu, in the order Telegram shows it; descriptions come from locales/.
-MENU_COMMANDS = ("daftar", "status", "iuran", "info", "bahasa", "bantuan", "batal")
+MENU_COMMANDS = (
+    "daftar",
+    "status",
+    "iuran",
+    "info",
+    "ikuti",
+    "berhenti",
+    "bahasa",
+    "bantuan",
+    "batal",
+)
+LEADER_COMMANDS = ("siaran", "statistik", "tautan", "peran")
+STAFF_COMMANDS = ("siaran", "undang", "cabut", "peran")
 
 BotApp = Application[Any, Any, Any, Any, Any, Any]
 
@@ -117,6 +133,40 @@ async def handle_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         outcome = await runtime.conversation.handle(session, user, incoming)
         language = user.language or settings.default_language
     await deliver(update, context, outcome, language)
+    for telegram_id in ([person.id] if outcome.roles_changed else []) + outcome.roles_changed_for:
+        await refresh_role_menu(context.bot, runtime, telegram_id)
+
+
+def menu_for(grants: list[Grant]) -> tuple[str, ...]:
+    """The commands a person sees: the worker's, plus their roles' (each once)."""
+    names: list[str] = list(MENU_COMMANDS)
+    extra = STAFF_COMMANDS if is_staff(grants) else LEADER_COMMANDS if grants else ()
+    names.extend(n for n in extra if n not in names)
+    return tuple(names)
+
+
+async def refresh_role_menu(bot: Any, runtime: Runtime, telegram_id: int) -> None:
+    """Show a person the command menu of their current roles."""
+    async with runtime.sessions() as session:
+        user = await session.scalar(select(User).where(User.telegram_id == telegram_id))
+        if user is None:
+            return
+        grants = await grants_of(session, user, runtime.settings.admin_telegram_ids)
+        language = user.language or runtime.settings.default_language
+    await _set_commands(bot, language, chat_id=telegram_id, names=menu_for(grants))
+
+
+async def handle_member_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Telegram tells us a person blocked (or unblocked) the bot: leave them out of audiences."""
+    change = update.my_chat_member
+    if change is None or change.chat.type != ChatType.PRIVATE:
+        return
+    runtime: Runtime = context.bot_data["runtime"]
+    blocked = change.new_chat_member.status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT)
+    async with runtime.sessions() as session, session.begin():
+        user = await session.scalar(select(User).where(User.telegram_id == change.chat.id))
+        if user is not None:
+            user.blocked_at = utcnow() if blocked else None
 
 
 def _language_of(code: str | None, default: str) -> str:
@@ -166,8 +216,9 @@ async def deliver(
                 )
         else:
             await context.bot.send_message(chat.id, reply.text, reply_markup=markup)
-    if outcome.language_changed:
-        await _set_commands(context.bot, language, chat_id=chat.id)
+    if outcome.language_changed and not outcome.roles_changed:
+        runtime: Runtime = context.bot_data["runtime"]
+        await refresh_role_menu(context.bot, runtime, chat.id)
 
 
 def _pressed_label(message: Message, data: str | None) -> str | None:
@@ -189,9 +240,11 @@ async def _quietly(call: Any) -> None:
         log.debug("Ignored Bot API refusal: %s", exc.message)
 
 
-async def _set_commands(bot: Any, language: str, *, chat_id: int | None = None) -> None:
+async def _set_commands(
+    bot: Any, language: str, *, chat_id: int | None = None, names: tuple[str, ...] = ()
+) -> None:
     t = translator(language)
-    commands = [BotCommand(name, t(f"command.{name}")) for name in MENU_COMMANDS]
+    commands = [BotCommand(name, t(f"command.{name}")) for name in names or MENU_COMMANDS]
     try:
         if chat_id is not None:
             await bot.set_my_commands(commands, scope=BotCommandScopeChat(chat_id))
@@ -201,6 +254,12 @@ async def _set_commands(bot: Any, language: str, *, chat_id: int | None = None) 
             )
     except TelegramError as exc:
         log.warning("Telegram refused to set the command menu (%s); carrying on", exc.message)
+
+
+async def announce(application: BotApp, runtime: Runtime) -> None:
+    """After `initialize` (getMe): learn the bot's username and set the command menus."""
+    runtime.conversation.s.bot_username = application.bot.username
+    await set_command_menus(application, runtime.settings.default_language)
 
 
 async def set_command_menus(application: BotApp, default_language: str) -> None:
@@ -250,6 +309,9 @@ def build_application(runtime: Runtime, token: str, base_url: str | None = None)
     application.bot_data["runtime"] = runtime
     private = filters.ChatType.PRIVATE
     application.add_handler(CallbackQueryHandler(handle_update))
+    application.add_handler(
+        ChatMemberHandler(handle_member_update, ChatMemberHandler.MY_CHAT_MEMBER)
+    )
     application.add_handler(MessageHandler(private & ~filters.StatusUpdate.ALL, handle_update))
     application.add_error_handler(on_error)
     if application.job_queue is not None:
@@ -265,7 +327,7 @@ async def serve_polling(
     """Run the bot with long polling until `stop` is set."""
     application = build_application(runtime, token, base_url)
     async with application:
-        await set_command_menus(application, runtime.settings.default_language)
+        await announce(application, runtime)
         await application.start()
         assert application.updater is not None
         await application.updater.start_polling(

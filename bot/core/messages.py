@@ -71,3 +71,7 @@ class Outcome:
     stale_button: bool = False
     # Set when the person changed language, so the channel can refresh its menus.
     language_changed: bool = False
+    # Set when the person's roles changed, so the channel can show their command menu.
+    roles_changed: bool = False
+    # Other people (channel ids) whose roles this input changed.
+    roles_changed_for: list[int] = field(default_factory=list)

@@ -73,6 +73,8 @@ class Services:
     cipher: Cipher
     areas: AreaDirectory
     today: Callable[[], date]
+    # The bot's username for t.me links; the channel fills it in at start-up.
+    bot_username: str = "BebasCemasBot"
 
 
 def _rows(buttons: Sequence[Button], per_row: int) -> tuple[tuple[Button, ...], ...]:
@@ -114,7 +116,10 @@ class Conversation:
     """Handles every input of a person, whatever the channel."""
 
     def __init__(self, services: Services) -> None:
+        from bot.services.community import Community
+
         self.s = services
+        self.community = Community(services, self._cmd_register)
         self._commands: dict[str, Callable[[Turn, str], Awaitable[None]]] = {
             "start": self._cmd_start,
             "daftar": self._cmd_register,
@@ -133,8 +138,12 @@ class Conversation:
     async def handle(self, session: AsyncSession, user: User, incoming: Incoming) -> Outcome:
         """Answer one input; the caller commits the session afterwards."""
         turn = Turn(session, user, self.s)
+        # Writing to the bot again means they have not (or no longer) blocked it.
+        user.blocked_at = None
         await self._load_draft(turn)
-        if incoming.kind is InputKind.COMMAND:
+        if await self.community.handle(turn, incoming):
+            pass
+        elif incoming.kind is InputKind.COMMAND:
             command = self._commands.get(incoming.text.lower())
             if command is None:
                 turn.text("command.unknown")
@@ -229,7 +238,7 @@ class Conversation:
             turn.text("start.draft_waiting")
         self._menu(turn)
 
-    async def _cmd_register(self, turn: Turn, _args: str) -> None:
+    async def _cmd_register(self, turn: Turn, _args: str = "", village_hint: str = "") -> None:
         turn.user.mode = None
         if turn.draft is None:
             turn.draft = Application(
@@ -237,6 +246,8 @@ class Conversation:
             )
             turn.session.add(turn.draft)
             await turn.session.flush()
+        if village_hint:
+            turn.state.extra["village_hint"] = village_hint
         elif turn.draft.step not in (CONSENT, SUMMARY, EDIT_PICK):
             turn.text("register.resumed")
         turn.state.confirm_cancel = False
@@ -280,6 +291,8 @@ class Conversation:
             await self._show_step(turn)
         else:
             turn.text("help.general")
+            if await self.community.has_roles(turn):
+                turn.text("help.leader")
 
     async def _cmd_info(self, turn: Turn, _args: str) -> None:
         t = turn.t
@@ -700,6 +713,16 @@ class Conversation:
                 turn.state.page = int(page)
                 turn.say(await self._render_question(turn, question, edit=True))
                 return
+        if question.key == "regency" and value == "hint":
+            village = self.s.areas.village_by_code.get(str(turn.state.extra.get("village_hint")))
+            if village is None:
+                await self._stale(turn)
+                return
+            district = self.s.areas.district_by_code[village.district_code]
+            store_answer(turn.answers, "regency", district.regency_code)
+            store_answer(turn.answers, "district", district.code)
+            await self._accept(turn, BY_KEY["village"], village.code)
+            return
         if question.key == "birth_date" and value == "nik":
             info = self._nik_info(turn)
             if info is None or info.birth_date is None:
@@ -826,6 +849,7 @@ class Conversation:
                     return
         else:
             raise RuntimeError("could not allocate an application reference")
+        await self.community.follow_domicile(turn.session, turn.user, turn.answers)
         turn.text("submitted", reference=draft.reference)
         turn.draft = None
 
@@ -936,7 +960,12 @@ class Conversation:
         if key == "gender":
             return [Button(t("gender.male"), f + "L"), Button(t("gender.female"), f + "P")]
         if key == "regency":
-            return [Button(r.name, f + r.code) for r in areas.regencies]
+            buttons = [Button(r.name, f + r.code) for r in areas.regencies]
+            hint = areas.village_by_code.get(str(turn.state.extra.get("village_hint")))
+            if hint is not None:
+                label = t("village.from_link", village=hint.name)
+                buttons.insert(0, Button(label, f + "hint"))
+            return buttons
         if key == "district":
             regency = str(turn.answers.get("regency"))
             return [Button(d.name, f + d.code) for d in areas.districts.get(regency, [])]

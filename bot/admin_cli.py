@@ -1,0 +1,147 @@
+"""Staff commands of the command line: invitations, revocations and broadcasts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+
+from sqlalchemy import select
+from telegram import Bot
+from telegram.error import TelegramError
+
+from bot.core.errors import InvalidInput
+from bot.db.models import Broadcast, User
+from bot.i18n import translator
+from bot.runtime import Runtime
+from bot.services.broadcasts import Target, create_broadcast
+from bot.services.roles import RoleName, create_invitation, deep_link, revoke_role
+
+CLI = "cli"
+
+
+async def _bot_username(runtime: Runtime, given: str | None) -> str | None:
+    settings = runtime.settings
+    if given or settings.telegram_bot_username:
+        return given or settings.telegram_bot_username
+    if settings.telegram_bot_token is None:
+        return None
+    bot = Bot(
+        settings.telegram_bot_token.get_secret_value(),
+        base_url=settings.telegram_api_base_url or "https://api.telegram.org/bot",
+    )
+    try:
+        async with bot:
+            return bot.username
+    except TelegramError:
+        return None
+
+
+async def run_admin_command(runtime: Runtime, args: argparse.Namespace) -> int:
+    """Run invite, revoke, broadcast or broadcast-status."""
+    t = translator("en")
+    if args.command == "invite":
+        async with runtime.sessions() as session, session.begin():
+            try:
+                payload = await create_invitation(
+                    session,
+                    runtime.areas,
+                    role=RoleName(args.role),
+                    village_code=args.village,
+                    desa_adat_id=args.desa_adat,
+                    actor_label=CLI,
+                    days=runtime.settings.invitation_days,
+                )
+            except InvalidInput as exc:
+                print(t(exc.key, **exc.params), file=sys.stderr)
+                return 1
+        username = await _bot_username(runtime, args.bot_username)
+        if username:
+            print(deep_link(username, payload))
+        else:
+            print(f"start payload: {payload}")
+            print(
+                "(set TELEGRAM_BOT_USERNAME to print the t.me link; in `make chat` type "
+                f"`:buka {payload}`)",
+                file=sys.stderr,
+            )
+        return 0
+    if args.command == "revoke":
+        async with runtime.sessions() as session, session.begin():
+            user = await session.scalar(select(User).where(User.telegram_id == args.telegram_id))
+            if user is None:
+                print("No such user.", file=sys.stderr)
+                return 1
+            removed = await revoke_role(session, user, RoleName(args.role), actor_label=CLI)
+        print(f"Removed {removed} role(s).")
+        return 0 if removed else 1
+    if args.command == "broadcast":
+        return await _broadcast(runtime, args)
+    return await _broadcast_status(runtime, args.id)
+
+
+async def _broadcast(runtime: Runtime, args: argparse.Namespace) -> int:
+    try:
+        text = args.text_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"Cannot read {args.text_file}: {exc}", file=sys.stderr)
+        return 1
+    if not text:
+        print(f"{args.text_file} is empty.", file=sys.stderr)
+        return 1
+    when = None
+    if args.at:
+        try:
+            when = datetime.strptime(args.at, "%Y-%m-%d %H:%M").replace(tzinfo=runtime.settings.tz)
+        except ValueError:
+            print('--at needs a WITA time like "2026-12-01 09:00"', file=sys.stderr)
+            return 2
+    if args.village:
+        target = Target("village", args.village, args.audience)
+        if args.village not in runtime.areas.village_by_code:
+            print(f"Unknown village code {args.village}.", file=sys.stderr)
+            return 1
+    elif args.desa_adat is not None:
+        target = Target("desa_adat", str(args.desa_adat), args.audience)
+    elif args.regency:
+        if args.regency not in runtime.areas.regency_by_code:
+            print(f"{args.regency} is not a regency of the branch.", file=sys.stderr)
+            return 1
+        target = Target("regency", args.regency, args.audience)
+    else:
+        target = Target("all", None, args.audience)
+    async with runtime.sessions() as session, session.begin():
+        broadcast = await create_broadcast(
+            session,
+            target,
+            settings=runtime.settings,
+            text=text,
+            actor_label=CLI,
+            scheduled_at=when,
+        )
+    print(broadcast.id)
+    return 0
+
+
+async def _broadcast_status(runtime: Runtime, number: int) -> int:
+    from bot.services.delivery import broadcast_counts
+
+    async with runtime.sessions() as session:
+        broadcast = await session.get(Broadcast, number)
+        if broadcast is None:
+            print(f"No broadcast {number}.", file=sys.stderr)
+            return 1
+        counts = await broadcast_counts(session, number)
+    print(f"broadcast {number}: {broadcast.state}")
+    for name in (
+        "total",
+        "pending",
+        "sending",
+        "sent",
+        "blocked",
+        "failed",
+        "uncertain",
+        "skipped",
+    ):
+        print(f"{name:>10}: {getattr(counts, name)}")
+    return 0

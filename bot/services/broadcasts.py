@@ -1,0 +1,167 @@
+"""Broadcasts: who receives one (audience within a scope), and what each recipient reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, insert, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.core.contribution import Program, contribution_for
+from bot.core.messages import Attachment, Button, Reply
+from bot.core.money import format_rupiah
+from bot.db.models import Application, Broadcast, Delivery, Follow, User
+from bot.i18n import translator
+from bot.services import audit
+
+TEMPLATES = ("benefits", "minimum", "register", "payment")
+AUDIENCES = ("followers", "applicants", "status", "unfinished")
+STATUSES = ("submitted", "verified", "registered", "rejected")
+SCOPE_KINDS = ("village", "desa_adat", "regency", "all")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who a broadcast is for: a scope and an audience within it."""
+
+    scope_kind: str
+    scope_code: str | None
+    audience: str = "followers"
+    status: str | None = None
+
+
+def _village_filter(column: Any, target: Target) -> ColumnElement[bool]:
+    if target.scope_kind == "village":
+        return column == target.scope_code  # type: ignore[no-any-return]
+    if target.scope_kind == "regency":
+        return column.like(f"{target.scope_code}.%")  # type: ignore[no-any-return]
+    return literal(True)
+
+
+def recipients_query(target: Target, branch_regencies: list[str]) -> Select[Any]:
+    """User ids of the audience: not opted out, not blocked, each once."""
+    reachable = and_(User.opted_out_at.is_(None), User.blocked_at.is_(None))
+    if target.audience == "followers":
+        condition: ColumnElement[bool]
+        if target.scope_kind == "desa_adat":
+            condition = Follow.desa_adat_id == int(target.scope_code or 0)
+        elif target.scope_kind == "all":
+            condition = or_(
+                *(Follow.village_code.like(f"{code}.%") for code in branch_regencies),
+                Follow.desa_adat_id.is_not(None),
+            )
+        else:
+            condition = _village_filter(Follow.village_code, target)
+        return (
+            select(User.id)
+            .join(Follow, Follow.user_id == User.id)
+            .where(condition, reachable)
+            .distinct()
+        )
+    statuses = {
+        "applicants": list(STATUSES),
+        "status": [target.status or "submitted"],
+        "unfinished": ["draft"],
+    }[target.audience]
+    if target.scope_kind == "desa_adat":
+        condition = Application.desa_adat_id == int(target.scope_code or 0)
+    elif target.scope_kind == "all":
+        condition = literal(True)
+    else:
+        condition = _village_filter(Application.village_code, target)
+    return (
+        select(User.id)
+        .join(Application, Application.user_id == User.id)
+        .where(Application.status.in_(statuses), condition, reachable)
+        .distinct()
+    )
+
+
+async def count_recipients(
+    session: AsyncSession, target: Target, branch_regencies: list[str]
+) -> int:
+    """How many people a broadcast to `target` would reach now."""
+    query = recipients_query(target, branch_regencies).subquery()
+    return int(await session.scalar(select(func.count()).select_from(query)) or 0)
+
+
+async def create_broadcast(
+    session: AsyncSession,
+    target: Target,
+    *,
+    settings: Settings,
+    text: str | None = None,
+    template: str | None = None,
+    photo: bytes | None = None,
+    created_by: User | None = None,
+    actor_label: str | None = None,
+    scheduled_at: datetime | None = None,
+    progress_chat_id: int | None = None,
+) -> Broadcast:
+    """Create a broadcast and one delivery row per recipient, ready for the delivery engine."""
+    if (text is None) == (template is None):
+        raise ValueError("a broadcast has either a text or a template")
+    if template is not None and template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}")
+    broadcast = Broadcast(
+        created_by=created_by.id if created_by else None,
+        scope_kind=target.scope_kind,
+        scope_code=target.scope_code,
+        audience=target.audience,
+        status_filter=target.status,
+        template=template,
+        text=text,
+        photo=photo,
+        state="scheduled" if scheduled_at is not None else "sending",
+        scheduled_at=scheduled_at,
+        progress_chat_id=progress_chat_id,
+    )
+    session.add(broadcast)
+    await session.flush()
+    recipients = recipients_query(target, settings.branch_regencies).subquery()
+    await session.execute(
+        insert(Delivery).from_select(
+            ["broadcast_id", "user_id", "state", "attempts"],
+            select(literal(broadcast.id), recipients.c.id, literal("pending"), literal(0)),
+        )
+    )
+    count = await session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.broadcast_id == broadcast.id)
+    )
+    await audit.record(
+        session,
+        "broadcast_create",
+        actor=created_by,
+        actor_label=actor_label,
+        target=f"{target.scope_kind}:{target.scope_code or '-'}",
+        broadcast=broadcast.id,
+        audience=target.audience,
+        recipients=count,
+        scheduled=scheduled_at.isoformat() if scheduled_at else None,
+    )
+    return broadcast
+
+
+def render(broadcast: Broadcast, user: User, settings: Settings) -> Reply:
+    """The message one recipient reads, in their own language."""
+    t = translator(user.language or settings.default_language)
+    if broadcast.template is not None:
+        minimum = contribution_for(
+            settings.min_income, [Program.JKK, Program.JKM], 1, settings.rates
+        ).monthly
+        body = t(f"template.{broadcast.template}", minimum=format_rupiah(minimum))
+    else:
+        body = broadcast.text or ""
+    text = f"{body}\n\n{t('broadcast.footer')}"
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    if broadcast.audience == "unfinished":
+        buttons = ((Button(t("menu.continue"), "menu:register"),),)
+    elif broadcast.template in ("benefits", "minimum", "register"):
+        buttons = ((Button(t("menu.register"), "menu:register"),),)
+    attachment = (
+        Attachment("siaran.jpg", broadcast.photo, is_photo=True) if broadcast.photo else None
+    )
+    return Reply(text, buttons=buttons, attachment=attachment)

@@ -1,0 +1,269 @@
+"""Village leaders: invitations, scoped roles, the role × action matrix, opting out, links."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from bot.db.models import AuditEntry, Broadcast, Delivery, Follow, Invitation, Role, User, utcnow
+from bot.fakebot import FakeUser
+from bot.runtime import Runtime
+from bot.services.roles import RoleName, create_invitation
+from tests.conftest import RunningBot
+from tests.e2e.chat import Person, texts
+
+DAJAN_PEKEN = "51.02.05.2006"  # a desa in Tabanan
+DELOD_PEKEN = "51.02.05.2004"  # its neighbour
+SERANGAN = "51.71.01.1001"  # a kelurahan in Denpasar
+
+
+async def invite(runtime: Runtime, role: RoleName, village: str | None = None) -> str:
+    """An invitation payload, as `python -m bot invite` creates it."""
+    async with runtime.sessions() as session, session.begin():
+        return await create_invitation(
+            session, runtime.areas, role=role, village_code=village, actor_label="cli"
+        )
+
+
+async def leader(bot: RunningBot, user_id: int, role: RoleName, village: str | None) -> Person:
+    """A person who opened an invitation for `role`."""
+    person = Person(bot.fake.user(user_id, f"Leader{user_id}"))
+    payload = await invite(bot.runtime, role, village)
+    await person.say(f"/start {payload}")
+    return person
+
+
+async def follower(bot: RunningBot, user_id: int, village: str) -> Person:
+    """A resident who follows a village (through its QR link)."""
+    person = Person(bot.fake.user(user_id, f"Warga{user_id}"))
+    await person.say(f"/start desa_{village.replace('.', '_')}")
+    return person
+
+
+async def audit_actions(runtime: Runtime) -> list[str]:
+    """Every audit action recorded so far, in order."""
+    async with runtime.sessions() as session:
+        return list(
+            (await session.scalars(select(AuditEntry.action).order_by(AuditEntry.id))).all()
+        )
+
+
+async def test_an_invitation_binds_the_role_once(bot: RunningBot) -> None:
+    """The first opener becomes perbekel; the link then refuses everyone; all is audited."""
+    payload = await invite(bot.runtime, RoleName.PERBEKEL, DAJAN_PEKEN)
+    assert len(f"https://t.me/{bot.fake.bot_username}?start={payload}") < 100
+    assert len(payload) <= 64
+    perbekel = Person(bot.fake.user(5001, "Wayan"))
+    replies = await perbekel.say(f"/start {payload}")
+    assert perbekel.t("invite.accepted.perbekel", place="Desa Dajan Peken") in texts(replies)
+    menus = [c for c in bot.fake.calls if c.method == "setMyCommands" and "5001" in str(c.params)]
+    assert menus and "siaran" in str(menus[-1].params["commands"])
+
+    other = Person(bot.fake.user(5002, "Made"))
+    replies = await other.say(f"/start {payload}")
+    assert other.t("invite.error.used") in texts(replies)
+    replies = await other.say("/start inv_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    assert other.t("invite.error.unknown") in texts(replies)
+
+    expired = await invite(bot.runtime, RoleName.PERBEKEL, DELOD_PEKEN)
+    async with bot.runtime.sessions() as session, session.begin():
+        await session.execute(
+            update(Invitation)
+            .where(Invitation.used_at.is_(None))
+            .values(expires_at=utcnow() - timedelta(days=1))
+        )
+    replies = await other.say(f"/start {expired}")
+    assert other.t("invite.error.expired") in texts(replies)
+    async with bot.runtime.sessions() as session:
+        roles = (await session.execute(select(Role.user_id, Role.role, Role.village_code))).all()
+    assert len(roles) == 1 and roles[0][1:] == ("perbekel", DAJAN_PEKEN)
+    actions = await audit_actions(bot.runtime)
+    assert actions.count("role_grant") == 1
+    assert actions.count("invite_refused") == 3
+
+
+async def test_a_perbekel_cannot_be_invited_to_a_kelurahan(runtime: Runtime) -> None:
+    """Role and village kind must match (perbekel: desa; lurah: kelurahan)."""
+    from bot.core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as caught:
+        await invite(runtime, RoleName.PERBEKEL, SERANGAN)
+    assert caught.value.key == "invite.error.kind_desa"
+    with pytest.raises(InvalidInput):
+        await invite(runtime, RoleName.LURAH, DAJAN_PEKEN)
+    with pytest.raises(InvalidInput):
+        await invite(runtime, RoleName.PERBEKEL, "99.99.99.9999")
+
+
+async def test_stop_words_alone_opt_out_and_mulai_opts_back_in(bot: RunningBot) -> None:
+    """ "berhenti", "STOP" alone stop news; inside a sentence they do not."""
+    resident = await follower(bot, 5010, DAJAN_PEKEN)
+    for sentence in ("saya mau berhenti merokok", "stop dulu ya"):
+        replies = await resident.say(sentence)
+        assert resident.t("optout.done") not in texts(replies)
+    for word in ("STOP", "berhenti", "Berhenti langganan"):
+        replies = await resident.say(word)
+        assert resident.t("optout.done") in texts(replies)
+        await resident.say("/mulai")
+    await resident.say("/berhenti")
+    async with bot.runtime.sessions() as session:
+        user = await session.scalar(select(User).where(User.telegram_id == 5010))
+    assert user is not None and user.opted_out_at is not None
+    replies = await resident.say("/mulai")
+    assert resident.t("optin.done") in texts(replies)
+
+
+async def test_blocking_is_noticed_and_writing_again_clears_it(bot: RunningBot) -> None:
+    """A my_chat_member "kicked" marks the user blocked; their next message clears it."""
+    resident = await follower(bot, 5011, DAJAN_PEKEN)
+    await resident.user.block_bot()
+    await _settle(resident.user)
+    async with bot.runtime.sessions() as session:
+        user = await session.scalar(select(User).where(User.telegram_id == 5011))
+        assert user is not None and user.blocked_at is not None
+    await resident.user.unblock_bot()
+    await resident.say("/start")
+    async with bot.runtime.sessions() as session:
+        user = await session.scalar(select(User).where(User.telegram_id == 5011))
+        assert user is not None and user.blocked_at is None
+
+
+async def _settle(user: FakeUser) -> None:
+    import asyncio
+
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+
+
+async def test_the_village_link_starts_registration_with_the_village_chosen(
+    bot: RunningBot,
+) -> None:
+    """A QR scan follows the village and offers it as a one-tap answer, to be confirmed."""
+    resident = await follower(bot, 5012, DAJAN_PEKEN)
+    t = resident.t
+    assert t("consent.yes") in resident.user.last.buttons()[0]  # type: ignore[union-attr]
+    await resident.tap("consent.yes")
+    for answer in ("5102051708850003", "Komang Sari", "17-08-1985"):
+        await resident.say(answer)
+    await resident.tap("gender.male")
+    replies = await resident.say("081234567890")
+    hint = t("village.from_link", village="Dajan Peken")
+    assert hint in replies[-1].buttons()[0]
+    replies = await resident.tap_label(hint)
+    assert t(
+        "q.banjar.prompt", unit=t("unit.banjar"), village="Dajan Peken", district="Tabanan"
+    ) in texts(replies)
+    async with bot.runtime.sessions() as session:
+        follows = (await session.scalars(select(Follow.village_code))).all()
+    assert follows == [DAJAN_PEKEN]
+
+
+async def test_a_perbekel_broadcasts_to_followers_only_reachable_ones(bot: RunningBot) -> None:
+    """/siaran: template, audience, exact count and preview, then one delivery per person."""
+    perbekel = await leader(bot, 5020, RoleName.PERBEKEL, DAJAN_PEKEN)
+    residents = [await follower(bot, 5021 + i, DAJAN_PEKEN) for i in range(4)]
+    await follower(bot, 5030, DELOD_PEKEN)
+    await residents[0].say("/berhenti")
+    async with bot.runtime.sessions() as session, session.begin():
+        await session.execute(
+            update(User).where(User.telegram_id == 5022).values(blocked_at=utcnow())
+        )
+    replies = await perbekel.say("/siaran")
+    assert perbekel.t("compose.content", scope="Desa Dajan Peken") in texts(replies)
+    await perbekel.tap("template.name.benefits")
+    replies = await perbekel.tap("audience.followers")
+    assert perbekel.t("compose.confirm", count=2) in texts(replies)
+    assert "Rp42 juta" in texts(replies)
+    replies = await perbekel.tap("compose.send_now")
+    async with bot.runtime.sessions() as session:
+        broadcast = await session.scalar(select(Broadcast))
+        assert broadcast is not None
+        recipients = (
+            await session.scalars(
+                select(User.telegram_id)
+                .join(Delivery, Delivery.user_id == User.id)
+                .where(Delivery.broadcast_id == broadcast.id)
+            )
+        ).all()
+    assert sorted(r or 0 for r in recipients) == [5023, 5024]
+    assert perbekel.t("compose.started", number=broadcast.id) in texts(replies)
+
+
+ACTIONS = ["/undang", "/cabut 5101", "/siaran", "/statistik", "/tautan"]
+# role -> the actions it may take (everything else is refused with role.denied).
+ALLOWED: dict[str, set[str]] = {
+    "stranger": set(),
+    "perbekel": {"/siaran", "/statistik", "/tautan"},
+    "lurah": {"/siaran", "/statistik", "/tautan"},
+    "staff": {"/undang", "/cabut 5101", "/siaran"},
+    "admin": {"/undang", "/cabut 5101", "/siaran"},
+}
+
+
+@pytest.mark.parametrize("role", sorted(ALLOWED))
+async def test_role_action_matrix(bot: RunningBot, role: str) -> None:
+    """Every command for every role: allowed ones work, the others are refused and logged."""
+    await leader(bot, 5101, RoleName.PERBEKEL, DELOD_PEKEN)  # someone to revoke
+    person = Person(bot.fake.user(5100, "Tester"))
+    if role in ("perbekel", "lurah", "staff"):
+        village = {"perbekel": DAJAN_PEKEN, "lurah": SERANGAN}.get(role)
+        person = await leader(bot, 5100, RoleName(role), village)
+    elif role == "admin":
+        bot.runtime.settings.admin_telegram_ids.append(5100)
+    denied = person.t("role.denied")
+    for action in ACTIONS:
+        replies = await person.say(action)
+        refused = denied in texts(replies)
+        assert refused == (action not in ALLOWED[role]), (role, action, texts(replies))
+    async with bot.runtime.sessions() as session:
+        entries = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "denied"))
+        ).all()
+    assert len(entries) == len(ACTIONS) - len(ALLOWED[role])
+    assert all(json.loads(e.details)["what"] for e in entries)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        f"sc:scope:village:{DELOD_PEKEN}",
+        "sc:scope:all:",
+        f"stat:chart:{DELOD_PEKEN}",
+        "iv:role:perbekel",
+        "iv:pick:51.02.05.2004",
+        "rv:1:perbekel",
+    ],
+)
+async def test_buttons_aimed_outside_the_scope_are_refused(bot: RunningBot, data: str) -> None:
+    """A perbekel pressing a forged button for another village or a staff action is refused."""
+    perbekel = await leader(bot, 5200, RoleName.PERBEKEL, DAJAN_PEKEN)
+    last = perbekel.user.last
+    assert last is not None
+    await perbekel.user.press_data(data, message_id=last.message_id)
+    replies = await perbekel.user.replies()
+    assert perbekel.t("role.denied") in texts(replies)
+    assert "denied" in await audit_actions(bot.runtime)
+    async with bot.runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Broadcast)) == 0
+        assert await session.scalar(select(func.count()).select_from(Role)) == 1
+
+
+async def test_statistics_chart_and_poster(bot: RunningBot) -> None:
+    """/statistik gives numbers and a PNG chart; /tautan a link and a printable QR poster."""
+    perbekel = await leader(bot, 5300, RoleName.PERBEKEL, DAJAN_PEKEN)
+    await follower(bot, 5301, DAJAN_PEKEN)
+    replies = await perbekel.say("/statistik")
+    assert perbekel.t("stats.followers", count=1) in texts(replies)
+    replies = await perbekel.tap("stats.chart_button")
+    photo = replies[-1]
+    assert photo.kind == "photo" and photo.file_bytes is not None
+    assert photo.file_bytes.startswith(b"\x89PNG")
+    replies = await perbekel.say("/tautan")
+    link = f"https://t.me/{bot.fake.bot_username}?start=desa_51_02_05_2006"
+    assert link in texts(replies)
+    poster = replies[-1]
+    assert poster.kind == "document" and poster.file_bytes is not None
+    assert poster.file_bytes.startswith(b"\x89PNG")
