@@ -47,7 +47,11 @@ class Cipher:
 
     def nik_hash(self, nik: str) -> str:
         """Keyed hash of a NIK: equal NIKs give equal hashes, the NIK cannot be read back."""
-        return hmac.new(self._hash_key, nik.encode(), hashlib.sha256).hexdigest()
+        return self.keyed_hash(nik)
+
+    def keyed_hash(self, value: str) -> str:
+        """Keyed hash of a secret value (NIK, claim code) for lookups without storing it."""
+        return hmac.new(self._hash_key, value.encode(), hashlib.sha256).hexdigest()
 
 
 def generate_key() -> str:

@@ -59,8 +59,8 @@ MENU_COMMANDS = (
     "bantuan",
     "batal",
 )
-LEADER_COMMANDS = ("siaran", "statistik", "tautan", "peran")
-STAFF_COMMANDS = ("siaran", "undang", "cabut", "peran")
+LEADER_COMMANDS = ("siaran", "statistik", "tautan", "daftarkan", "peran")
+STAFF_COMMANDS = ("siaran", "undang", "cabut", "daftarkan", "peran")
 
 BotApp = Application[Any, Any, Any, Any, Any, Any]
 

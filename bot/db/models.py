@@ -108,6 +108,9 @@ class Consent(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"), index=True)
     given: Mapped[bool] = mapped_column(Boolean)
+    # "chat": the person in their own chat; "in_person": given to a leader, who witnessed it.
+    method: Mapped[str] = mapped_column(String(20), default="chat", server_default="chat")
+    witness_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     text_version: Mapped[str] = mapped_column(String(20))
     language: Mapped[str] = mapped_column(String(5))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -148,6 +151,10 @@ class Application(Base):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True
     )
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Assisted registration: the leader who filled the form for a resident without a phone,
+    # and the keyed hash of the claim code with which the resident's own account takes it over.
+    assisted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    claim_code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
 class Role(Base):

@@ -79,6 +79,8 @@ class Community:
             "statistik": self._cmd_statistics,
             "tautan": self._cmd_link,
             "peran": self._cmd_roles,
+            "daftarkan": self._cmd_assist,
+            "klaim": self._cmd_claim,
         }
 
     # ------------------------------------------------------------------ entry point
@@ -618,6 +620,46 @@ class Community:
             turn.text("broadcast.resumed")
         else:
             turn.text("broadcast.cancelled")
+
+    # ------------------------------------------------------------------ assisted registration
+
+    async def _cmd_assist(self, turn: Turn, _args: str) -> None:
+        """A leader fills the form for a resident who has no phone of their own."""
+        grants = await self._grants(turn)
+        if not grants:
+            await self._deny(turn, "assist", "-")
+            return
+        if turn.draft is not None:
+            turn.text("assist.busy")
+            return
+        village = next((g.village_code for g in grants if g.village_code), "")
+        turn.text("assist.start")
+        await self.start_registration(turn, "", village_hint=village or "", assisted=True)
+
+    async def _cmd_claim(self, turn: Turn, args: str) -> None:
+        """A resident's own account takes over the application a leader registered for them."""
+        code = "".join(args.split()).upper()
+        if not code:
+            turn.text("claim.usage")
+            return
+        application = await turn.session.scalar(
+            select(Application).where(
+                Application.claim_code_hash == self.s.cipher.keyed_hash(code),
+                Application.status != "draft",
+            )
+        )
+        if application is None:
+            await audit.record(turn.session, "claim_refused", actor=turn.user)
+            turn.text("claim.unknown")
+            return
+        application.user_id = turn.user.id
+        application.claim_code_hash = None
+        answers = self.s.cipher.decrypt(application.answers_enc or "")
+        await self.follow_domicile(turn.session, turn.user, answers)
+        await audit.record(
+            turn.session, "claim", actor=turn.user, target=f"application:{application.id}"
+        )
+        turn.text("claim.done", reference=application.reference or "-")
 
     # ------------------------------------------------------------------ village tools
 

@@ -81,6 +81,11 @@ def _rows(buttons: Sequence[Button], per_row: int) -> tuple[tuple[Button, ...], 
     return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
 
 
+def new_claim_code() -> str:
+    """A code a resident types (/klaim CODE) to take over an application a leader filled."""
+    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(8))
+
+
 def new_reference() -> str:
     """A short, unguessable application reference such as BC-7KQ2M9."""
     return "BC-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
@@ -238,11 +243,17 @@ class Conversation:
             turn.text("start.draft_waiting")
         self._menu(turn)
 
-    async def _cmd_register(self, turn: Turn, _args: str = "", village_hint: str = "") -> None:
+    async def _cmd_register(
+        self, turn: Turn, _args: str = "", village_hint: str = "", assisted: bool = False
+    ) -> None:
         turn.user.mode = None
         if turn.draft is None:
             turn.draft = Application(
-                user_id=turn.user.id, status="draft", step=CONSENT, language=turn.t.language
+                user_id=turn.user.id,
+                status="draft",
+                step=CONSENT,
+                language=turn.t.language,
+                assisted_by=turn.user.id if assisted else None,
             )
             turn.session.add(turn.draft)
             await turn.session.flush()
@@ -478,11 +489,14 @@ class Conversation:
 
     async def _consent_answer(self, turn: Turn, given: bool) -> None:
         assert turn.draft is not None
+        assisted = turn.draft.assisted_by is not None
         turn.session.add(
             Consent(
                 user_id=turn.user.id,
                 application_id=turn.draft.id if given else None,
                 given=given,
+                method="in_person" if assisted else "chat",
+                witness_user_id=turn.user.id if assisted else None,
                 text_version=CONSENT_VERSION,
                 language=turn.t.language,
             )
@@ -571,7 +585,7 @@ class Conversation:
     async def _skip(self, turn: Turn) -> None:
         assert turn.draft is not None
         question = BY_KEY[turn.draft.step or ""]
-        if not question.skippable:
+        if not self._skippable(turn, question):
             await self._stale(turn)
             return
         store_answer(turn.answers, question.key, None)
@@ -635,7 +649,8 @@ class Conversation:
     async def _text_answer(self, turn: Turn, question: Question, text: str) -> Any:
         """Validate a typed answer for `question`; raise InvalidInput when it cannot be used."""
         text = text.strip()
-        if question.skippable and text.lower() in (turn.t("nav.skip").lower(), "-", "lewati"):
+        skip_words = (turn.t("nav.skip").lower(), "-", "lewati")
+        if self._skippable(turn, question) and text.lower() in skip_words:
             return None
         key = question.key
         if key == "nik":
@@ -680,6 +695,11 @@ class Conversation:
         if wanted in aliases:
             return aliases[wanted]
         raise InvalidInput("answer.pick_button")
+
+    def _skippable(self, turn: Turn, question: Question) -> bool:
+        """Skippable by the form, or the phone of a resident registered by a leader."""
+        assisted = turn.draft is not None and turn.draft.assisted_by is not None
+        return question.skippable or (assisted and question.key == "phone")
 
     def _parse_nik(self, text: str) -> NikInfo:
         return parse_nik(text, known_provinces=self.s.areas.province_codes, today=self.s.today())
@@ -849,8 +869,13 @@ class Conversation:
                     return
         else:
             raise RuntimeError("could not allocate an application reference")
-        await self.community.follow_domicile(turn.session, turn.user, turn.answers)
-        turn.text("submitted", reference=draft.reference)
+        if draft.assisted_by is not None:
+            code = new_claim_code()
+            draft.claim_code_hash = self.s.cipher.keyed_hash(code)
+            turn.text("submitted.assisted", reference=draft.reference, code=code)
+        else:
+            await self.community.follow_domicile(turn.session, turn.user, turn.answers)
+            turn.text("submitted", reference=draft.reference)
         turn.draft = None
 
     # ------------------------------------------------------------------ rendering
@@ -861,17 +886,26 @@ class Conversation:
         step = turn.draft.step
         t = turn.t
         if step == CONSENT:
+            assisted = turn.draft.assisted_by is not None
+            text = t(
+                "consent.text",
+                version=CONSENT_VERSION,
+                days=self.s.settings.draft_retention_days,
+            )
+            if assisted:
+                text = t("consent.assisted_intro") + "\n\n" + text
+            yes, no = (
+                ("consent.assisted_yes", "consent.assisted_no")
+                if assisted
+                else (
+                    "consent.yes",
+                    "consent.no",
+                )
+            )
             turn.say(
                 Reply(
-                    t(
-                        "consent.text",
-                        version=CONSENT_VERSION,
-                        days=self.s.settings.draft_retention_days,
-                    ),
-                    buttons=(
-                        (Button(t("consent.yes"), "consent:yes"),),
-                        (Button(t("consent.no"), "consent:no"),),
-                    ),
+                    text,
+                    buttons=((Button(t(yes), "consent:yes"),), (Button(t(no), "consent:no"),)),
                 )
             )
         elif step == SUMMARY:
@@ -897,10 +931,13 @@ class Conversation:
         if question.key == "village":
             rows.extend(self._page_row(turn))
         nav = [Button(t("nav.back"), f"back:{question.key}")]
-        if question.skippable:
+        if self._skippable(turn, question):
             nav.append(Button(t("nav.skip"), f"skip:{question.key}"))
         rows.append(tuple(nav))
-        if question.key == "phone":
+        if question.key == "phone" and turn.draft is not None and turn.draft.assisted_by:
+            # The resident has no phone of their own: a typed number (a relative's) or Lewati.
+            parts.append(t("phone.assisted_hint"))
+        elif question.key == "phone":
             # A message carries one keyboard: the contact button, with Kembali as a typed answer.
             return Reply(
                 "\n\n".join(parts),

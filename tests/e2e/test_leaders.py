@@ -8,7 +8,18 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.db.models import AuditEntry, Broadcast, Delivery, Follow, Invitation, Role, User, utcnow
+from bot.db.models import (
+    Application,
+    AuditEntry,
+    Broadcast,
+    Consent,
+    Delivery,
+    Follow,
+    Invitation,
+    Role,
+    User,
+    utcnow,
+)
 from bot.fakebot import FakeUser
 from bot.runtime import Runtime
 from bot.services.roles import RoleName, create_invitation
@@ -267,3 +278,61 @@ async def test_statistics_chart_and_poster(bot: RunningBot) -> None:
     poster = replies[-1]
     assert poster.kind == "document" and poster.file_bytes is not None
     assert poster.file_bytes.startswith(b"\x89PNG")
+
+
+async def test_assisted_registration_and_claim(bot: RunningBot) -> None:
+    """A perbekel registers a resident in person; the resident's own account claims it later."""
+    perbekel = await leader(bot, 5400, RoleName.PERBEKEL, DAJAN_PEKEN)
+    t = perbekel.t
+    replies = await perbekel.say("/daftarkan")
+    assert t("assist.start") in texts(replies)
+    assert t("consent.assisted_yes") in replies[-1].buttons()[0]
+    await perbekel.tap("consent.assisted_yes")
+    for answer in ("5102054708500001", "Ni Nyoman Rai", "07-08-1950"):
+        replies = await perbekel.say(answer)
+    assert t("birth_date.error.too_old", max_age=64) in texts(replies)
+    await perbekel.say("07-08-1965")
+    replies = await perbekel.tap("gender.female")
+    assert t("phone.assisted_hint") in texts(replies)
+    await perbekel.tap("nav.skip")
+    await perbekel.tap_label(t("village.from_link", village="Dajan Peken"))
+    for _ in range(2):
+        await perbekel.tap("nav.skip")
+    await perbekel.tap("occupation.pengrajin")
+    await perbekel.tap_label("Rp1.000.000")
+    await perbekel.tap("programs.basic", amount="Rp16.800")
+    await perbekel.tap("period.option.1", amount="Rp16.800")
+    await perbekel.tap("nav.skip")
+    await perbekel.tap("nav.skip")
+    replies = await perbekel.tap("summary.send")
+    text = texts(replies)
+    code = text.split("/klaim ")[1].split(maxsplit=1)[0].strip(".,")
+    assert len(code) == 8
+    async with bot.runtime.sessions() as session:
+        application = await session.scalar(select(Application))
+        consent = await session.scalar(select(Consent))
+    assert application is not None and application.status == "submitted"
+    assert application.assisted_by == application.user_id
+    assert consent is not None and consent.method == "in_person"
+    assert consent.witness_user_id == application.user_id
+
+    resident = Person(bot.fake.user(5401, "Rai"))
+    replies = await resident.say("/klaim SALAH123")
+    assert resident.t("claim.unknown") in texts(replies)
+    replies = await resident.say(f"/klaim {code.lower()}")
+    assert resident.t("claim.done", reference=application.reference) in texts(replies)
+    replies = await resident.say("/status")
+    assert str(application.reference) in texts(replies)
+    replies = await Person(bot.fake.user(5402, "Lain")).say(f"/klaim {code}")
+    assert resident.t("claim.unknown") in texts(replies)
+    async with bot.runtime.sessions() as session:
+        follows = (await session.execute(select(Follow.user_id, Follow.village_code))).all()
+    owner = await _user_id(bot.runtime, 5401)
+    assert (owner, DAJAN_PEKEN) in [tuple(row) for row in follows]
+
+
+async def _user_id(runtime: Runtime, telegram_id: int) -> int:
+    async with runtime.sessions() as session:
+        user = await session.scalar(select(User).where(User.telegram_id == telegram_id))
+        assert user is not None
+        return user.id
