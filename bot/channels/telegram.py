@@ -88,6 +88,14 @@ def to_incoming(update: Update) -> Incoming | None:
         )
     text = message.text
     if text is None:
+        if message.photo:
+            largest = message.photo[-1]
+
+            async def fetch() -> bytes:
+                file = await largest.get_file()
+                return bytes(await file.download_as_bytearray())
+
+            return Incoming(InputKind.MEDIA, text=message.caption or "", photo=fetch)
         return Incoming(InputKind.MEDIA)
     if text.startswith("/"):
         head, _, args = text[1:].partition(" ")

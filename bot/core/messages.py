@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -25,6 +26,8 @@ class Incoming:
     args: str = ""
     contact_phone: str | None = None
     contact_is_own: bool = False
+    # For a photo: fetches its bytes from the channel, only when the core needs them.
+    photo: Callable[[], Awaitable[bytes]] | None = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ button that asked for it carried; refusals are written to the audit log.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -53,9 +54,17 @@ if TYPE_CHECKING:
 
 STOP_WORDS = frozenset({"berhenti", "stop", "berhenti langganan", "unsubscribe"})
 VILLAGE_LINK_PREFIX = "desa_"
+# The broadcast footer is added under the caption; Telegram's caption limit is 1024.
+MAX_CAPTION = 850
+MAX_PHOTO_BYTES = 5_000_000
 SCHEDULE_FORMATS = ("%d-%m-%Y %H:%M", "%d/%m/%Y %H:%M", "%Y-%m-%d %H:%M")
 
 Handler = Callable[["Turn", str], Awaitable[None]]
+
+
+def _photo(state: dict[str, Any]) -> bytes | None:
+    encoded = state.get("photo")
+    return base64.b64decode(encoded) if encoded else None
 
 
 def _rows(buttons: list[Button], per_row: int) -> tuple[tuple[Button, ...], ...]:
@@ -110,6 +119,13 @@ class Community:
             if button is None:
                 return False
             await button(turn, rest)
+            return True
+        if (
+            incoming.kind is InputKind.MEDIA
+            and turn.user.mode == "compose"
+            and self._state(turn).get("step") == "text"
+        ):
+            await self._compose_photo(turn, incoming)
             return True
         if incoming.kind is InputKind.TEXT:
             if area_data.normalise_name(incoming.text) in STOP_WORDS:
@@ -534,6 +550,29 @@ class Community:
         else:
             turn.text("answer.use_buttons")
 
+    async def _compose_photo(self, turn: Turn, incoming: Incoming) -> None:
+        """One photo with a caption: the caption is the message (Telegram allows 1024 letters)."""
+        if incoming.photo is None:
+            turn.text("compose.error.media")
+            return
+        caption = incoming.text.strip()
+        if len(caption) < 5 or len(caption) > MAX_CAPTION:
+            turn.text("compose.error.caption", limit=MAX_CAPTION)
+            return
+        photo = await incoming.photo()
+        if len(photo) > MAX_PHOTO_BYTES:
+            turn.text("compose.error.photo_size")
+            return
+        state = self._state(turn)
+        state.update(
+            text=caption,
+            template=None,
+            photo=base64.b64encode(photo).decode(),
+            step="audience",
+        )
+        self._set_mode(turn, "compose", state)
+        self._ask_audience(turn)
+
     def _parse_when(self, text: str) -> datetime | None:
         tz = self.s.settings.tz
         for fmt in SCHEDULE_FORMATS:
@@ -566,11 +605,13 @@ class Community:
             turn.session, self._target(state), self.s.settings.branch_regencies
         )
         sample = Broadcast(
-            template=state.get("template"), text=state.get("text"), audience=state["audience"]
+            template=state.get("template"),
+            text=state.get("text"),
+            audience=state["audience"],
+            photo=_photo(state),
         )
-        preview = render(sample, turn.user, self.s.settings)
         turn.text("compose.preview_intro", count=count)
-        turn.say(Reply(preview.text))
+        turn.say(render(sample, turn.user, self.s.settings))
         buttons = (
             (Button(turn.t("compose.send_now"), "sc:send"),),
             (Button(turn.t("compose.schedule"), "sc:when"),),
@@ -585,6 +626,7 @@ class Community:
             settings=self.s.settings,
             text=state.get("text"),
             template=state.get("template"),
+            photo=_photo(state),
             created_by=turn.user,
             scheduled_at=when,
             progress_chat_id=turn.user.telegram_id,

@@ -336,3 +336,24 @@ async def _user_id(runtime: Runtime, telegram_id: int) -> int:
         user = await session.scalar(select(User).where(User.telegram_id == telegram_id))
         assert user is not None
         return user.id
+
+
+async def test_a_broadcast_with_one_photo(bot: RunningBot) -> None:
+    """A leader sends one photo with a caption; the preview shows it, the broadcast keeps it."""
+    perbekel = await leader(bot, 5500, RoleName.PERBEKEL, DAJAN_PEKEN)
+    await follower(bot, 5501, DAJAN_PEKEN)
+    await perbekel.say("/siaran")
+    await perbekel.tap("compose.own_text")
+    await perbekel.user.send_photo()
+    replies = await perbekel.user.replies()
+    assert perbekel.t("compose.error.caption", limit=850) in texts(replies)
+    await perbekel.user.send_photo(caption="Om Swastiastu. Sosialisasi BPJS di balai banjar.")
+    await perbekel.user.replies()
+    replies = await perbekel.tap("audience.followers")
+    preview = next(m for m in replies if m.kind == "photo")
+    assert "Sosialisasi BPJS" in (preview.caption or "")
+    await perbekel.tap("compose.send_now")
+    async with bot.runtime.sessions() as session:
+        broadcast = await session.scalar(select(Broadcast))
+    assert broadcast is not None and broadcast.photo and broadcast.text is not None
+    assert broadcast.text.startswith("Om Swastiastu")
