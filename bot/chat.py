@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
-from bot.channels.telegram import announce, build_application
+from bot.channels.telegram import serving
 from bot.config import Settings
 from bot.fakebot import FakeTelegram
 from bot.i18n import translator
@@ -24,27 +23,19 @@ def _write(text: str) -> None:
 async def run_chat(settings: Settings, *, language: str | None = None) -> int:
     """Start the fake Telegram and the bot, and chat in the terminal until `:keluar` or EOF."""
     language = language or settings.default_language
-    async with FakeTelegram() as fake, open_runtime(settings) as runtime:
-        application = build_application(runtime, fake.token, fake.base_url)
-        async with application:
-            await announce(application, runtime)
-            await application.start()
-            assert application.updater is not None
-            await application.updater.start_polling(poll_interval=0.0, timeout=5)
-            users = [
-                fake.user(user_id, name, language_code=language)
-                for user_id, name in SIMULATED_USERS
-            ]
-            try:
-                await run_terminal_chat(
-                    fake,
-                    users=users,
-                    read_line=stdin_lines(),
-                    write=_write,
-                    text=translator(language),
-                )
-            finally:
-                with contextlib.suppress(Exception):
-                    await application.updater.stop()
-                await application.stop()
+    async with (
+        FakeTelegram() as fake,
+        open_runtime(settings) as runtime,
+        serving(runtime, fake.token, fake.base_url, poll_timeout=5),
+    ):
+        users = [
+            fake.user(user_id, name, language_code=language) for user_id, name in SIMULATED_USERS
+        ]
+        await run_terminal_chat(
+            fake,
+            users=users,
+            read_line=stdin_lines(),
+            write=_write,
+            text=translator(language),
+        )
     return 0

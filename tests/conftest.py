@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.channels.telegram import announce, build_application
+from bot.channels.telegram import serving
 from bot.config import Settings, load_settings
 from bot.fakebot import FakeTelegram
 from bot.runtime import Runtime, open_runtime
@@ -143,32 +143,27 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 
 @dataclass
 class RunningBot:
-    """A bot application serving the fake Telegram, and what it runs on."""
+    """The real bot serving the fake Telegram, and what it runs on."""
 
     fake: FakeTelegram
     runtime: Runtime
     application: Any
+    _serving: AbstractAsyncContextManager[Any]
     stopped: bool = False
 
     async def stop(self) -> None:
-        """Stop polling and shut the application down (once)."""
+        """Stop polling and delivering, and shut the application down (once)."""
         if self.stopped:
             return
         self.stopped = True
-        await self.application.updater.stop()
-        await self.application.stop()
-        await self.application.shutdown()
+        await self._serving.__aexit__(None, None, None)
 
 
 async def start_bot(fake: FakeTelegram, runtime: Runtime) -> RunningBot:
     """Start the real bot against the fake Telegram (real HTTP on loopback)."""
-    application = build_application(runtime, fake.token, fake.base_url)
-    await application.initialize()
-    await announce(application, runtime)
-    await application.start()
-    assert application.updater is not None
-    await application.updater.start_polling(poll_interval=0.0, timeout=1)
-    return RunningBot(fake, runtime, application)
+    context = serving(runtime, fake.token, fake.base_url, poll_timeout=1)
+    application = await context.__aenter__()
+    return RunningBot(fake, runtime, application, context)
 
 
 @pytest.fixture

@@ -7,7 +7,10 @@ conversation works inside it, and the replies are sent after it has been committ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, cast
 
@@ -41,6 +44,7 @@ from bot.core.messages import Incoming, InputKind, Outcome, Reply
 from bot.db.models import User, utcnow
 from bot.i18n import LANGUAGES, translator
 from bot.runtime import Runtime
+from bot.services.broadcasts import render
 from bot.services.conversation import purge_stale_drafts
 from bot.services.roles import Grant, grants_of, is_staff
 from bot.services.users import user_for_telegram
@@ -329,21 +333,45 @@ def build_application(runtime: Runtime, token: str, base_url: str | None = None)
     return application
 
 
-async def serve_polling(
-    runtime: Runtime, token: str, base_url: str | None, stop: asyncio.Event
-) -> None:
-    """Run the bot with long polling until `stop` is set."""
+@asynccontextmanager
+async def serving(
+    runtime: Runtime, token: str, base_url: str | None, *, poll_timeout: int = 10
+) -> AsyncIterator[BotApp]:
+    """The bot answering updates (long polling) and delivering broadcasts, until the block ends."""
+    from bot.channels.telegram_sender import start_delivery
+
     application = build_application(runtime, token, base_url)
-    async with application:
+    await application.initialize()
+    engine_stop = asyncio.Event()
+    engine: asyncio.Task[None] | None = None
+    try:
         await announce(application, runtime)
         await application.start()
         assert application.updater is not None
         await application.updater.start_polling(
-            poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES
+            poll_interval=0.0, timeout=poll_timeout, allowed_updates=Update.ALL_TYPES
+        )
+        settings = runtime.settings
+        engine = await start_delivery(
+            runtime, token, base_url, engine_stop, lambda b, u: render(b, u, settings)
         )
         log.info("Bot @%s is serving (long polling)", application.bot.username)
-        try:
-            await stop.wait()
-        finally:
+        yield application
+    finally:
+        engine_stop.set()
+        if engine is not None:
+            with contextlib.suppress(Exception):
+                await engine
+        if application.updater is not None and application.updater.running:
             await application.updater.stop()
+        if application.running:
             await application.stop()
+        await application.shutdown()
+
+
+async def serve_polling(
+    runtime: Runtime, token: str, base_url: str | None, stop: asyncio.Event
+) -> None:
+    """Run the bot until `stop` is set."""
+    async with serving(runtime, token, base_url):
+        await stop.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -357,3 +358,40 @@ async def test_a_broadcast_with_one_photo(bot: RunningBot) -> None:
         broadcast = await session.scalar(select(Broadcast))
     assert broadcast is not None and broadcast.photo and broadcast.text is not None
     assert broadcast.text.startswith("Om Swastiastu")
+
+
+async def test_a_broadcast_reaches_each_follower_once_in_their_language(
+    bot: RunningBot,
+) -> None:
+    """Followers get the template in their own language, the leader a live progress message and
+    a final report, and a worker half-way through registration keeps their place."""
+    perbekel = await leader(bot, 5600, RoleName.PERBEKEL, DAJAN_PEKEN)
+    english = Person(bot.fake.user(5601, "John", language_code="en"), "en")
+    await english.say(f"/start desa_{DAJAN_PEKEN.replace('.', '_')}")
+    busy = await follower(bot, 5602, DAJAN_PEKEN)
+    await busy.tap("consent.yes")
+    await busy.say("5102051708850003")
+    await perbekel.say("/siaran")
+    await perbekel.tap("template.name.minimum")
+    await perbekel.tap("audience.followers")
+    await perbekel.tap("compose.send_now")
+    async with bot.runtime.sessions() as session:
+        broadcast = await session.scalar(select(Broadcast))
+        assert broadcast is not None
+    report = perbekel.t("broadcast.report").split("%(")[0][:10]
+    for _ in range(200):
+        if any(report in (m.text or "") for m in bot.fake.messages(5600)):
+            break
+        await asyncio.sleep(0.05)
+    minimum = "Rp16.800"
+    english_texts = [m.text or "" for m in bot.fake.messages(5601)]
+    busy_texts = [m.text or "" for m in bot.fake.messages(5602)]
+    assert sum(english.t("template.minimum", minimum=minimum) in x for x in english_texts) == 1
+    assert sum(busy.t("template.minimum", minimum=minimum) in x for x in busy_texts) == 1
+    leader_texts = [m.text or "" for m in bot.fake.messages(5600)]
+    assert any(report in x for x in leader_texts), leader_texts[-3:]
+    replies = await busy.say("Made Busy")
+    assert busy.t("progress", step=3, total=12) in texts(replies)
+    async with bot.runtime.sessions() as session:
+        states = (await session.scalars(select(Delivery.state))).all()
+    assert sorted(states) == ["sent", "sent"]
