@@ -31,5 +31,8 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+bench: $(STAMP)
+	$(BIN)/python -m bench.broadcast
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

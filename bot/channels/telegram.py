@@ -42,7 +42,7 @@ from telegram.ext import (
 
 from bot.core.messages import Incoming, InputKind, Outcome, Reply
 from bot.db.models import User, utcnow
-from bot.i18n import LANGUAGES, translator
+from bot.i18n import LANGUAGES, pick_language, translator
 from bot.runtime import Runtime
 from bot.services.broadcasts import render
 from bot.services.conversation import purge_stale_drafts
@@ -139,7 +139,7 @@ async def handle_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     runtime: Runtime = context.bot_data["runtime"]
     settings = runtime.settings
-    language = _language_of(person.language_code, settings.default_language)
+    language = pick_language(person.language_code, settings.default_language)
     async with runtime.sessions() as session, session.begin():
         user = await user_for_telegram(session, person.id, language)
         outcome = await runtime.conversation.handle(session, user, incoming)
@@ -179,14 +179,6 @@ async def handle_member_update(update: Update, context: ContextTypes.DEFAULT_TYP
         user = await session.scalar(select(User).where(User.telegram_id == change.chat.id))
         if user is not None:
             user.blocked_at = utcnow() if blocked else None
-
-
-def _language_of(code: str | None, default: str) -> str:
-    if code:
-        base = code.split("-")[0].lower()
-        if base in LANGUAGES:
-            return base
-    return default
 
 
 async def deliver(
@@ -292,7 +284,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if isinstance(update, Update) and update.effective_chat is not None:
         person = update.effective_user
         runtime: Runtime = context.bot_data["runtime"]
-        language = _language_of(
+        language = pick_language(
             person.language_code if person else None, runtime.settings.default_language
         )
         try:
