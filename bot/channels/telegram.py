@@ -189,6 +189,7 @@ async def deliver(
     chat = update.effective_chat
     if chat is None:
         return
+    runtime: Runtime = context.bot_data["runtime"]
     pressed = query.message if query is not None and isinstance(query.message, Message) else None
     if query is not None:
         await _quietly(query.answer())
@@ -219,9 +220,13 @@ async def deliver(
                     reply_markup=markup,
                 )
         else:
-            await context.bot.send_message(chat.id, reply.text, reply_markup=markup)
+            sent = await context.bot.send_message(chat.id, reply.text, reply_markup=markup)
+            if reply.track is not None:
+                async with runtime.sessions() as session, session.begin():
+                    await runtime.conversation.remember_message(
+                        session, reply.track, chat.id, sent.message_id
+                    )
     if outcome.language_changed and not outcome.roles_changed:
-        runtime: Runtime = context.bot_data["runtime"]
         await refresh_role_menu(context.bot, runtime, chat.id)
 
 

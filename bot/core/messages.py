@@ -63,6 +63,9 @@ class Reply:
     remove_keyboard: bool = False
     edit: bool = False
     attachment: Attachment | None = None
+    # A name under which the channel reports back the id of the message it sent (so the core
+    # can edit that message later, e.g. a broadcast's live progress).
+    track: str | None = None
 
 
 @dataclass

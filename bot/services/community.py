@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from bot.services.broadcasts import (
     create_broadcast,
     render,
 )
+from bot.services.delivery import broadcast_counts, default_progress, set_broadcast_state
 from bot.services.roles import (
     LEADER_ROLES,
     Grant,
@@ -636,12 +638,12 @@ class Community:
             turn.text(
                 "compose.scheduled", when=when.strftime("%d-%m-%Y %H:%M"), number=broadcast.id
             )
-        else:
-            turn.text("compose.started", number=broadcast.id)
+        # The live progress message, which the delivery engine edits in place from now on.
+        counts = await broadcast_counts(turn.session, broadcast.id)
+        view = default_progress(broadcast, counts, turn.t.language)
+        turn.say(replace(view, track=f"broadcast:{broadcast.id}"))
 
     async def _control_button(self, turn: Turn, rest: str) -> None:
-        from bot.services.delivery import set_broadcast_state
-
         action, _, number = rest.partition(":")
         broadcast = await turn.session.get(Broadcast, int(number)) if number.isdigit() else None
         if broadcast is None or action not in ("pause", "resume", "cancel"):
@@ -662,6 +664,10 @@ class Community:
             turn.text("broadcast.resumed")
         else:
             turn.text("broadcast.cancelled")
+        # The progress message shows the new state and its buttons at once.
+        await turn.session.refresh(broadcast)
+        counts = await broadcast_counts(turn.session, broadcast.id)
+        turn.say(replace(default_progress(broadcast, counts, turn.t.language), edit=True))
 
     # ------------------------------------------------------------------ assisted registration
 

@@ -51,7 +51,15 @@ from bot.core.messages import Button, Incoming, InputKind, Outcome, Reply
 from bot.core.money import format_rupiah, parse_rupiah
 from bot.core.nik import Gender, NikInfo, mask_nik, parse_nik
 from bot.core.phone import format_phone_local, normalise_phone
-from bot.db.models import ACTIVE_STATUSES, Application, Consent, DesaAdat, User, utcnow
+from bot.db.models import (
+    ACTIVE_STATUSES,
+    Application,
+    Broadcast,
+    Consent,
+    DesaAdat,
+    User,
+    utcnow,
+)
 from bot.i18n import Translator, translator
 from bot.security import Cipher
 from bot.services.areas import AreaDirectory
@@ -169,6 +177,18 @@ class Conversation:
             self._menu(turn)
         self._save_draft(turn)
         return turn.outcome
+
+    async def remember_message(
+        self, session: AsyncSession, track: str, chat_id: int, message_id: int
+    ) -> None:
+        """The channel sent a tracked reply: keep its message id where the core needs it."""
+        kind, _, number = track.partition(":")
+        if kind == "broadcast" and number.isdigit():
+            await session.execute(
+                update(Broadcast)
+                .where(Broadcast.id == int(number), Broadcast.progress_chat_id == chat_id)
+                .values(progress_message_id=message_id)
+            )
 
     # ------------------------------------------------------------------ draft storage
 

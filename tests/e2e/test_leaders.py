@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
@@ -201,7 +201,10 @@ async def test_a_perbekel_broadcasts_to_followers_only_reachable_ones(bot: Runni
             )
         ).all()
     assert sorted(r or 0 for r in recipients) == [5023, 5024]
-    assert perbekel.t("compose.started", number=broadcast.id) in texts(replies)
+    progress = replies[-1]
+    assert f"{broadcast.id}" in (progress.text or "")
+    assert perbekel.t("broadcast.progress.cancel") in str(progress.buttons())
+    assert broadcast.progress_message_id == progress.message_id
 
 
 ACTIONS = ["/undang", "/cabut 5101", "/siaran", "/statistik", "/tautan"]
@@ -395,3 +398,40 @@ async def test_a_broadcast_reaches_each_follower_once_in_their_language(
     async with bot.runtime.sessions() as session:
         states = (await session.scalars(select(Delivery.state))).all()
     assert sorted(states) == ["sent", "sent"]
+
+
+async def test_a_scheduled_broadcast_can_be_cancelled_from_its_progress_message(
+    bot: RunningBot,
+) -> None:
+    """Scheduling shows a progress message; its Batalkan button skips every recipient."""
+    perbekel = await leader(bot, 5700, RoleName.PERBEKEL, DAJAN_PEKEN)
+    await follower(bot, 5701, DAJAN_PEKEN)
+    await perbekel.say("/siaran")
+    await perbekel.tap("template.name.payment")
+    await perbekel.tap("audience.followers")
+    await perbekel.tap("compose.schedule")
+    replies = await perbekel.say("kemarin sore")
+    assert perbekel.t("compose.error.when") in texts(replies)
+    replies = await perbekel.say("01-01-2099 09:00")
+    assert perbekel.t("compose.error.when") in texts(replies)
+    later = (datetime.now(bot.runtime.settings.tz) + timedelta(days=2)).strftime("%d-%m-%Y 09:00")
+    replies = await perbekel.say(later)
+    assert later in texts(replies)
+    progress = replies[-1]
+    stranger = Person(bot.fake.user(5702, "Orang"))
+    await stranger.say("/start")
+    own = stranger.user.last
+    assert own is not None
+    number = progress.text.split()[3] if progress.text else "1"
+    await stranger.user.press_data(f"bc:cancel:{number}", message_id=own.message_id)
+    assert stranger.t("role.denied") in texts(await stranger.user.replies())
+    await perbekel.user.press(perbekel.t("broadcast.progress.cancel"), message=progress)
+    replies = await perbekel.user.replies()
+    assert perbekel.t("broadcast.cancelled") in texts(replies)
+    async with bot.runtime.sessions() as session:
+        broadcast = await session.scalar(select(Broadcast))
+        states = (await session.scalars(select(Delivery.state))).all()
+    assert broadcast is not None and broadcast.state == "cancelled"
+    assert list(states) == ["skipped"]
+    reminder = perbekel.t("template.payment", minimum="Rp16.800")
+    assert all(reminder not in (m.text or "") for m in bot.fake.messages(5701))
