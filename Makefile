@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy bot tests scripts
+	$(BIN)/mypy bot tests scripts bench
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q

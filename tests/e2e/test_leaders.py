@@ -433,5 +433,8 @@ async def test_a_scheduled_broadcast_can_be_cancelled_from_its_progress_message(
         states = (await session.scalars(select(Delivery.state))).all()
     assert broadcast is not None and broadcast.state == "cancelled"
     assert list(states) == ["skipped"]
+    # Stored as UTC (SQLite keeps only the wall clock): 09:00 WITA is 01:00 UTC.
+    assert broadcast.scheduled_at is not None
+    assert broadcast.scheduled_at.replace(tzinfo=None).hour == 1
     reminder = perbekel.t("template.payment", minimum="Rp16.800")
     assert all(reminder not in (m.text or "") for m in bot.fake.messages(5701))

@@ -1,0 +1,840 @@
+"""The broadcast delivery engine: a loop over `Delivery` rows that claims, commits, sends, records.
+
+It knows no Telegram: a `Sender` (the channel) sends one `Reply` to one chat and says how it
+went in a `SendOutcome`. Pacing keeps under the channel's limits: one bot-wide bucket for every
+message and edit, and at most one message a second to any chat. A row is committed as
+"sending" before its message leaves, so nothing is ever sent twice: rows still "sending" after
+a crash (or once their lease ran out) become "uncertain" and are reported, never resent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import secrets
+import socket
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased, defer
+
+from bot.core.messages import Button, Reply
+from bot.db.models import Broadcast, Delivery, User, utcnow
+from bot.i18n import translator
+
+log = logging.getLogger(__name__)
+
+OutcomeKind = Literal["sent", "retry_after", "blocked", "failed", "transient", "uncertain"]
+# Where a delivery row ends; "pending" and "sending" are the only states still moving.
+FINAL_STATES = ("sent", "blocked", "failed", "uncertain", "skipped")
+# A little over a second: requests reach Telegram with some jitter, and it counts arrivals.
+PER_CHAT_INTERVAL = 1.05
+# What `set_broadcast_state` may change a broadcast to, and from which states.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "paused": ("sending", "scheduled"),
+    "sending": ("paused",),
+    "cancelled": ("composing", "scheduled", "sending", "paused"),
+}
+_NO_SYNC = {"synchronize_session": False}
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """How one send went.
+
+    `retry_after`: the channel asked for a pause of that many seconds (nothing was sent);
+    `blocked`: the person blocked the bot; `failed`: refused for good (`reason` says why);
+    `transient`: not sent this time, worth retrying; `uncertain`: the request may have been
+    delivered but no answer came, so it must not be retried.
+    """
+
+    kind: OutcomeKind
+    retry_after: float = 0.0
+    reason: str = ""
+    message_id: int | None = None
+
+
+class Sender(Protocol):
+    """A channel that delivers replies to chats, one call per message."""
+
+    async def send(self, chat_id: int, reply: Reply) -> SendOutcome:
+        """Send a new message."""
+        ...
+
+    async def edit(self, chat_id: int, message_id: int, reply: Reply) -> SendOutcome:
+        """Replace the text and buttons of a message sent before."""
+        ...
+
+
+# What a recipient reads: the broadcast in the recipient's language.
+Render = Callable[[Broadcast, User], Reply]
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How the delivery rows of one broadcast stand."""
+
+    total: int = 0
+    pending: int = 0
+    sending: int = 0
+    sent: int = 0
+    blocked: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    skipped: int = 0
+
+    @property
+    def settled(self) -> int:
+        """Rows in a final state."""
+        return self.sent + self.blocked + self.failed + self.uncertain + self.skipped
+
+    @property
+    def remaining(self) -> int:
+        """Rows still to be sent (or being sent)."""
+        return self.pending + self.sending
+
+
+# The live progress message: broadcast, counts, the leader's language, seconds left if known.
+ProgressView = Callable[[Broadcast, Counts, str, float | None], Reply]
+# The final report: broadcast, counts, the leader's language.
+ReportView = Callable[[Broadcast, Counts, str], Reply]
+
+
+async def broadcast_counts(session: AsyncSession, broadcast_id: int) -> Counts:
+    """Count the delivery rows of a broadcast by state."""
+    rows = await session.execute(
+        select(Delivery.state, func.count())
+        .where(Delivery.broadcast_id == broadcast_id)
+        .group_by(Delivery.state)
+    )
+    by_state = {state: count for state, count in rows}
+    known = {name: by_state.get(name, 0) for name in ("pending", "sending", *FINAL_STATES)}
+    return Counts(total=sum(by_state.values()), **known)
+
+
+async def set_broadcast_state(session: AsyncSession, broadcast_id: int, state: str) -> bool:
+    """Pause ("paused"), resume ("sending") or cancel ("cancelled") a broadcast.
+
+    Returns False when the broadcast is not in a state that allows the change (already done,
+    cancelled, ...). Cancelling skips every row not yet sent; rows being sent at that moment
+    finish as they go. A resumed broadcast whose scheduled time has not come waits for it.
+    """
+    sources = TRANSITIONS.get(state)
+    if sources is None:
+        raise ValueError(f"no transition to broadcast state {state!r}")
+    now = utcnow()
+    values: dict[str, Any] = {"state": state}
+    if state == "sending":
+        not_yet = and_(Broadcast.started_at.is_(None), Broadcast.scheduled_at > now)
+        values["state"] = case((not_yet, "scheduled"), else_="sending")
+    if state == "cancelled":
+        values["finished_at"] = now
+    changed = await session.execute(
+        update(Broadcast)
+        .where(Broadcast.id == broadcast_id, Broadcast.state.in_(sources))
+        .values(**values)
+        .returning(Broadcast.id)
+        .execution_options(**_NO_SYNC)
+    )
+    if changed.first() is None:
+        return False
+    if state == "cancelled":
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.broadcast_id == broadcast_id, Delivery.state == "pending")
+            .values(state="skipped", error="cancelled")
+            .execution_options(**_NO_SYNC)
+        )
+    return True
+
+
+# Texts of the progress message and the final report.
+
+_STATUS_KEYS = {
+    "scheduled": "broadcast.progress.scheduled",
+    "sending": "broadcast.progress.sending",
+    "paused": "broadcast.progress.paused",
+    "cancelled": "broadcast.progress.cancelled",
+    "done": "broadcast.progress.done",
+}
+
+
+def progress_bar(done: int, total: int, width: int = 10) -> str:
+    """A text bar with the percentage, e.g. "▓▓▓▓▓░░░░░ 52%"."""
+    share = 1.0 if total <= 0 else min(max(done / total, 0.0), 1.0)
+    filled = round(share * width)
+    return "▓" * filled + "░" * (width - filled) + f" {math.floor(share * 100)}%"
+
+
+def _eta_text(language: str, state: str, eta_seconds: float | None) -> str:
+    t = translator(language)
+    if state in ("done", "cancelled"):
+        return t("broadcast.progress.eta.done")
+    if state != "sending":
+        return t("broadcast.progress.eta.waiting")
+    if eta_seconds is None:
+        return t("broadcast.progress.eta.unknown")
+    if eta_seconds < 60:
+        return t("broadcast.progress.eta.soon")
+    return t("broadcast.progress.eta.minutes", minutes=math.ceil(eta_seconds / 60))
+
+
+def control_buttons(broadcast_id: int, state: str, language: str) -> tuple[tuple[Button, ...], ...]:
+    """Pause/resume and cancel buttons for a broadcast in `state` (none once it has ended)."""
+    t = translator(language)
+    cancel = Button(t("broadcast.progress.cancel"), f"bc:cancel:{broadcast_id}")
+    if state == "sending":
+        return ((Button(t("broadcast.progress.pause"), f"bc:pause:{broadcast_id}"), cancel),)
+    if state == "paused":
+        return ((Button(t("broadcast.progress.resume"), f"bc:resume:{broadcast_id}"), cancel),)
+    if state == "scheduled":
+        return ((cancel,),)
+    return ()
+
+
+def default_progress(
+    broadcast: Broadcast, counts: Counts, language: str, eta_seconds: float | None = None
+) -> Reply:
+    """The live progress message: counts, a bar, the time left, and the control buttons."""
+    t = translator(language)
+    text = t(
+        "broadcast.progress",
+        number=broadcast.id,
+        status=t(_STATUS_KEYS.get(broadcast.state, "broadcast.progress.sending")),
+        bar=progress_bar(counts.settled, counts.total),
+        sent=counts.sent,
+        total=counts.total,
+        blocked=counts.blocked,
+        failed=counts.failed,
+        uncertain=counts.uncertain,
+        eta=_eta_text(language, broadcast.state, eta_seconds),
+    )
+    return Reply(text, buttons=control_buttons(broadcast.id, broadcast.state, language))
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands datetimes back without their zone; everything is stored in UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def final_report(broadcast: Broadcast, counts: Counts, language: str) -> Reply:
+    """The report sent to the leader when a broadcast has finished (or was cancelled)."""
+    t = translator(language)
+    seconds = 0
+    if broadcast.started_at is not None:
+        end = broadcast.finished_at or utcnow()
+        seconds = max(0, round((_aware(end) - _aware(broadcast.started_at)).total_seconds()))
+    duration = t("broadcast.report.duration", minutes=seconds // 60, seconds=seconds % 60)
+    key = "broadcast.report.cancelled" if broadcast.state == "cancelled" else "broadcast.report"
+    text = t(
+        key,
+        number=broadcast.id,
+        duration=duration,
+        sent=counts.sent,
+        total=counts.total,
+        blocked=counts.blocked,
+        failed=counts.failed,
+        uncertain=counts.uncertain,
+        skipped=counts.skipped,
+    )
+    return Reply(text)
+
+
+# Pacing.
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+
+
+class Halted(Exception):
+    """The pacer stopped a wait: the channel asked for a pause, or the engine is stopping."""
+
+
+class Pacer:
+    """When the next message may leave: a bot-wide token bucket and an interval per chat.
+
+    The bucket holds a single token refilled at `rate` a second: sends are granted at least
+    1/`rate` seconds apart, so no second ever holds more than `rate` of them. A pause
+    (Telegram's RetryAfter) stops everything until it ends and interrupts every wait.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        per_chat: float = PER_CHAT_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.interval = 1.0 / rate
+        self.per_chat = per_chat
+        self._clock = clock
+        self._next = 0.0
+        self._granted = -math.inf
+        self._paused_until = 0.0
+        self._chat_next: dict[int, float] = {}
+        self._chat_locks: dict[int, asyncio.Lock] = {}
+        self._chat_users: Counter[int] = Counter()
+        self._generation = 0
+        self._interrupt = asyncio.Event()
+        self.closed = False
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds until a pause ends (0 when not paused)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    def pause(self, seconds: float) -> None:
+        """Stop all sending for `seconds`; waits in progress end with `Halted`."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+        # Every reservation is void: its holder is woken and gives its row back.
+        self._next = self._paused_until
+        self._wake_all()
+
+    def close(self) -> None:
+        """Refuse every further send; waits in progress end with `Halted`."""
+        self.closed = True
+        self._wake_all()
+
+    async def acquire(self, chat_id: int) -> None:
+        """Wait until one message may go to `chat_id`, and count it as gone."""
+        generation = self._generation
+        lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
+        self._chat_users[chat_id] += 1
+        try:
+            async with lock:
+                await self._sleep_until(self._chat_next.get(chat_id, 0.0), generation)
+                slot = max(self._clock(), self._next, self._paused_until)
+                self._next = slot + self.interval
+                await self._sleep_until(slot, generation)
+                # After a stall of the event loop several waiters wake at once: keep even
+                # those a full interval apart, so no second ever holds more than the rate.
+                while self._clock() < self._granted + self.interval:
+                    await self._sleep_until(self._granted + self.interval, generation)
+                self._granted = self._clock()
+                self._chat_next[chat_id] = self._granted + self.per_chat
+        finally:
+            self._chat_users[chat_id] -= 1
+            if not self._chat_users[chat_id]:
+                del self._chat_users[chat_id]
+                del self._chat_locks[chat_id]
+                self._forget_quiet_chats()
+
+    def _forget_quiet_chats(self) -> None:
+        if len(self._chat_next) > 4096:
+            now = self._clock()
+            self._chat_next = {c: t for c, t in self._chat_next.items() if t > now}
+
+    async def _sleep_until(self, deadline: float, generation: int) -> None:
+        while True:
+            if self.closed or generation != self._generation:
+                raise Halted
+            delay = deadline - self._clock()
+            if delay <= 0:
+                return
+            interrupt = self._interrupt
+            try:
+                async with asyncio.timeout(delay):
+                    await interrupt.wait()
+            except TimeoutError:
+                pass
+
+    def _wake_all(self) -> None:
+        self._generation += 1
+        self._interrupt.set()
+        self._interrupt = asyncio.Event()
+
+
+def busiest_window(moments: Iterable[float], width: float = 1.0) -> int:
+    """The most events in any window of `width` seconds: how a pacer's output is checked."""
+    ordered = sorted(moments)
+    most, start = 0, 0
+    for end, moment in enumerate(ordered):
+        while moment - ordered[start] >= width:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+# The engine.
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery row this engine has claimed, with what sending it needs."""
+
+    delivery_id: int
+    broadcast_id: int
+    user: User
+    chat_id: int
+    attempts: int
+
+
+@dataclass
+class _Progress:
+    """What the engine remembers of one broadcast's progress message."""
+
+    shown_at: float
+    text: str = ""
+    # (monotonic time, settled rows): the observed pace behind the time estimate.
+    samples: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def eta(self, now: float, counts: Counts) -> float | None:
+        """Seconds left at the pace of the last half minute, None while unknown."""
+        self.samples.append((now, counts.settled))
+        while self.samples and now - self.samples[0][0] > 30:
+            self.samples.popleft()
+        first_at, first_settled = self.samples[0]
+        if now - first_at < 1 or counts.settled <= first_settled:
+            return None
+        pace = (counts.settled - first_settled) / (now - first_at)
+        return counts.remaining / pace
+
+
+def default_worker_id() -> str:
+    """A name for this sender process, unique among processes sharing the database."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class DeliveryEngine:
+    """Sends every due delivery row of the broadcasts being sent, paced and crash-safe.
+
+    `run` is the loop started with the application; `recover`, `claim` and `step` are the
+    pieces it is made of, usable one at a time in tests.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        sender: Sender,
+        render: Render,
+        *,
+        rate: float,
+        max_attempts: int,
+        worker_id: str | None = None,
+        lease_seconds: float = 60.0,
+        batch: int = 50,
+        progress_interval: float = 2.0,
+        progress: ProgressView | None = None,
+        report: ReportView | None = None,
+        default_language: str = "id",
+        clock: Callable[[], datetime] = utcnow,
+        per_chat_interval: float = PER_CHAT_INTERVAL,
+        backoff_seconds: float = 2.0,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.sessions = sessions
+        self.sender = sender
+        self.render = render
+        self.max_attempts = max_attempts
+        self.worker_id = (worker_id or default_worker_id())[:60]
+        self.lease = timedelta(seconds=lease_seconds)
+        # About one second of sending is claimed at a time: those rows are "sending" in the
+        # database, so a crash turns at most that many into "uncertain".
+        self.window = max(1, min(batch, math.ceil(rate)))
+        self.progress_interval = progress_interval
+        self.progress = progress or default_progress
+        self.report = report or final_report
+        self.default_language = default_language
+        self.clock = clock
+        self.backoff = backoff_seconds
+        self.poll_interval = poll_interval
+        self.pacer = Pacer(rate, per_chat_interval)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._broadcasts: dict[int, Broadcast] = {}
+        self._in_flight: Counter[int] = Counter()
+        self._halted: dict[int, str] = {}
+        self._progress: dict[int, _Progress] = {}
+        self._showing: dict[int, asyncio.Lock] = {}
+        # Set by a nudge or stop; `_room` also when a send finishes.
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+
+    # The loop.
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send until `stop` is set; rows not yet sent then go back to the queue."""
+        await self.recover()
+        watcher = asyncio.create_task(self._wake_on(stop))
+        try:
+            while not stop.is_set():
+                try:
+                    await self._tick()
+                    room = self.window - len(self._tasks)
+                    claimed: list[Claimed] = []
+                    if not self.pacer.paused_for and room >= max(1, self.window // 2):
+                        claimed = await self.claim(room)
+                        for row in claimed:
+                            self._spawn(self._tasks, self._deliver(row))
+                except Exception:
+                    # The database may be restarting: the loop carries on once it is back.
+                    log.exception("Delivery round failed; trying again shortly")
+                    await _wait(self._wake, 5.0)
+                    self._wake.clear()
+                    continue
+                await self._rest(busy=bool(claimed) and len(claimed) == room)
+        finally:
+            watcher.cancel()
+            await self._wind_down()
+
+    def nudge(self) -> None:
+        """Look for work now rather than at the next poll (e.g. after a broadcast was created)."""
+        self._wake.set()
+        self._room.set()
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.nudge()
+
+    async def _rest(self, *, busy: bool) -> None:
+        """When busy, wait until half the window is free; else until the next poll."""
+        if busy:
+            while len(self._tasks) > self.window // 2 and not self._wake.is_set():
+                self._room.clear()
+                await _wait(self._room, self.poll_interval)
+        else:
+            await _wait(self._wake, max(self.pacer.paused_for, self.poll_interval))
+        self._wake.clear()
+
+    async def _wind_down(self) -> None:
+        # Rows waiting for their turn go back to "pending"; sends under way may finish.
+        self.pacer.close()
+        await asyncio.gather(*self._tasks, *self._side_tasks, return_exceptions=True)
+
+    def _spawn(self, into: set[asyncio.Task[None]], work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        into.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            into.discard(finished)
+            self._room.set()
+
+        task.add_done_callback(done)
+
+    async def step(self) -> int:
+        """One round: tick, claim a window, send it and record every outcome; return the count."""
+        await self._tick()
+        claimed = await self.claim(self.window)
+        await asyncio.gather(*(self._deliver(row) for row in claimed))
+        await self._tick()
+        await asyncio.gather(*self._side_tasks)
+        return len(claimed)
+
+    async def drain(self, rounds: int = 1000) -> None:
+        """Run `step` until no row is due (for tests and one-off runs)."""
+        for _ in range(rounds):
+            if not await self.step():
+                return
+        raise RuntimeError(f"still claiming rows after {rounds} rounds")
+
+    # Rows.
+
+    async def recover(self) -> int:
+        """Mark rows left "sending" by a dead sender as "uncertain"; return how many.
+
+        On SQLite only one sender runs, so at start every "sending" row was left by a crash;
+        on PostgreSQL another process may be sending them, so only expired leases count.
+        """
+        async with self.sessions() as session, session.begin():
+            single = session.get_bind().dialect.name == "sqlite"
+            return await self._expire(session, None if single else self.clock() - self.lease)
+
+    async def _expire(self, session: AsyncSession, claimed_before: datetime | None) -> int:
+        stale = [Delivery.state == "sending"]
+        if claimed_before is not None:
+            stale.append(Delivery.claimed_at < claimed_before)
+        result = await session.execute(
+            update(Delivery)
+            .where(*stale)
+            .values(state="uncertain", error="interrupted while sending")
+            .returning(Delivery.id)
+            .execution_options(**_NO_SYNC)
+        )
+        count = len(result.all())
+        if count:
+            log.warning("%d deliveries were interrupted mid-send; reported as uncertain", count)
+        return count
+
+    async def claim(self, limit: int) -> list[Claimed]:
+        """Claim up to `limit` due rows of broadcasts being sent, and commit the claim."""
+        now = self.clock()
+        row = aliased(Delivery)
+        due = (
+            select(row.id)
+            .join(Broadcast, Broadcast.id == row.broadcast_id)
+            .where(
+                row.state == "pending",
+                Broadcast.state == "sending",
+                or_(row.next_attempt_at.is_(None), row.next_attempt_at <= now),
+            )
+            .order_by(row.id)
+            .limit(limit)
+            # Other processes skip what this one is claiming instead of waiting (PostgreSQL).
+            .with_for_update(skip_locked=True, of=row)
+        )
+        async with self.sessions() as session, session.begin():
+            taken = await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(due))
+                .values(state="sending", claimed_at=now, claimed_by=self.worker_id)
+                .returning(Delivery.id, Delivery.broadcast_id, Delivery.user_id, Delivery.attempts)
+                .execution_options(**_NO_SYNC)
+            )
+            rows = sorted(tuple(row) for row in taken)
+            if not rows:
+                return []
+            users = {
+                user.id: user
+                for user in await session.scalars(
+                    select(User).where(User.id.in_({r[2] for r in rows}))
+                )
+            }
+            missing = {r[1] for r in rows} - self._broadcasts.keys()
+            if missing:
+                for broadcast in await session.scalars(
+                    select(Broadcast).where(Broadcast.id.in_(missing))
+                ):
+                    self._broadcasts[broadcast.id] = broadcast
+            claimed, unreachable = [], []
+            for delivery_id, broadcast_id, user_id, attempts in rows:
+                user = users[user_id]
+                if user.telegram_id is None or user.opted_out_at or user.blocked_at:
+                    unreachable.append(delivery_id)
+                else:
+                    claimed.append(
+                        Claimed(delivery_id, broadcast_id, user, user.telegram_id, attempts)
+                    )
+            if unreachable:
+                # Opted out or blocked after the broadcast was queued: leave them alone.
+                await session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(unreachable))
+                    .values(state="skipped", error="unreachable")
+                    .execution_options(**_NO_SYNC)
+                )
+        for item in claimed:
+            self._in_flight[item.broadcast_id] += 1
+        return claimed
+
+    async def _deliver(self, row: Claimed) -> None:
+        """Send one claimed row when the pacer allows, then record how it went."""
+        try:
+            try:
+                reply = self.render(self._broadcasts[row.broadcast_id], row.user)
+            except Exception as exc:
+                log.exception("Could not render broadcast %d", row.broadcast_id)
+                await self._record(
+                    row, SendOutcome("failed", reason=f"render: {type(exc).__name__}")
+                )
+                return
+            try:
+                await self.pacer.acquire(row.chat_id)
+            except Halted:
+                await self._release(row, "pending")
+                return
+            halted = self._halted.get(row.broadcast_id)
+            if halted is not None:
+                await self._release(row, "skipped" if halted == "cancelled" else "pending")
+                return
+            log.debug("Sending broadcast %d to chat %d", row.broadcast_id, row.chat_id)
+            try:
+                outcome = await self.sender.send(row.chat_id, reply)
+            except Exception as exc:
+                # An unexpected failure may have happened after the message left.
+                log.exception("Sender failed on broadcast %d", row.broadcast_id)
+                outcome = SendOutcome("uncertain", reason=f"sender: {type(exc).__name__}")
+            await self._record(row, outcome)
+        except Exception:
+            log.exception("Delivery %d could not be recorded", row.delivery_id)
+        finally:
+            self._in_flight[row.broadcast_id] -= 1
+            if not self._in_flight[row.broadcast_id]:
+                del self._in_flight[row.broadcast_id]
+
+    async def _release(self, row: Claimed, state: str) -> None:
+        """Give a claimed row back unsent."""
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == row.delivery_id,
+                    Delivery.claimed_by == self.worker_id,
+                    Delivery.state == "sending",
+                )
+                .values(state=state)
+                .execution_options(**_NO_SYNC)
+            )
+
+    async def _record(self, row: Claimed, outcome: SendOutcome) -> None:
+        """Write the outcome of one send in its own short transaction."""
+        now = self.clock()
+        kind = outcome.kind
+        attempts = row.attempts if kind == "retry_after" else row.attempts + 1
+        if kind == "transient" and attempts >= self.max_attempts:
+            kind = "failed"
+        reason = outcome.reason[:200] or None
+        values: dict[str, Any] = {"attempts": attempts, "error": reason}
+        if kind == "sent":
+            values.update(state="sent", sent_at=now, error=None)
+        elif kind == "retry_after":
+            self.pacer.pause(outcome.retry_after)
+            log.info("Telegram asked for a pause of %.1f s; all sending waits", outcome.retry_after)
+            values.update(
+                state="pending", next_attempt_at=now + timedelta(seconds=outcome.retry_after)
+            )
+        elif kind == "transient":
+            delay = min(self.backoff * 2 ** (attempts - 1), 300.0)
+            values.update(state="pending", next_attempt_at=now + timedelta(seconds=delay))
+        else:
+            values.update(state=kind, error=reason or kind)
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == row.delivery_id,
+                    Delivery.claimed_by == self.worker_id,
+                    # A row whose lease ran out meanwhile is "uncertain"; the truth wins.
+                    Delivery.state.in_(("sending", "uncertain")),
+                )
+                .values(**values)
+                .execution_options(**_NO_SYNC)
+            )
+            if kind == "blocked":
+                await session.execute(
+                    update(User)
+                    .where(User.id == row.user.id, User.blocked_at.is_(None))
+                    .values(blocked_at=now)
+                    .execution_options(**_NO_SYNC)
+                )
+
+    # Broadcasts.
+
+    async def _tick(self) -> None:
+        """Start due scheduled broadcasts, expire leases, finish broadcasts, show progress."""
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Broadcast)
+                .where(Broadcast.state == "scheduled", Broadcast.scheduled_at <= now)
+                .values(state="sending")
+                .execution_options(**_NO_SYNC)
+            )
+            await session.execute(
+                update(Broadcast)
+                .where(Broadcast.state == "sending", Broadcast.started_at.is_(None))
+                .values(started_at=now)
+                .execution_options(**_NO_SYNC)
+            )
+            await self._expire(session, now - self.lease)
+            left = exists().where(
+                Delivery.broadcast_id == Broadcast.id, Delivery.state.in_(("pending", "sending"))
+            )
+            finished = await session.execute(
+                update(Broadcast)
+                .where(Broadcast.state == "sending", ~left)
+                .values(state="done", finished_at=now)
+                .returning(Broadcast.id)
+                .execution_options(**_NO_SYNC)
+            )
+            done_ids = set(finished.scalars())
+            watched = (
+                select(Broadcast, User.language)
+                .outerjoin(User, User.id == Broadcast.created_by)
+                .options(defer(Broadcast.photo, raiseload=True))
+                .where(
+                    or_(
+                        Broadcast.id.in_(done_ids | set(self._in_flight)),
+                        and_(
+                            Broadcast.state == "sending",
+                            Broadcast.progress_message_id.is_not(None),
+                        ),
+                    )
+                )
+            )
+            shown = (await session.execute(watched)).all()
+            sending = set(
+                await session.scalars(select(Broadcast.id).where(Broadcast.state == "sending"))
+            )
+        self._halted = {b.id: b.state for b, _ in shown if b.state not in ("sending", "done")}
+        live = {broadcast.id for broadcast, _ in shown}
+        for gone in self._progress.keys() - live:
+            del self._progress[gone]
+        for broadcast, language in shown:
+            self._show(broadcast, language or self.default_language, broadcast.id in done_ids)
+        for broadcast_id in done_ids:
+            log.info("Broadcast %d is done", broadcast_id)
+        for idle in self._broadcasts.keys() - sending - self._in_flight.keys():
+            del self._broadcasts[idle]
+
+    def _show(self, broadcast: Broadcast, language: str, finished: bool) -> None:
+        """Update the progress message if it is due; at the end, also send the report."""
+        if broadcast.progress_chat_id is None:
+            return
+        lock = self._showing.setdefault(broadcast.id, asyncio.Lock())
+        now = time.monotonic()
+        # The first edit waits an interval: the message was only just sent to that chat.
+        state = self._progress.setdefault(broadcast.id, _Progress(shown_at=now))
+        if finished:
+            self._progress.pop(broadcast.id, None)
+        else:
+            due = now - state.shown_at >= self.progress_interval
+            if lock.locked() or broadcast.state != "sending" or not due:
+                return
+        state.shown_at = now
+        self._spawn(self._side_tasks, self._show_progress(broadcast, language, state, finished))
+
+    async def _show_progress(
+        self, broadcast: Broadcast, language: str, state: _Progress, finished: bool
+    ) -> None:
+        chat_id = broadcast.progress_chat_id
+        assert chat_id is not None
+        # The final report waits for an edit under way, so it comes last.
+        async with self._showing[broadcast.id]:
+            try:
+                async with self.sessions() as session:
+                    counts = await broadcast_counts(session, broadcast.id)
+                eta = None if finished else state.eta(time.monotonic(), counts)
+                view = self.progress(broadcast, counts, language, eta)
+                message_id = broadcast.progress_message_id
+                if message_id is not None and view.text != state.text:
+                    state.text = view.text
+                    await self._control(
+                        chat_id, lambda: self.sender.edit(chat_id, message_id, view)
+                    )
+                if finished:
+                    report = self.report(broadcast, counts, language)
+                    await self._control(chat_id, lambda: self.sender.send(chat_id, report))
+            except Exception:
+                log.exception("Could not show the progress of broadcast %d", broadcast.id)
+        if finished:
+            self._showing.pop(broadcast.id, None)
+
+    async def _control(self, chat_id: int, call: Callable[[], Awaitable[SendOutcome]]) -> bool:
+        """Send a message to the leader through the same pacer, honouring pauses."""
+        for _ in range(3):
+            try:
+                await self.pacer.acquire(chat_id)
+            except Halted:
+                if self.pacer.closed:
+                    return False
+                await asyncio.sleep(self.pacer.paused_for)
+                continue
+            outcome = await call()
+            if outcome.kind == "retry_after":
+                self.pacer.pause(outcome.retry_after)
+                continue
+            return outcome.kind == "sent"
+        return False
