@@ -65,6 +65,9 @@ class ChatState:
     stats: SendStats = field(default_factory=SendStats)
     bucket: TokenBucket = field(default_factory=TokenBucket)
     last_message_id: int = 0
+    # Updates queued for the bot from this chat, and how many a driver reported handled.
+    updates_sent: int = 0
+    updates_handled: int = 0
 
     def next_message_id(self) -> int:
         """Return a fresh message id (user and bot messages share one sequence per chat)."""

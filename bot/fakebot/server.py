@@ -91,6 +91,7 @@ class FakeTelegram:
 
         self._users: dict[int, FakeUser] = {}
         self._chats: dict[int, ChatState] = {}
+        self.tracks_handling = False
         self._updates: list[dict[str, Any]] = []
         self._updates_signal = Signal()
         self._allowed_updates: frozenset[str] | None = None
@@ -243,8 +244,23 @@ class FakeTelegram:
         """Queue an update for the bot (``body`` without update_id) and return its id."""
         update_id = self._next_serial()
         self._updates.append({"update_id": update_id, **body})
+        chat = self._chats.get(_chat_id_of(body) or 0)
+        if chat is not None:
+            chat.updates_sent += 1
         self._updates_signal.notify()
         return update_id
+
+    def note_handled(self, chat_id: int) -> None:
+        """A driver that sees the bot finish an update reports it here (see ``tracks_handling``).
+
+        From the first report on, ``FakeUser.replies`` waits for the bot to have handled every
+        update of the chat instead of waiting for a quiet period: exact, and faster.
+        """
+        self.tracks_handling = True
+        chat = self._chats.get(chat_id)
+        if chat is not None:
+            chat.updates_handled += 1
+            chat.activity.notify()
 
     def store_file(self, content: bytes, *, file_name: str | None = None) -> dict[str, Any]:
         """Keep a file for getFile and downloads; return its Bot API file fields."""
@@ -758,3 +774,14 @@ class FakeTelegram:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._closing.wait()
+
+
+def _chat_id_of(body: dict[str, Any]) -> int | None:
+    """The private chat an update comes from."""
+    for kind in ("message", "my_chat_member"):
+        if kind in body:
+            return int(body[kind]["chat"]["id"])
+    query = body.get("callback_query")
+    if query is not None:
+        return int(query["from"]["id"])
+    return None

@@ -222,6 +222,12 @@ class FakeUser:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        if self._fake.tracks_handling:
+            # The driver reports handled updates: once all are, every reply has been sent.
+            while self._chat.updates_handled < self._chat.updates_sent:
+                if not await self._chat.activity.wait(deadline - loop.time()):
+                    raise TimeoutError(self._describe_wait(timeout, min_count))
+            settle = 0.0
         while len(self._chat.changed_since(self._mark)) < min_count:
             if not await self._chat.activity.wait(deadline - loop.time()):
                 raise TimeoutError(self._describe_wait(timeout, min_count))

@@ -303,12 +303,12 @@ async def test_a_sender_killed_mid_broadcast_finishes_after_restart_with_no_dupl
     assert_paced(fake, 60)
 
 
+# SQLite runs one sender by design; several senders are a PostgreSQL feature.
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)
 async def test_two_sender_processes_on_postgresql_never_send_twice(
     runtime: Runtime, fake: FakeTelegram, settings: Settings, request: pytest.FixtureRequest
 ) -> None:
     """Two processes claim with SKIP LOCKED: both work, each resident gets exactly one."""
-    if settings.is_sqlite:
-        pytest.skip("SQLite runs one sender")
     chats = people(fake, range(5001, 5201))
     broadcast_id = await queue_broadcast(runtime, chats, state="paused")
     env = worker_env(fake, settings, schema_of(settings, request), DELIVERY_RATE="50")
