@@ -246,6 +246,8 @@ def final_report(broadcast: Broadcast, counts: Counts, language: str) -> Reply:
         uncertain=counts.uncertain,
         skipped=counts.skipped,
     )
+    if counts.uncertain:
+        text += "\n\n" + t("broadcast.report.uncertain_note")
     return Reply(text)
 
 

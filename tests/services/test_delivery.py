@@ -626,3 +626,13 @@ async def test_a_pause_stops_every_waiting_send() -> None:
 def test_the_busiest_window_is_counted_correctly() -> None:
     assert busiest_window([0.0, 0.5, 0.99, 1.0, 1.5, 1.9]) == 4
     assert busiest_window([]) == 0
+
+
+def test_the_report_explains_uncertain_rows_only_when_there_are_some() -> None:
+    """The note on "tidak pasti" appears only when some deliveries are uncertain."""
+    from bot.i18n import translator
+
+    note = translator("id")("broadcast.report.uncertain_note")
+    broadcast = Broadcast(id=3, state="done")
+    assert note not in final_report(broadcast, Counts(total=2, sent=2), "id").text
+    assert note in final_report(broadcast, Counts(total=2, sent=1, uncertain=1), "id").text
