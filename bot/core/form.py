@@ -43,8 +43,6 @@ class Question:
     applies: Callable[[Answers], bool] = _always
     # Answers that depend on this one and must be asked again when it changes.
     clears: tuple[str, ...] = ()
-    # Answer keys shown in the summary under this question's label ("" = not shown).
-    summary: bool = True
 
     @property
     def prompt_key(self) -> str:
@@ -94,24 +92,6 @@ QUESTIONS: tuple[Question, ...] = (
 
 BY_KEY: dict[str, Question] = {q.key: q for q in QUESTIONS}
 TOTAL_STEPS = max(q.step for q in QUESTIONS)
-
-# Summary groups: one "edit" button each, starting at the group's first question.
-EDIT_TARGETS: tuple[str, ...] = (
-    "nik",
-    "full_name",
-    "birth_date",
-    "gender",
-    "phone",
-    "regency",
-    "banjar",
-    "desa_adat",
-    "occupation",
-    "income",
-    "programs",
-    "period",
-    "heir_name",
-    "email",
-)
 
 # No official list exists (DOMAIN.md); these are the jobs the branch names most, "lainnya" asks.
 OCCUPATIONS: tuple[str, ...] = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import areas as data
@@ -118,8 +118,3 @@ class AreaDirectory:
             pool = list(self.village_by_code.values())
         matches = data.match_names(query, [(v.code, v.name) for v in pool], limit=limit)
         return [self.village_by_code[code] for code, _score in matches]
-
-
-async def count_villages(session: AsyncSession) -> int:
-    """How many villages the database holds."""
-    return int(await session.scalar(select(func.count()).select_from(models.Village)) or 0)

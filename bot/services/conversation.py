@@ -154,9 +154,15 @@ class Conversation:
         # Writing to the bot again means they have not (or no longer) blocked it.
         user.blocked_at = None
         await self._load_draft(turn)
-        if await self.community.handle(turn, incoming):
-            pass
-        elif incoming.kind is InputKind.COMMAND:
+        if not await self.community.handle(turn, incoming):
+            await self._registration_input(turn, incoming)
+        self._save_draft(turn)
+        return turn.outcome
+
+    async def _registration_input(self, turn: Turn, incoming: Incoming) -> None:
+        """Everything that is not the community side: menu, commands, the form itself."""
+        user = turn.user
+        if incoming.kind is InputKind.COMMAND:
             command = self._commands.get(incoming.text.lower())
             if command is None:
                 turn.text("command.unknown")
@@ -175,8 +181,6 @@ class Conversation:
         else:
             turn.text("idle.not_understood")
             self._menu(turn)
-        self._save_draft(turn)
-        return turn.outcome
 
     async def remember_message(
         self, session: AsyncSession, track: str, chat_id: int, message_id: int
