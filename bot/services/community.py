@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 STOP_WORDS = frozenset({"berhenti", "stop", "berhenti langganan", "unsubscribe"})
 VILLAGE_LINK_PREFIX = "desa_"
+ADAT_LINK_PREFIX = "adat_"
 # The broadcast footer is added under the caption; Telegram's caption limit is 1024.
 MAX_CAPTION = 850
 MAX_PHOTO_BYTES = 5_000_000
@@ -195,6 +196,16 @@ class Community:
                 return True
             turn.text("link.unknown_village")
             return False
+        if payload.startswith(ADAT_LINK_PREFIX):
+            number = payload.removeprefix(ADAT_LINK_PREFIX)
+            adat = await turn.session.get(DesaAdat, int(number)) if number.isdigit() else None
+            if adat is None:
+                turn.text("link.unknown_village")
+                return False
+            await self._follow(turn, desa_adat_id=adat.id)
+            turn.text("link.welcome", village=adat.name)
+            await self.start_registration(turn, "", village_hint=adat.village_code or "")
+            return True
         return False
 
     async def _redeem(self, turn: Turn, payload: str) -> None:
@@ -711,24 +722,32 @@ class Community:
 
     # ------------------------------------------------------------------ village tools
 
-    async def _leader_village(self, turn: Turn, action: str) -> str | None:
-        grants = await self._grants(turn)
-        villages = [g.village_code for g in grants if g.village_code]
-        if villages:
-            return villages[0]
+    async def _leader_place(self, turn: Turn, action: str) -> tuple[str, str] | None:
+        """The village or desa adat a leader's role is for (refused without one)."""
+        for grant in await self._grants(turn):
+            if grant.village_code:
+                return "village", grant.village_code
+            if grant.desa_adat_id is not None:
+                return "desa_adat", str(grant.desa_adat_id)
         await self._deny(turn, action, "-")
         return None
 
-    async def village_numbers(self, session: AsyncSession, code: str) -> dict[str, Any]:
-        """Followers and applications of one village (status, occupation, last 30 days)."""
+    async def place_numbers(self, session: AsyncSession, kind: str, code: str) -> dict[str, Any]:
+        """Followers and applications of a village or desa adat (status, occupation, 30 days)."""
+        if kind == "village":
+            follows = Follow.village_code == code
+            applications = Application.village_code == code
+        else:
+            follows = Follow.desa_adat_id == int(code)
+            applications = Application.desa_adat_id == int(code)
         followers = await session.scalar(
-            select(func.count(func.distinct(Follow.user_id))).where(Follow.village_code == code)
+            select(func.count(func.distinct(Follow.user_id))).where(follows)
         )
         by_status = dict(
             (
                 await session.execute(
                     select(Application.status, func.count())
-                    .where(Application.village_code == code)
+                    .where(applications)
                     .group_by(Application.status)
                 )
             ).all()
@@ -737,7 +756,7 @@ class Community:
             (
                 await session.execute(
                     select(Application.occupation, func.count())
-                    .where(Application.village_code == code, Application.status != "draft")
+                    .where(applications, Application.status != "draft")
                     .group_by(Application.occupation)
                 )
             ).all()
@@ -746,7 +765,7 @@ class Community:
         moments = (
             await session.scalars(
                 select(Application.submitted_at).where(
-                    Application.village_code == code,
+                    applications,
                     Application.status != "draft",
                     Application.submitted_at >= since,
                 )
@@ -768,13 +787,14 @@ class Community:
         }
 
     async def _cmd_statistics(self, turn: Turn, _args: str) -> None:
-        code = await self._leader_village(turn, "statistics")
-        if code is None:
+        place = await self._leader_place(turn, "statistics")
+        if place is None:
             return
-        numbers = await self.village_numbers(turn.session, code)
+        kind, code = place
+        numbers = await self.place_numbers(turn.session, kind, code)
         t = turn.t
         lines = [
-            t("stats.header", village=self._village_label(turn, code)),
+            t("stats.header", village=await self._scope_label(turn, kind, code)),
             t("stats.followers", count=numbers["followers"]),
             t("stats.recent", count=numbers["recent"]),
         ]
@@ -786,19 +806,25 @@ class Community:
         turn.say(
             Reply(
                 "\n".join(lines),
-                buttons=((Button(t("stats.chart_button"), f"stat:chart:{code}"),),),
+                buttons=((Button(t("stats.chart_button"), f"stat:chart:{kind}:{code}"),),),
             )
         )
 
     async def _chart_button(self, turn: Turn, rest: str) -> None:
-        _, _, code = rest.partition(":")
+        _, _, place = rest.partition(":")
+        kind, _, code = place.partition(":")
         grants = await self._grants(turn)
-        if not any(g.covers_village(code) for g in grants):
-            await self._deny(turn, "statistics_chart", code)
+        allowed = (kind == "village" and any(g.covers_village(code) for g in grants)) or (
+            kind == "desa_adat"
+            and code.isdigit()
+            and any(g.covers_desa_adat(int(code)) for g in grants)
+        )
+        if not allowed:
+            await self._deny(turn, "statistics_chart", place)
             return
-        numbers = await self.village_numbers(turn.session, code)
+        numbers = await self.place_numbers(turn.session, kind, code)
         t = turn.t
-        village = self._village_label(turn, code)
+        village = await self._scope_label(turn, kind, code)
         stats = VillageStats(
             village_name=village,
             followers=numbers["followers"],
@@ -822,17 +848,20 @@ class Community:
         turn.say(
             Reply(
                 t("chart.caption", village=village),
-                attachment=Attachment(f"statistik-{code}.png", png, is_photo=True),
+                attachment=Attachment(
+                    f"statistik-{code.replace('.', '-')}.png", png, is_photo=True
+                ),
             )
         )
 
     async def _cmd_link(self, turn: Turn, _args: str) -> None:
-        code = await self._leader_village(turn, "link")
-        if code is None:
+        place = await self._leader_place(turn, "link")
+        if place is None:
             return
-        payload = VILLAGE_LINK_PREFIX + code.replace(".", "_")
-        link = deep_link(self.s.bot_username, payload)
-        village = self._village_label(turn, code)
+        kind, code = place
+        prefix = VILLAGE_LINK_PREFIX if kind == "village" else ADAT_LINK_PREFIX
+        link = deep_link(self.s.bot_username, prefix + code.replace(".", "_"))
+        village = await self._scope_label(turn, kind, code)
         turn.text("link.text", village=village, link=link)
         t = turn.t
         poster = render_poster(
@@ -847,6 +876,6 @@ class Community:
         turn.say(
             Reply(
                 t("poster.caption"),
-                attachment=Attachment(f"poster-{code}.png", poster, is_photo=False),
+                attachment=Attachment(f"poster-{code.replace('.', '-')}.png", poster),
             )
         )

@@ -15,6 +15,7 @@ from bot.db.models import (
     Broadcast,
     Consent,
     Delivery,
+    DesaAdat,
     Follow,
     Invitation,
     Role,
@@ -246,7 +247,8 @@ async def test_role_action_matrix(bot: RunningBot, role: str) -> None:
     [
         f"sc:scope:village:{DELOD_PEKEN}",
         "sc:scope:all:",
-        f"stat:chart:{DELOD_PEKEN}",
+        f"stat:chart:village:{DELOD_PEKEN}",
+        "stat:chart:desa_adat:1",
         "iv:role:perbekel",
         "iv:pick:51.02.05.2004",
         "rv:1:perbekel",
@@ -438,3 +440,38 @@ async def test_a_scheduled_broadcast_can_be_cancelled_from_its_progress_message(
     assert broadcast.scheduled_at.replace(tzinfo=None).hour == 1
     reminder = perbekel.t("template.payment", minimum="Rp16.800")
     assert all(reminder not in (m.text or "") for m in bot.fake.messages(5701))
+
+
+async def test_a_bendesa_adat_has_the_tools_for_the_desa_adat(bot: RunningBot) -> None:
+    """Statistics, link and broadcasts of a bendesa adat are about the desa adat's krama."""
+    async with bot.runtime.sessions() as session, session.begin():
+        adat = DesaAdat(
+            name="Desa Adat Kota Tabanan", village_code=DAJAN_PEKEN, district_code="51.02.05"
+        )
+        session.add(adat)
+        await session.flush()
+        adat_id = adat.id
+    async with bot.runtime.sessions() as session, session.begin():
+        payload = await create_invitation(
+            session, bot.runtime.areas, role=RoleName.BENDESA_ADAT, desa_adat_id=adat_id
+        )
+    bendesa = Person(bot.fake.user(5800, "Bendesa"))
+    replies = await bendesa.say(f"/start {payload}")
+    assert bendesa.t("invite.accepted.bendesa_adat", place="Desa Adat Kota Tabanan") in texts(
+        replies
+    )
+    replies = await bendesa.say("/tautan")
+    link = f"https://t.me/{bot.fake.bot_username}?start=adat_{adat_id}"
+    assert link in texts(replies)
+    krama = Person(bot.fake.user(5801, "Krama"))
+    replies = await krama.say(f"/start adat_{adat_id}")
+    assert krama.t("link.welcome", village="Desa Adat Kota Tabanan") in texts(replies)
+    replies = await bendesa.say("/statistik")
+    assert bendesa.t("stats.followers", count=1) in texts(replies)
+    replies = await bendesa.tap("stats.chart_button")
+    assert replies[-1].kind == "photo"
+    replies = await bendesa.say("/siaran")
+    assert bendesa.t("compose.content", scope="Desa Adat Kota Tabanan") in texts(replies)
+    await bendesa.tap("template.name.register")
+    replies = await bendesa.tap("audience.followers")
+    assert bendesa.t("compose.confirm", count=1) in texts(replies)
