@@ -20,21 +20,43 @@ from bot.services.roles import RoleName, create_invitation, deep_link, revoke_ro
 CLI = "cli"
 
 
+def _bot(runtime: Runtime) -> Bot:
+    settings = runtime.settings
+    assert settings.telegram_bot_token is not None
+    base_url = settings.telegram_api_base_url or "https://api.telegram.org/bot"
+    return Bot(settings.telegram_bot_token.get_secret_value(), base_url=base_url)
+
+
 async def _bot_username(runtime: Runtime, given: str | None) -> str | None:
     settings = runtime.settings
     if given or settings.telegram_bot_username:
         return given or settings.telegram_bot_username
     if settings.telegram_bot_token is None:
         return None
-    bot = Bot(
-        settings.telegram_bot_token.get_secret_value(),
-        base_url=settings.telegram_api_base_url or "https://api.telegram.org/bot",
-    )
     try:
-        async with bot:
+        async with _bot(runtime) as bot:
             return bot.username
     except TelegramError:
         return None
+
+
+async def _refresh_menu(runtime: Runtime, telegram_id: int) -> None:
+    """Show the person the command menu of the roles they still hold (needs the token)."""
+    from bot.channels.telegram import refresh_role_menu
+
+    settings = runtime.settings
+    if settings.telegram_bot_token is None:
+        print(
+            "(TELEGRAM_BOT_TOKEN is not set, so their Telegram command menu still lists the "
+            "removed commands; the bot refuses them all the same)",
+            file=sys.stderr,
+        )
+        return
+    try:
+        async with _bot(runtime) as bot:
+            await refresh_role_menu(bot, runtime, telegram_id)
+    except TelegramError as exc:
+        print(f"Could not update their command menu: {exc.message}", file=sys.stderr)
 
 
 async def run_admin_command(runtime: Runtime, args: argparse.Namespace) -> int:
@@ -74,6 +96,8 @@ async def run_admin_command(runtime: Runtime, args: argparse.Namespace) -> int:
                 return 1
             removed = await revoke_role(session, user, RoleName(args.role), actor_label=CLI)
         print(f"Removed {removed} role(s).")
+        if removed:
+            await _refresh_menu(runtime, args.telegram_id)
         return 0 if removed else 1
     if args.command == "broadcast":
         return await _broadcast(runtime, args)

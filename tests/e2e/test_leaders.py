@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from datetime import datetime, timedelta
 
 import pytest
@@ -475,3 +477,48 @@ async def test_a_bendesa_adat_has_the_tools_for_the_desa_adat(bot: RunningBot) -
     await bendesa.tap("template.name.register")
     replies = await bendesa.tap("audience.followers")
     assert bendesa.t("compose.confirm", count=1) in texts(replies)
+
+
+async def _cli(bot: RunningBot, *args: str) -> tuple[int, str, str]:
+    settings = bot.runtime.settings
+    assert settings.data_key is not None
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "DATABASE_URL": settings.database_url,
+            "DATA_KEY": settings.data_key.get_secret_value(),
+            "TELEGRAM_BOT_TOKEN": bot.fake.token,
+            "TELEGRAM_API_BASE_URL": bot.fake.base_url,
+            "PTB_TIMEDELTA": "true",
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+# The command line works on the database file; the PostgreSQL schema of the tests is private.
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
+async def test_invite_and_revoke_from_the_command_line(bot: RunningBot) -> None:
+    """`python -m bot invite` prints a t.me link; `revoke` removes the role and its menu."""
+    code, out, err = await _cli(bot, "invite", "--role", "perbekel", "--village", DAJAN_PEKEN)
+    assert code == 0, err
+    link = out.strip()
+    assert link.startswith(f"https://t.me/{bot.fake.bot_username}?start=inv_")
+    perbekel = Person(bot.fake.user(5900, "Perbekel"))
+    replies = await perbekel.say(f"/start {link.split('start=')[1]}")
+    assert perbekel.t("invite.accepted.perbekel", place="Desa Dajan Peken") in texts(replies)
+    code, out, err = await _cli(bot, "revoke", "--telegram-id", "5900", "--role", "perbekel")
+    assert code == 0, err
+    assert "Removed 1 role(s)." in out
+    menus = [c for c in bot.fake.calls if c.method == "setMyCommands" and "5900" in str(c.params)]
+    assert "siaran" in str(menus[-2].params["commands"])
+    assert "siaran" not in str(menus[-1].params["commands"])
+    replies = await perbekel.say("/siaran")
+    assert perbekel.t("role.denied") in texts(replies)
+    assert "role_revoke" in await audit_actions(bot.runtime)
