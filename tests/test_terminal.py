@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import (
-    ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -20,7 +19,7 @@ from telegram.ext import (
 )
 
 from bot.fakebot import FakeTelegram, FakeUser
-from bot.fakebot.harness import polling
+from bot.fakebot.harness import application_for, polling
 from bot.terminal import run_terminal_chat, stdin_lines
 
 MENU = InlineKeyboardMarkup(
@@ -32,12 +31,6 @@ MENU = InlineKeyboardMarkup(
     ]
 )
 ATTACHMENTS = ("contact", "location", "sticker", "photo", "voice", "document")
-
-
-@pytest.fixture(autouse=True)
-def _time_periods_as_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    # PTB 22 warns on every integer time period unless opted in.
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
 
 
 def message_of(update: Update) -> Message:
@@ -76,21 +69,9 @@ async def describe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
-        yield server
-
-
-@pytest.fixture
 async def app(fake: FakeTelegram) -> AsyncIterator[None]:
     """Run a small real bot against the fake while the test runs."""
-    application = (
-        ApplicationBuilder()
-        .token(fake.token)
-        .base_url(fake.base_url)
-        .base_file_url(fake.base_file_url)
-        .build()
-    )
+    application = application_for(fake)
     application.add_handler(CommandHandler("start", start))
     application.add_handler(CommandHandler("laporan", report))
     application.add_handler(CallbackQueryHandler(choose))

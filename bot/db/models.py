@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Dialect,
     ForeignKey,
     Index,
     Integer,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -35,6 +37,27 @@ ACTIVE_STATUSES = ("submitted", "verified", "registered")
 def utcnow() -> datetime:
     """Now, timezone-aware in UTC."""
     return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment stored in UTC and always read back timezone-aware.
+
+    SQLite keeps only the wall-clock part of a timestamp, so without this a time given in
+    WITA would be stored as if it were UTC, and values would come back naive.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -78,7 +101,7 @@ class DesaAdat(Base):
     name: Mapped[str] = mapped_column(String(120))
     village_code: Mapped[str | None] = mapped_column(ForeignKey("villages.code"), index=True)
     district_code: Mapped[str | None] = mapped_column(ForeignKey("districts.code"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class User(Base):
@@ -93,11 +116,11 @@ class User(Base):
     # Plain state of a multi-step non-registration dialogue (composing a broadcast, ...).
     mode_state: Mapped[str | None] = mapped_column(Text)
     # Set by /berhenti: no broadcasts until /mulai.
-    opted_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    opted_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # Set when Telegram says the person blocked the bot; cleared when they write again.
-    blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    blocked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Consent(Base):
@@ -113,7 +136,7 @@ class Consent(Base):
     witness_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     text_version: Mapped[str] = mapped_column(String(20))
     language: Mapped[str] = mapped_column(String(5))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Application(Base):
@@ -146,11 +169,11 @@ class Application(Base):
     desa_adat_id: Mapped[int | None] = mapped_column(ForeignKey("desa_adat.id"), index=True)
     occupation: Mapped[str | None] = mapped_column(String(40))
     language: Mapped[str] = mapped_column(String(5), default="id")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True
+        UtcDateTime(), default=utcnow, onupdate=utcnow, index=True
     )
-    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # Assisted registration: the leader who filled the form for a resident without a phone,
     # and the keyed hash of the claim code with which the resident's own account takes it over.
     assisted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
@@ -171,7 +194,7 @@ class Role(Base):
     village_code: Mapped[str | None] = mapped_column(ForeignKey("villages.code"), index=True)
     desa_adat_id: Mapped[int | None] = mapped_column(ForeignKey("desa_adat.id"), index=True)
     granted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Invitation(Base):
@@ -184,9 +207,9 @@ class Invitation(Base):
     village_code: Mapped[str | None] = mapped_column(ForeignKey("villages.code"))
     desa_adat_id: Mapped[int | None] = mapped_column(ForeignKey("desa_adat.id"))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     used_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
@@ -195,7 +218,7 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
     actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     # "cli" for the command line, "bot" for the bot itself, otherwise empty.
     actor_label: Mapped[str | None] = mapped_column(String(40))
@@ -215,7 +238,7 @@ class Follow(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     village_code: Mapped[str | None] = mapped_column(ForeignKey("villages.code"), index=True)
     desa_adat_id: Mapped[int | None] = mapped_column(ForeignKey("desa_adat.id"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Broadcast(Base):
@@ -235,10 +258,10 @@ class Broadcast(Base):
     photo: Mapped[bytes | None] = mapped_column(LargeBinary)
     # composing, scheduled, sending, paused, cancelled, done
     state: Mapped[str] = mapped_column(String(20), default="composing", index=True)
-    scheduled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    scheduled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # Where the live progress message is (the sender's chat), edited in place.
     progress_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     progress_message_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -258,8 +281,8 @@ class Delivery(Base):
     # pending, sending, sent, blocked, failed, uncertain, skipped
     state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     claimed_by: Mapped[str | None] = mapped_column(String(60))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     error: Mapped[str | None] = mapped_column(String(200))

@@ -6,9 +6,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from telegram.ext import Application
+from telegram.ext import Application, ApplicationBuilder
+
+from bot.fakebot.server import FakeTelegram
 
 AnyApplication = TypeVar("AnyApplication", bound=Application[Any, Any, Any, Any, Any, Any])
+
+
+def application_for(fake: FakeTelegram) -> Application[Any, Any, Any, Any, Any, Any]:
+    """A bare python-telegram-bot application that talks to the fake (add handlers, then poll)."""
+    return (
+        ApplicationBuilder()
+        .token(fake.token)
+        .base_url(fake.base_url)
+        .base_file_url(fake.base_file_url)
+        .build()
+    )
 
 
 @asynccontextmanager

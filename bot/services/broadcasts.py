@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, insert, literal, or_, select
@@ -116,8 +116,7 @@ async def create_broadcast(
         text=text,
         photo=photo,
         state="scheduled" if scheduled_at is not None else "sending",
-        # Stored in UTC: SQLite keeps only the wall-clock part of a timestamp.
-        scheduled_at=scheduled_at.astimezone(UTC) if scheduled_at is not None else None,
+        scheduled_at=scheduled_at,
         progress_chat_id=progress_chat_id,
     )
     session.add(broadcast)

@@ -11,7 +11,7 @@ import base64
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -26,7 +26,7 @@ from bot.core.images import (
     render_poster,
     render_statistics_chart,
 )
-from bot.core.messages import Attachment, Button, Incoming, InputKind, Reply
+from bot.core.messages import Attachment, Button, Incoming, InputKind, Reply, button_rows
 from bot.db.models import Application, Broadcast, DesaAdat, Follow, User, utcnow
 from bot.services import audit
 from bot.services.broadcasts import (
@@ -70,8 +70,30 @@ def _photo(state: dict[str, Any]) -> bytes | None:
     return base64.b64decode(encoded) if encoded else None
 
 
-def _rows(buttons: list[Button], per_row: int) -> tuple[tuple[Button, ...], ...]:
-    return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
+async def follow(
+    session: AsyncSession,
+    user: User,
+    *,
+    village_code: str | None = None,
+    desa_adat_id: int | None = None,
+) -> bool:
+    """Follow a village or a desa adat; return False if already following it."""
+    existing = await session.scalar(
+        select(Follow).where(
+            Follow.user_id == user.id,
+            Follow.village_code.is_(None)
+            if village_code is None
+            else Follow.village_code == village_code,
+            Follow.desa_adat_id.is_(None)
+            if desa_adat_id is None
+            else Follow.desa_adat_id == desa_adat_id,
+        )
+    )
+    if existing is not None:
+        return False
+    session.add(Follow(user_id=user.id, village_code=village_code, desa_adat_id=desa_adat_id))
+    await session.flush()
+    return True
 
 
 class Community:
@@ -202,7 +224,7 @@ class Community:
             if adat is None:
                 turn.text("link.unknown_village")
                 return False
-            await self._follow(turn, desa_adat_id=adat.id)
+            await follow(turn.session, turn.user, desa_adat_id=adat.id)
             turn.text("link.welcome", village=adat.name)
             await self.start_registration(turn, "", village_hint=adat.village_code or "")
             return True
@@ -227,52 +249,28 @@ class Community:
 
     async def _village_link(self, turn: Turn, code: str) -> None:
         """A village QR code: follow its news and start registration with the village chosen."""
-        await self._follow(turn, village_code=code)
+        await follow(turn.session, turn.user, village_code=code)
         turn.text("link.welcome", village=self._village_label(turn, code))
         await self.start_registration(turn, "", village_hint=code)
 
     # ------------------------------------------------------------------ following
 
-    async def _follow(
-        self, turn: Any, *, village_code: str | None = None, desa_adat_id: int | None = None
-    ) -> bool:
-        """Follow a village or desa adat; return False if already following."""
-        session: AsyncSession = turn.session
-        existing = await session.scalar(
-            select(Follow).where(
-                Follow.user_id == turn.user.id,
-                Follow.village_code.is_(None)
-                if village_code is None
-                else Follow.village_code == village_code,
-                Follow.desa_adat_id.is_(None)
-                if desa_adat_id is None
-                else Follow.desa_adat_id == desa_adat_id,
-            )
-        )
-        if existing is not None:
-            return False
-        session.add(
-            Follow(user_id=turn.user.id, village_code=village_code, desa_adat_id=desa_adat_id)
-        )
-        await session.flush()
-        return True
-
     async def _cmd_follow(self, turn: Turn, _args: str) -> None:
         buttons = [Button(r.name, f"fl:r:{r.code}") for r in self.s.areas.regencies]
-        turn.say(Reply(turn.t("follow.regency"), buttons=_rows(buttons, 2)))
+        turn.say(Reply(turn.t("follow.regency"), buttons=button_rows(buttons, 2)))
 
     async def _follow_button(self, turn: Turn, rest: str) -> None:
         kind, _, code = rest.partition(":")
         areas = self.s.areas
         if kind == "r" and code in areas.regency_by_code:
             buttons = [Button(d.name, f"fl:d:{d.code}") for d in areas.districts.get(code, [])]
-            turn.say(Reply(turn.t("follow.district"), buttons=_rows(buttons, 2)))
+            turn.say(Reply(turn.t("follow.district"), buttons=button_rows(buttons, 2)))
         elif kind == "d" and code in areas.district_by_code:
             villages = areas.villages.get(code, [])
             buttons = [Button(v.name, f"fl:v:{v.code}") for v in villages]
-            turn.say(Reply(turn.t("follow.village"), buttons=_rows(buttons, 2)))
+            turn.say(Reply(turn.t("follow.village"), buttons=button_rows(buttons, 2)))
         elif kind == "v" and code in areas.village_by_code:
-            added = await self._follow(turn, village_code=code)
+            added = await follow(turn.session, turn.user, village_code=code)
             key = "follow.done" if added else "follow.already"
             turn.text(key, village=self._village_label(turn, code))
         else:
@@ -285,12 +283,10 @@ class Community:
         village = answers.get("village")
         adat = answers.get("desa_adat")
         adat_id = adat.get("id") if isinstance(adat, dict) else None
-        for target in ({"village_code": village}, {"desa_adat_id": adat_id}):
-            if next(iter(target.values())) is None:
-                continue
-            exists = await session.scalar(select(Follow).filter_by(user_id=user.id, **target))
-            if exists is None:
-                session.add(Follow(user_id=user.id, **target))
+        if isinstance(village, str):
+            await follow(session, user, village_code=village)
+        if isinstance(adat_id, int):
+            await follow(session, user, desa_adat_id=adat_id)
 
     async def _cmd_opt_out(self, turn: Turn, _args: str) -> None:
         turn.user.opted_out_at = utcnow()
@@ -324,7 +320,7 @@ class Community:
             return
         roles = [RoleName.PERBEKEL, RoleName.LURAH, RoleName.BENDESA_ADAT, RoleName.STAFF]
         buttons = [Button(turn.t(f"role.{r.value}"), f"iv:role:{r.value}") for r in roles]
-        turn.say(Reply(turn.t("invite.role"), buttons=_rows(buttons, 2)))
+        turn.say(Reply(turn.t("invite.role"), buttons=button_rows(buttons, 2)))
 
     async def _invite_button(self, turn: Turn, rest: str) -> None:
         if not is_staff(await self._grants(turn)):
@@ -379,7 +375,7 @@ class Community:
         if not buttons:
             turn.text("invite.not_found")
             return
-        turn.say(Reply(turn.t("invite.pick"), buttons=_rows(buttons, 1)))
+        turn.say(Reply(turn.t("invite.pick"), buttons=button_rows(buttons, 1)))
 
     async def _issue(
         self, turn: Any, role: RoleName, village: str | None, adat: int | None
@@ -427,7 +423,7 @@ class Community:
             )
             for g in grants
         ]
-        turn.say(Reply(turn.t("revoke.pick"), buttons=_rows(buttons, 1)))
+        turn.say(Reply(turn.t("revoke.pick"), buttons=button_rows(buttons, 1)))
 
     async def _revoke_button(self, turn: Turn, rest: str) -> None:
         user_id, _, role_name = rest.partition(":")
@@ -482,7 +478,7 @@ class Community:
             Button(await self._scope_label(turn, kind, code), f"sc:scope:{kind}:{code or ''}")
             for kind, code in scopes
         ]
-        turn.say(Reply(turn.t("compose.scope"), buttons=_rows(buttons, 1)))
+        turn.say(Reply(turn.t("compose.scope"), buttons=button_rows(buttons, 1)))
 
     async def _compose_scope(self, turn: Turn, kind: str, code: str | None) -> None:
         if not await self._may_use(turn, kind, code):
@@ -494,7 +490,7 @@ class Community:
         turn.say(
             Reply(
                 turn.t("compose.content", scope=await self._scope_label(turn, kind, code)),
-                buttons=_rows(buttons, 1),
+                buttons=button_rows(buttons, 1),
             )
         )
 
@@ -524,7 +520,7 @@ class Community:
                 state.update(audience=value, step="status")
                 self._set_mode(turn, "compose", state)
                 buttons = [Button(turn.t(f"status.{s}"), f"sc:st:{s}") for s in STATUSES]
-                turn.say(Reply(turn.t("compose.status"), buttons=_rows(buttons, 2)))
+                turn.say(Reply(turn.t("compose.status"), buttons=button_rows(buttons, 2)))
                 return
             state.update(audience=value, status=None)
             await self._preview(turn, state)
@@ -601,7 +597,7 @@ class Community:
 
     def _ask_audience(self, turn: Turn) -> None:
         buttons = [Button(turn.t(f"audience.{a}"), f"sc:aud:{a}") for a in AUDIENCES]
-        turn.say(Reply(turn.t("compose.audience"), buttons=_rows(buttons, 1)))
+        turn.say(Reply(turn.t("compose.audience"), buttons=button_rows(buttons, 1)))
 
     def _target(self, state: dict[str, Any]) -> Target:
         return Target(
@@ -775,8 +771,7 @@ class Community:
         daily: dict[date, int] = {}
         for moment in moments:
             if moment is not None:
-                aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-                day = aware.astimezone(tz).date()
+                day = moment.astimezone(tz).date()
                 daily[day] = daily.get(day, 0) + 1
         return {
             "followers": int(followers or 0),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -47,7 +47,7 @@ from bot.core.form import (
     previous_question,
     store_answer,
 )
-from bot.core.messages import Button, Incoming, InputKind, Outcome, Reply
+from bot.core.messages import Button, Incoming, InputKind, Outcome, Reply, button_rows
 from bot.core.money import format_rupiah, parse_rupiah
 from bot.core.nik import Gender, NikInfo, mask_nik, parse_nik
 from bot.core.phone import format_phone_local, normalise_phone
@@ -83,10 +83,6 @@ class Services:
     today: Callable[[], date]
     # The bot's username for t.me links; the channel fills it in at start-up.
     bot_username: str = "BebasCemasBot"
-
-
-def _rows(buttons: Sequence[Button], per_row: int) -> tuple[tuple[Button, ...], ...]:
-    return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
 
 
 def new_claim_code() -> str:
@@ -355,7 +351,7 @@ class Conversation:
         lines = [t("status.header")]
         for app in applications:
             when = app.submitted_at or app.created_at
-            local = when.astimezone(self.s.settings.tz) if when.tzinfo else when
+            local = when.astimezone(self.s.settings.tz)
             lines.append(
                 t(
                     "status.line",
@@ -828,7 +824,7 @@ class Conversation:
                     district=areas.district_by_code[village.district_code].name,
                 )
             buttons.append(Button(label, f"f:village:{code}"))
-        turn.say(Reply(t("village.did_you_mean"), buttons=_rows(buttons, 1)))
+        turn.say(Reply(t("village.did_you_mean"), buttons=button_rows(buttons, 1)))
         return _ALREADY_HANDLED
 
     async def _typed_desa_adat(self, turn: Turn, text: str) -> Any:
@@ -936,7 +932,7 @@ class Conversation:
             turn.say(self._render_summary(turn))
         elif step == EDIT_PICK:
             buttons = [Button(t(BY_KEY[k].label_key), f"edit:{k}") for k in _edit_targets()]
-            rows = (*_rows(buttons, 2), (Button(t("edit.back"), "edit:summary"),))
+            rows = (*button_rows(buttons, 2), (Button(t("edit.back"), "edit:summary"),))
             turn.say(Reply(t("edit.prompt"), buttons=rows))
         elif step in BY_KEY:
             turn.say(await self._render_question(turn, BY_KEY[step]))
@@ -951,7 +947,7 @@ class Conversation:
             parts.append(t("answer.current", value=self._display(turn, question.key)))
         options = await self._options(turn, question)
         per_row = 1 if question.key in ("programs", "period", "birth_date", "desa_adat") else 2
-        rows = list(_rows(options, per_row))
+        rows = list(button_rows(options, per_row))
         if question.key == "village":
             rows.extend(self._page_row(turn))
         nav = [Button(t("nav.back"), f"back:{question.key}")]
@@ -1077,7 +1073,7 @@ class Conversation:
             Button(format_rupiah(amount), f"{prefix}:{amount}")
             for amount in self.s.settings.income_options
         ]
-        return buttons if flat else _rows(buttons, 2)
+        return buttons if flat else button_rows(buttons, 2)
 
     def _render_summary(self, turn: Turn) -> Reply:
         t = turn.t

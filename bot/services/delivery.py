@@ -20,7 +20,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import and_, case, exists, func, or_, select, update
@@ -221,18 +221,13 @@ def default_progress(
     return Reply(text, buttons=control_buttons(broadcast.id, broadcast.state, language))
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands datetimes back without their zone; everything is stored in UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def final_report(broadcast: Broadcast, counts: Counts, language: str) -> Reply:
     """The report sent to the leader when a broadcast has finished (or was cancelled)."""
     t = translator(language)
     seconds = 0
     if broadcast.started_at is not None:
         end = broadcast.finished_at or utcnow()
-        seconds = max(0, round((_aware(end) - _aware(broadcast.started_at)).total_seconds()))
+        seconds = max(0, round((end - broadcast.started_at).total_seconds()))
     duration = t("broadcast.report.duration", minutes=seconds // 60, seconds=seconds % 60)
     key = "broadcast.report.cancelled" if broadcast.state == "cancelled" else "broadcast.report"
     text = t(
@@ -347,11 +342,9 @@ class Pacer:
             if delay <= 0:
                 return
             interrupt = self._interrupt
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await interrupt.wait()
-            except TimeoutError:
-                pass
 
     def _wake_all(self) -> None:
         self._generation += 1

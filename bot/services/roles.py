@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 
 from sqlalchemy import delete, select
@@ -156,7 +156,7 @@ async def redeem_invitation(session: AsyncSession, payload: str, user: User) -> 
     if invitation.used_at is not None:
         await audit.record(session, "invite_refused", actor=user, reason="used")
         raise InvalidInput("invite.error.used")
-    if _aware(invitation.expires_at) < utcnow():
+    if invitation.expires_at < utcnow():
         await audit.record(session, "invite_refused", actor=user, reason="expired")
         raise InvalidInput("invite.error.expired")
     invitation.used_at = utcnow()
@@ -226,8 +226,3 @@ async def revoke_role(
         removed=removed,
     )
     return removed
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=utcnow().tzinfo)

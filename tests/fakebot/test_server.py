@@ -21,7 +21,6 @@ from telegram import (
 )
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TimedOut
 from telegram.ext import (
-    ApplicationBuilder,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
@@ -31,7 +30,7 @@ from telegram.ext import (
 )
 
 from bot.fakebot import FakeTelegram
-from bot.fakebot.harness import polling
+from bot.fakebot.harness import application_for, polling
 
 MENU = InlineKeyboardMarkup(
     [
@@ -40,18 +39,6 @@ MENU = InlineKeyboardMarkup(
     ]
 )
 SHARE_PHONE = ReplyKeyboardMarkup([[KeyboardButton("Bagikan nomor", request_contact=True)]])
-
-
-@pytest.fixture(autouse=True)
-def _time_periods_as_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    # PTB 22 warns on every integer time period (RetryAfter included) unless opted in.
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
-        yield server
 
 
 @pytest.fixture
@@ -96,13 +83,7 @@ async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 @pytest.fixture
 async def app(fake: FakeTelegram) -> AsyncIterator[None]:
     """Run a small real bot against the fake while the test runs."""
-    application = (
-        ApplicationBuilder()
-        .token(fake.token)
-        .base_url(fake.base_url)
-        .base_file_url(fake.base_file_url)
-        .build()
-    )
+    application = application_for(fake)
     application.add_handler(CommandHandler("start", start))
     application.add_handler(CommandHandler("phone", ask_phone))
     application.add_handler(CallbackQueryHandler(choose))
@@ -239,13 +220,7 @@ async def test_a_user_who_blocks_the_bot_makes_sends_fail_with_forbidden(
         assert isinstance(update.my_chat_member, ChatMemberUpdated)
         await statuses.put(update.my_chat_member.new_chat_member.status)
 
-    application = (
-        ApplicationBuilder()
-        .token(fake.token)
-        .base_url(fake.base_url)
-        .base_file_url(fake.base_file_url)
-        .build()
-    )
+    application = application_for(fake)
     application.add_handler(ChatMemberHandler(member_changed, ChatMemberHandler.MY_CHAT_MEMBER))
     made = fake.user(1001)
 
