@@ -20,7 +20,8 @@ from bot.db.session import (
 )
 from bot.security import Cipher, load_cipher
 from bot.services.areas import AreaDirectory, load_areas
-from bot.services.conversation import Conversation, Services
+from bot.services.conversation import Conversation
+from bot.services.turn import Services
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,9 @@ from bot.i18n import LANGUAGES, LOCALES_DIR, Translator
 from bot.security import Cipher, generate_key
 from bot.services.areas import AreaDirectory
 from bot.services.broadcasts import AUDIENCES, TEMPLATES
-from bot.services.conversation import Conversation, Services, Turn
+from bot.services.conversation import Conversation
 from bot.services.roles import RoleName
+from bot.services.turn import Services, Turn
 
 BOT_DIR = Path(__file__).resolve().parent.parent / "bot"
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")

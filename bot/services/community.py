@@ -12,7 +12,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,9 +50,7 @@ from bot.services.roles import (
     redeem_invitation,
     revoke_role,
 )
-
-if TYPE_CHECKING:
-    from bot.services.conversation import Turn
+from bot.services.turn import Turn
 
 STOP_WORDS = frozenset({"berhenti", "stop", "berhenti langganan", "unsubscribe"})
 VILLAGE_LINK_PREFIX = "desa_"

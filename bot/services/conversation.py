@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -61,8 +61,8 @@ from bot.db.models import (
     utcnow,
 )
 from bot.i18n import Translator, translator
-from bot.security import Cipher
 from bot.services.areas import AreaDirectory
+from bot.services.turn import Services, Turn
 
 CONSENT_VERSION = "2026-11-v1"
 VILLAGES_PER_PAGE = 8
@@ -73,18 +73,6 @@ SUMMARY = "summary"
 EDIT_PICK = "edit_pick"
 
 
-@dataclass
-class Services:
-    """What the conversation needs, built once at start-up."""
-
-    settings: Settings
-    cipher: Cipher
-    areas: AreaDirectory
-    today: Callable[[], date]
-    # The bot's username for t.me links; the channel fills it in at start-up.
-    bot_username: str = "BebasCemasBot"
-
-
 def new_claim_code() -> str:
     """A code a resident types (/klaim CODE) to take over an application a leader filled."""
     return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(8))
@@ -93,32 +81,6 @@ def new_claim_code() -> str:
 def new_reference() -> str:
     """A short, unguessable application reference such as BC-7KQ2M9."""
     return "BC-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
-
-
-class Turn:
-    """One input being handled: the session, the person, their draft and the replies."""
-
-    def __init__(self, session: AsyncSession, user: User, services: Services) -> None:
-        self.session = session
-        self.user = user
-        self.services = services
-        self.t: Translator = translator(user.language or services.settings.default_language)
-        self.outcome = Outcome()
-        self.draft: Application | None = None
-        self.answers: dict[str, Any] = {}
-        self.state = FormState()
-
-    def say(self, reply: Reply) -> None:
-        """Queue a reply."""
-        self.outcome.replies.append(reply)
-
-    def text(self, key: str, **params: Any) -> None:
-        """Queue a plain text reply."""
-        self.say(Reply(self.t(key, **params)))
-
-    def error(self, exc: InvalidInput) -> None:
-        """Queue the one-sentence explanation of a bad answer."""
-        self.text(exc.key, **exc.params)
 
 
 class Conversation:
