@@ -8,34 +8,30 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import cast, get_args, get_type_hints
+from typing import get_args, get_type_hints
 
 import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.telegram import LEADER_COMMANDS, MENU_COMMANDS, STAFF_COMMANDS
-from bot.config import load_settings
 from bot.core.areas import Village
-from bot.core.contribution import PAYMENT_PERIODS
-from bot.core.form import OCCUPATIONS, QUESTIONS, RELATIONSHIPS
-from bot.db.models import ACTIVE_STATUSES, User
+from bot.core.contribution import DEFAULT_RATES, PAYMENT_PERIODS
+from bot.core.form import Contact, FormContext
+from bot.core.questions import OCCUPATIONS, QUESTIONS, RELATIONSHIPS
+from bot.db.models import ACTIVE_STATUSES
 from bot.i18n import LANGUAGES, LOCALES_DIR, Translator
-from bot.security import Cipher, generate_key
 from bot.services.areas import AreaDirectory
 from bot.services.broadcasts import AUDIENCES, TEMPLATES
-from bot.services.conversation import Conversation
 from bot.services.roles import RoleName
-from bot.services.turn import Services, Turn
 
 BOT_DIR = Path(__file__).resolve().parent.parent / "bot"
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 KEY_SHAPE = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*$")
 DOTTED_KEY = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+$")
 # Functions whose first argument is a message id: Translator calls, Turn.text, the terminal's
-# say/text, the core's InvalidInput, and gettext's `_`.
-KEY_TAKERS = frozenset({"t", "text", "say", "InvalidInput", "_"})
+# say/text, the core's InvalidInput and Confirmation, and gettext's `_`.
+KEY_TAKERS = frozenset({"t", "text", "say", "InvalidInput", "Confirmation", "_"})
 PLACEHOLDER_WORDS = re.compile(r"\b(TODO|FIXME|XXX|TBD|lorem ipsum)\b", re.IGNORECASE)
 TELEGRAM_MESSAGE_LIMIT = 4096
 TELEGRAM_COMMAND_LIMIT = 256
@@ -201,26 +197,32 @@ def collect_code() -> Found:
         total.unknown_families.extend(found.unknown_families)
     prompt_params = _prompt_params()
     for question in QUESTIONS:
-        where = f"bot/core/form.py QUESTIONS[{question.key}]"
+        where = f"bot/core/questions.py QUESTIONS[{question.key}]"
         total.uses.append(Use(question.prompt_key, prompt_params[question.key], where))
         total.uses.append(Use(question.help_key, frozenset(), where))
         total.uses.append(Use(question.label_key, frozenset(), where))
+        if question.contact is Contact.OWN:
+            total.uses.append(Use(question.saved_key, frozenset({"value"}), where))
+        if question.skippable_when_assisted:
+            total.uses.append(Use(question.assisted_hint_key, frozenset(), where))
+        if question.indexed is not None and question.indexed.unique:
+            own, other = question.duplicate_keys
+            total.uses.append(Use(own, frozenset({"reference"}), where))
+            total.uses.append(Use(other, frozenset(), where))
     return total
 
 
 def _prompt_params() -> dict[str, frozenset[str]]:
-    """The parameters the conversation fills into each question's prompt."""
-    settings = load_settings(_env_file=None, data_key=generate_key())
-    services = Services(
-        settings=settings,
-        cipher=Cipher(generate_key().encode()),
-        areas=AreaDirectory(province_codes=frozenset(), regencies=[]),
-        today=date.today,
-    )
-    conversation = Conversation(services)
+    """The parameters the engine fills into each question's prompt, from its declaration."""
     # Working out the parameters reads only the answers and the settings, never the database.
-    turn = Turn(cast(AsyncSession, None), User(language="id"), services)
-    return {q.key: frozenset(conversation._prompt_params(turn, q)) for q in QUESTIONS}
+    ctx = FormContext(
+        answers={},
+        t=Translator("id"),
+        areas=AreaDirectory(province_codes=frozenset(), regencies=[]),
+        rates=DEFAULT_RATES,
+        today=date.today(),
+    )
+    return {q.key: frozenset(q.params(ctx)) for q in QUESTIONS}
 
 
 def load(language: str) -> Catalog:

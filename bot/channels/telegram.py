@@ -45,7 +45,7 @@ from bot.db.models import User, utcnow
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.runtime import Runtime
 from bot.services.broadcasts import render
-from bot.services.conversation import purge_stale_drafts
+from bot.services.registration import purge_stale_drafts
 from bot.services.roles import Grant, grants_of, is_staff
 from bot.services.users import user_for_telegram
 

@@ -1,48 +1,262 @@
-"""The registration form, declared once.
+"""The shape of a form: what a question declares, the stages of the flow, and moving through it.
 
-The conversation, the summary with its "edit" buttons, the export columns and the tests
-all read `QUESTIONS`. Each question names the answer key it fills, the progress step it
-belongs to, how it is answered, and whether it may be skipped.
+The registration questions themselves are declared in `bot/core/questions.py`; everything
+that asks, validates, stores, goes back, edits from the summary, and exports reads those
+declarations through the types here. Nothing outside a declaration looks at a question's key.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
-from typing import Any
+from functools import cached_property
+from typing import Any, Protocol
 
-from bot.core.errors import InvalidInput
+from bot.core.contribution import Rates
 
 Answers = Mapping[str, Any]
+
+
+class Stage(StrEnum):
+    """The stages of the registration flow (drawn in docs/registration.mmd)."""
+
+    CONSENT = "consent"
+    QUESTION = "question"
+    CONFIRM = "confirm"
+    SUMMARY = "summary"
+    EDIT_PICK = "edit_pick"
+    SUBMITTED = "submitted"
+
+
+# Which stage follows which; docs/registration.mmd draws exactly these (a test compares).
+STAGE_TRANSITIONS: frozenset[tuple[Stage | None, Stage | None]] = frozenset(
+    {
+        (None, Stage.CONSENT),
+        (Stage.CONSENT, Stage.QUESTION),
+        (Stage.CONSENT, None),
+        (Stage.QUESTION, Stage.QUESTION),
+        (Stage.QUESTION, Stage.CONFIRM),
+        (Stage.CONFIRM, Stage.QUESTION),
+        (Stage.CONFIRM, Stage.SUMMARY),
+        (Stage.QUESTION, Stage.CONSENT),
+        (Stage.QUESTION, Stage.SUMMARY),
+        (Stage.SUMMARY, Stage.QUESTION),
+        (Stage.SUMMARY, Stage.EDIT_PICK),
+        (Stage.EDIT_PICK, Stage.QUESTION),
+        (Stage.EDIT_PICK, Stage.SUMMARY),
+        (Stage.SUMMARY, Stage.SUBMITTED),
+        (Stage.QUESTION, None),
+        (Stage.SUMMARY, None),
+    }
+)
 
 
 class Kind(StrEnum):
     """How a question is answered."""
 
     TEXT = "text"  # typed, validated
-    CHOICE = "choice"  # one of the buttons (typing a button's label also works)
-    PHONE = "phone"  # typed or a shared contact
+    CHOICE = "choice"  # one of the buttons (a typed label, prefix or synonym also works)
+    PHONE = "phone"  # typed, or a shared contact
     VILLAGE = "village"  # paged buttons or a typed name
+
+
+class Contact(StrEnum):
+    """Whether a shared contact answers a question."""
+
+    NO = "no"
+    ANYONE = "anyone"  # any contact (an heir's number)
+    OWN = "own"  # only one's own, offered with a "share my number" keyboard
+
+
+class Lookup(StrEnum):
+    """Data a question needs from the database before it can be asked or answered."""
+
+    DESA_ADAT = "desa_adat"
+
+
+class AreaLike(Protocol):
+    """A regency, district or village as the directory holds it."""
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+class VillageLike(AreaLike, Protocol):
+    """A village: its district and whether it is a desa or a kelurahan."""
+
+    @property
+    def district_code(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+
+class DistrictLike(AreaLike, Protocol):
+    """A district (kecamatan) and its regency."""
+
+    @property
+    def regency_code(self) -> str: ...
+
+
+class Directory(Protocol):
+    """The branch's areas, as `bot.services.areas.AreaDirectory` holds them."""
+
+    @property
+    def province_codes(self) -> frozenset[str]: ...
+
+    @property
+    def regencies(self) -> Sequence[AreaLike]: ...
+
+    def regency(self, code: str) -> AreaLike | None: ...
+
+    def district(self, code: str) -> DistrictLike | None: ...
+
+    def village(self, code: str) -> VillageLike | None: ...
+
+    def districts_of(self, regency_code: str) -> Sequence[DistrictLike]: ...
+
+    def villages_of(self, district_code: str) -> Sequence[VillageLike]: ...
+
+    def villages_of_regency(self, regency_code: str) -> Sequence[VillageLike]: ...
+
+
+class Text(Protocol):
+    """A translator: message id and parameters in, text out."""
+
+    language: str
+
+    def __call__(self, key: str, /, **params: Any) -> str: ...
+
+
+@dataclass(frozen=True)
+class Option:
+    """One button of a question: its short code (in callback data), label and stored value.
+
+    `then` holds answers stored right after this one, for a button that answers several
+    questions at once (the village of a QR link answers regency, district and village).
+    """
+
+    code: str
+    label: str
+    value: Any
+    then: tuple[tuple[str, Any], ...] = ()
+
+
+class Confirmation:
+    """A valid but surprising answer: asked once whether it is right, then kept.
+
+    Like `InvalidInput`, it carries a message id and its parameters straight to the locales.
+    """
+
+    def __init__(self, key: str, **params: Any) -> None:
+        self.key = key
+        self.params = params
+
+
+@dataclass
+class FormContext:
+    """Everything a question's functions may read: answers so far and the world around them."""
+
+    answers: Answers
+    t: Text
+    areas: Directory
+    rates: Rates
+    today: date
+    income_options: Sequence[int] = ()
+    min_age: int = 18
+    max_age: int = 65
+    # A leader fills the form for a resident (assisted registration).
+    assisted: bool = False
+    # Screens for the person herself show the NIK in full; others see it masked.
+    own_screen: bool = True
+    page: int = 0
+    # The village of the QR link the person came from.
+    village_hint: str | None = None
+    # Loaded when a question declares Lookup.DESA_ADAT: (id, name) pairs near the village.
+    desa_adat: Sequence[tuple[int, str]] = ()
+
+
+Parser = Callable[[str, FormContext], Any]
+Check = Callable[[Any, FormContext], None]
+Confirm = Callable[[Any, FormContext], Confirmation | None]
+Provider = Callable[[FormContext], Sequence[Option]]
+Finder = Callable[[str, FormContext], Option | None]
+Display = Callable[[Any, FormContext], str]
+Params = Callable[[FormContext], Mapping[str, Any]]
+Implies = Callable[[Any, FormContext], Sequence[tuple[str, Any]]]
+Applies = Callable[[Answers], bool]
 
 
 def _always(_answers: Answers) -> bool:
     return True
 
 
+def _no_params(_ctx: FormContext) -> Mapping[str, Any]:
+    return {}
+
+
+def _plain(value: Any, _ctx: FormContext) -> str:
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One export column: its name and how it is computed from the answers."""
+
+    name: str
+    value: Callable[[Answers, FormContext], Any]
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """A plain column of the application that mirrors an answer (for lookups and reports).
+
+    `hashed` keeps only a keyed hash (the NIK); `unique` refuses an answer another active
+    application already holds.
+    """
+
+    column: str
+    value: Callable[[Any], Any] = lambda v: v
+    hashed: bool = False
+    unique: bool = False
+
+
 @dataclass(frozen=True)
 class Question:
-    """One question of the form."""
+    """One question, declared with everything the engine, summary and export need."""
 
     key: str
     step: int
     kind: Kind
-    skippable: bool = False
-    applies: Callable[[Answers], bool] = _always
-    # Answers that depend on this one and must be asked again when it changes.
+    parse: Parser | None = None
+    options: Provider | None = None
+    # Finds a pressed button's option when it may not be on the screen any more (paged lists).
+    find: Finder | None = None
+    check: Check | None = None
+    confirm: Confirm | None = None
+    display: Display = _plain
+    params: Params = _no_params
+    # Answers stored before this one, derived from its value (a village implies its district).
+    implies: Implies | None = None
     clears: tuple[str, ...] = ()
+    applies: Applies = _always
+    skippable: bool = False
+    skippable_when_assisted: bool = False
+    contact: Contact = Contact.NO
+    lookups: frozenset[Lookup] = frozenset()
+    per_row: int = 2
+    page_size: int | None = None
+    in_summary: bool = True
+    # Typed words that mean an option (normalised text -> option code).
+    synonyms: Mapping[str, str] = field(default_factory=dict)
+    columns: tuple[Column, ...] | None = None
+    indexed: Indexed | None = None
 
     @property
     def prompt_key(self) -> str:
@@ -59,57 +273,117 @@ class Question:
         """Message id of the short label (summary, edit buttons, export header)."""
         return f"q.{self.key}.label"
 
+    @property
+    def saved_key(self) -> str:
+        """Message id said after a shared-contact question is answered."""
+        return f"q.{self.key}.saved"
 
-def _has_heir(answers: Answers) -> bool:
-    return bool(answers.get("heir_name"))
+    @property
+    def duplicate_keys(self) -> tuple[str, str]:
+        """Message ids when a unique answer is already taken: by the person, by someone else."""
+        return f"{self.key}.duplicate.own", f"{self.key}.duplicate.other"
+
+    @property
+    def assisted_hint_key(self) -> str:
+        """Message id of the hint shown when a leader fills this question for a resident."""
+        return f"q.{self.key}.assisted_hint"
+
+    def may_skip(self, ctx: FormContext) -> bool:
+        """Whether "Lewati" is offered here."""
+        return self.skippable or (self.skippable_when_assisted and ctx.assisted)
+
+    def export_columns(self) -> tuple[Column, ...]:
+        """The export columns of this question (by default its raw answer)."""
+        if self.columns is not None:
+            return self.columns
+        key = self.key
+        return (Column(key, lambda answers, _ctx: raw_cell(answers.get(key))),)
 
 
-def _other_occupation(answers: Answers) -> bool:
-    return answers.get("occupation") == "lainnya"
+def raw_cell(value: Any) -> Any:
+    """An answer as an export cell: lists joined, nothing as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return "+".join(str(v).upper() for v in value)
+    return value
 
 
-QUESTIONS: tuple[Question, ...] = (
-    Question("nik", 1, Kind.TEXT, clears=("birth_date", "gender")),
-    Question("full_name", 2, Kind.TEXT),
-    Question("birth_date", 3, Kind.TEXT),
-    Question("gender", 4, Kind.CHOICE),
-    Question("phone", 5, Kind.PHONE),
-    Question("regency", 6, Kind.CHOICE, clears=("district", "village", "desa_adat")),
-    Question("district", 6, Kind.CHOICE, clears=("village", "desa_adat")),
-    Question("village", 6, Kind.VILLAGE, clears=("desa_adat",)),
-    Question("banjar", 6, Kind.TEXT, skippable=True),
-    Question("desa_adat", 6, Kind.CHOICE, skippable=True),
-    Question("occupation", 7, Kind.CHOICE, clears=("occupation_other",)),
-    Question("occupation_other", 7, Kind.TEXT, applies=_other_occupation),
-    Question("income", 8, Kind.TEXT),
-    Question("programs", 9, Kind.CHOICE),
-    Question("period", 10, Kind.CHOICE),
-    Question("heir_name", 11, Kind.TEXT, skippable=True),
-    Question("heir_relationship", 11, Kind.CHOICE, applies=_has_heir),
-    Question("heir_phone", 11, Kind.PHONE, skippable=True, applies=_has_heir),
-    Question("email", 12, Kind.TEXT, skippable=True),
-)
+@dataclass(frozen=True)
+class Form:
+    """An ordered set of questions and the rules for moving through them."""
 
-BY_KEY: dict[str, Question] = {q.key: q for q in QUESTIONS}
-TOTAL_STEPS = max(q.step for q in QUESTIONS)
+    questions: tuple[Question, ...]
+    # Columns before and after the questions' own (reference, status, contribution, ...).
+    leading_columns: tuple[str, ...] = ()
+    trailing_columns: tuple[Column, ...] = ()
 
-# No official list exists (DOMAIN.md); these are the jobs the branch names most, "lainnya" asks.
-OCCUPATIONS: tuple[str, ...] = (
-    "petani",
-    "nelayan",
-    "pedagang",
-    "ojek",
-    "sopir",
-    "buruh_bangunan",
-    "juru_parkir",
-    "pengrajin",
-    "seniman",
-    "pemangku",
-    "prajuru_adat",
-    "lainnya",
-)
+    @cached_property
+    def by_key(self) -> dict[str, Question]:
+        """Questions by key."""
+        return {q.key: q for q in self.questions}
 
-RELATIONSHIPS: tuple[str, ...] = ("pasangan", "anak", "orang_tua", "saudara", "lainnya")
+    @cached_property
+    def total_steps(self) -> int:
+        """How many progress steps the person sees ("Langkah 3 dari 12")."""
+        return max(q.step for q in self.questions)
+
+    def with_question(self, question: Question, *, after: str) -> Form:
+        """A copy with one more question placed after `after` (for tests and new fields)."""
+        index = [q.key for q in self.questions].index(after) + 1
+        questions = (*self.questions[:index], question, *self.questions[index:])
+        return dataclasses.replace(self, questions=questions)
+
+    def applicable(self, answers: Answers) -> list[Question]:
+        """The questions that apply given the answers so far, in order."""
+        return [q for q in self.questions if q.applies(answers)]
+
+    def next_question(self, answers: Answers) -> Question | None:
+        """The first applicable question without an answer, or None when the form is complete."""
+        for question in self.applicable(answers):
+            if question.key not in answers:
+                return question
+        return None
+
+    def previous_question(self, answers: Answers, current: str) -> Question | None:
+        """The applicable question before `current`, or None at the first one."""
+        questions = self.applicable(answers)
+        keys = [q.key for q in questions]
+        if current not in keys:
+            return None
+        index = keys.index(current)
+        return questions[index - 1] if index > 0 else None
+
+    def store(self, answers: dict[str, Any], key: str, value: Any) -> None:
+        """Set an answer; if it changed, drop the answers that depended on it.
+
+        Answers of questions that no longer apply are dropped too (an heir's relationship
+        once the heir is skipped), so a stored form never holds an answer it would not ask.
+        """
+        changed = answers.get(key, object()) != value
+        answers[key] = value
+        if changed:
+            for dependent in self.by_key[key].clears:
+                answers.pop(dependent, None)
+        for question in self.questions:
+            if question.key in answers and not question.applies(answers):
+                del answers[question.key]
+
+    def edit_targets(self) -> list[Question]:
+        """The first question of every progress step: one "edit" button each."""
+        seen: dict[int, Question] = {}
+        for question in self.questions:
+            seen.setdefault(question.step, question)
+        return list(seen.values())
+
+    def step_group(self, answers: Answers, question: Question) -> list[Question]:
+        """The applicable questions sharing `question`'s progress step, in order."""
+        return [q for q in self.applicable(answers) if q.step == question.step]
+
+    def columns(self) -> tuple[Column, ...]:
+        """Every export column of the questions, then the trailing ones."""
+        own = tuple(c for q in self.questions for c in q.export_columns())
+        return (*own, *self.trailing_columns)
 
 
 @dataclass
@@ -120,97 +394,3 @@ class FormState:
     page: int = 0
     confirm_cancel: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def applicable(answers: Answers) -> list[Question]:
-    """The questions that apply given the answers so far, in order."""
-    return [q for q in QUESTIONS if q.applies(answers)]
-
-
-def next_question(answers: Answers) -> Question | None:
-    """The first applicable question without an answer, or None when the form is complete."""
-    for question in applicable(answers):
-        if question.key not in answers:
-            return question
-    return None
-
-
-def previous_question(answers: Answers, current: str) -> Question | None:
-    """The applicable question before `current`, or None at the first one."""
-    questions = applicable(answers)
-    keys = [q.key for q in questions]
-    if current not in keys:
-        return None
-    index = keys.index(current)
-    return questions[index - 1] if index > 0 else None
-
-
-def store_answer(answers: dict[str, Any], key: str, value: Any) -> None:
-    """Set an answer; if it changed, drop the answers that depended on it."""
-    changed = answers.get(key, object()) != value
-    answers[key] = value
-    if changed:
-        for dependent in BY_KEY[key].clears:
-            answers.pop(dependent, None)
-    if key == "heir_name" and not value:
-        answers.pop("heir_relationship", None)
-        answers.pop("heir_phone", None)
-    if key == "occupation" and value != "lainnya":
-        answers.pop("occupation_other", None)
-
-
-_SPACES = re.compile(r"\s+")
-_NAME_CHARS = re.compile(r"^[^\W\d_]+(?:[ '.,\-][^\W\d_]*)*$")
-_EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$")
-_FREE_TEXT = re.compile(r"^[\w .,'/()\-&]+$")
-
-
-def clean_spaces(text: str) -> str:
-    """Trim and collapse runs of whitespace."""
-    return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
-
-
-def parse_person_name(text: str) -> str:
-    """A person's full name as on the KTP: letters, spaces and a few marks, 2 to 100 characters."""
-    name = clean_spaces(text)
-    if len(name) < 2:
-        raise InvalidInput("name.error.short")
-    if len(name) > 100:
-        raise InvalidInput("name.error.long")
-    if any(ch.isdigit() for ch in name):
-        raise InvalidInput("name.error.digits")
-    if not _NAME_CHARS.match(name) or sum(ch.isalpha() for ch in name) < 2:
-        raise InvalidInput("name.error.chars")
-    return name
-
-
-def parse_place(text: str) -> str:
-    """A banjar, dusun or similar place name typed by the person."""
-    value = clean_spaces(text)
-    if len(value) < 2 or not any(ch.isalpha() for ch in value):
-        raise InvalidInput("place.error.short")
-    if len(value) > 60:
-        raise InvalidInput("place.error.long")
-    if not _FREE_TEXT.match(value):
-        raise InvalidInput("place.error.chars")
-    return value
-
-
-def parse_occupation_text(text: str) -> str:
-    """A job described in the person's own words."""
-    value = clean_spaces(text)
-    if len(value) < 3 or not any(ch.isalpha() for ch in value):
-        raise InvalidInput("occupation.error.short")
-    if len(value) > 60:
-        raise InvalidInput("occupation.error.long")
-    if not _FREE_TEXT.match(value):
-        raise InvalidInput("occupation.error.chars")
-    return value
-
-
-def parse_email(text: str) -> str:
-    """An email address, lower-cased."""
-    value = text.strip().lower()
-    if len(value) > 254 or not _EMAIL.match(value) or ".." in value:
-        raise InvalidInput("email.error.invalid")
-    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
@@ -29,6 +30,26 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class ApplicationStatus(StrEnum):
+    """Where an application stands (docs/registration.mmd draws the registration part)."""
+
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    VERIFIED = "verified"
+    REGISTERED = "registered"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+class UserMode(StrEnum):
+    """What a free-text answer outside the registration means."""
+
+    CALCULATOR = "iuran"
+    INVITE = "invite"
+    COMPOSE = "compose"
+
 
 # Statuses that hold a NIK: a second application for the same NIK is refused while one exists.
 ACTIVE_STATUSES = ("submitted", "verified", "registered")

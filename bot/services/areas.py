@@ -94,6 +94,26 @@ class AreaDirectory:
             directory.village_by_code[village.code] = village
         return directory
 
+    def regency(self, code: str) -> models.Regency | None:
+        """A regency of the branch by code."""
+        return self.regency_by_code.get(code)
+
+    def district(self, code: str) -> models.District | None:
+        """A district of the branch by code."""
+        return self.district_by_code.get(code)
+
+    def village(self, code: str) -> models.Village | None:
+        """A village of the branch by code."""
+        return self.village_by_code.get(code)
+
+    def districts_of(self, regency_code: str) -> list[models.District]:
+        """The districts of a regency, by name."""
+        return self.districts.get(regency_code, [])
+
+    def villages_of(self, district_code: str) -> list[models.Village]:
+        """The villages of a district, by name."""
+        return self.villages.get(district_code, [])
+
     def villages_of_regency(self, regency_code: str) -> list[models.Village]:
         """Every village of a regency, by name."""
         found = [

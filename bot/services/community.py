@@ -274,17 +274,14 @@ class Community:
         else:
             turn.text("button.stale")
 
-    async def follow_domicile(
-        self, session: AsyncSession, user: User, answers: dict[str, Any]
+    async def follow_application(
+        self, session: AsyncSession, user: User, application: Application
     ) -> None:
         """A registered worker follows the desa of their domicile and their desa adat."""
-        village = answers.get("village")
-        adat = answers.get("desa_adat")
-        adat_id = adat.get("id") if isinstance(adat, dict) else None
-        if isinstance(village, str):
-            await follow(session, user, village_code=village)
-        if isinstance(adat_id, int):
-            await follow(session, user, desa_adat_id=adat_id)
+        if application.village_code is not None:
+            await follow(session, user, village_code=application.village_code)
+        if application.desa_adat_id is not None:
+            await follow(session, user, desa_adat_id=application.desa_adat_id)
 
     async def _cmd_opt_out(self, turn: Turn, _args: str) -> None:
         turn.user.opted_out_at = utcnow()
@@ -707,8 +704,7 @@ class Community:
             return
         application.user_id = turn.user.id
         application.claim_code_hash = None
-        answers = self.s.cipher.decrypt(application.answers_enc or "")
-        await self.follow_domicile(turn.session, turn.user, answers)
+        await self.follow_application(turn.session, turn.user, application)
         await audit.record(
             turn.session, "claim", actor=turn.user, target=f"application:{application.id}"
         )

@@ -13,40 +13,25 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.core.form import QUESTIONS
-from bot.db.models import Application
+from bot.core.form import Form, FormContext
+from bot.core.questions import REGISTRATION
+from bot.db.models import Application, ApplicationStatus
+from bot.i18n import translator
 from bot.security import Cipher
 from bot.services.areas import AreaDirectory
-from bot.services.conversation import answers_contribution
 
-# Form answers go out as they are (full NIK: staff key it into the national system), plus
-# the names behind the codes and the computed contribution.
+# Form answers go out as the form declares them (full NIK: staff key it into the national
+# system), with the names behind the codes and the computed contribution.
 COLUMNS: tuple[str, ...] = (
-    "reference",
-    "status",
-    "submitted_at",
-    *(q.key for q in QUESTIONS if q.key not in ("regency", "district", "village", "desa_adat")),
-    "regency_code",
-    "regency_name",
-    "district_code",
-    "district_name",
-    "village_code",
-    "village_name",
-    "desa_adat",
-    "jkk",
-    "jkm",
-    "jht",
-    "monthly_contribution",
-    "per_payment",
+    *REGISTRATION.leading_columns,
+    *(c.name for c in REGISTRATION.columns()),
 )
 
 
 def _row(
-    app: Application,
-    answers: dict[str, Any],
-    areas: AreaDirectory,
-    settings: Settings,
+    app: Application, answers: dict[str, Any], ctx: FormContext, settings: Settings, form: Form
 ) -> dict[str, Any]:
+    ctx.answers = answers
     row: dict[str, Any] = {
         "reference": app.reference or "",
         "status": app.status,
@@ -54,54 +39,49 @@ def _row(
         if app.submitted_at
         else "",
     }
-    for question in QUESTIONS:
-        value = answers.get(question.key)
-        if isinstance(value, list):
-            value = "+".join(str(v).upper() for v in value)
-        row[question.key] = "" if value is None else value
-    village = areas.village_by_code.get(str(answers.get("village")))
-    district = areas.district_by_code.get(village.district_code) if village else None
-    regency = areas.regency_by_code.get(district.regency_code) if district else None
-    row.update(
-        regency_code=regency.code if regency else "",
-        regency_name=regency.name if regency else "",
-        district_code=district.code if district else "",
-        district_name=district.name if district else "",
-        village_code=village.code if village else "",
-        village_name=village.name if village else "",
-    )
-    adat = answers.get("desa_adat")
-    row["desa_adat"] = adat.get("name", "") if isinstance(adat, dict) else ""
-    contribution = answers_contribution(answers, int(answers.get("period") or 1), settings)
-    row.update(
-        jkk=contribution.jkk,
-        jkm=contribution.jkm,
-        jht=contribution.jht,
-        monthly_contribution=contribution.monthly,
-        per_payment=contribution.per_payment,
-    )
-    return {column: row.get(column, "") for column in COLUMNS}
+    for column in form.columns():
+        row[column.name] = column.value(answers, ctx)
+    return row
 
 
 async def export_rows(
-    session: AsyncSession, cipher: Cipher, areas: AreaDirectory, settings: Settings
+    session: AsyncSession,
+    cipher: Cipher,
+    areas: AreaDirectory,
+    settings: Settings,
+    form: Form = REGISTRATION,
 ) -> AsyncIterator[dict[str, Any]]:
     """Every submitted application as an export row, read in a stream."""
+    ctx = FormContext(
+        answers={},
+        t=translator(settings.default_language),
+        areas=areas,
+        rates=settings.rates,
+        today=date.today(),
+        own_screen=True,
+    )
     result = await session.stream_scalars(
         select(Application)
-        .where(Application.status != "draft")
+        .where(Application.status != ApplicationStatus.DRAFT)
         .order_by(Application.submitted_at, Application.id)
         .execution_options(yield_per=500)
     )
     async for app in result:
         answers = cipher.decrypt(app.answers_enc) if app.answers_enc else {}
-        yield _row(app, answers, areas, settings)
+        yield _row(app, answers, ctx, settings, form)
 
 
-async def write_csv(rows: AsyncIterator[dict[str, Any]], handle: TextIO) -> int:
+def columns_of(form: Form) -> tuple[str, ...]:
+    """The export's column names for a form."""
+    return (*form.leading_columns, *(c.name for c in form.columns()))
+
+
+async def write_csv(
+    rows: AsyncIterator[dict[str, Any]], handle: TextIO, columns: tuple[str, ...] = COLUMNS
+) -> int:
     """Write rows as CSV to an open text handle; return how many were written."""
     count = 0
-    writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+    writer = csv.DictWriter(handle, fieldnames=columns)
     writer.writeheader()
     async for row in rows:
         writer.writerow(row)
@@ -109,20 +89,25 @@ async def write_csv(rows: AsyncIterator[dict[str, Any]], handle: TextIO) -> int:
     return count
 
 
-async def write_export(rows: AsyncIterator[dict[str, Any]], fmt: str, output: Path) -> int:
+async def write_export(
+    rows: AsyncIterator[dict[str, Any]],
+    fmt: str,
+    output: Path,
+    columns: tuple[str, ...] = COLUMNS,
+) -> int:
     """Write rows to `output` as CSV or XLSX; return how many were written."""
     count = 0
     output.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         # The byte-order mark makes Excel read the file as UTF-8 (names with accents).
         with output.open("w", newline="", encoding="utf-8-sig") as handle:
-            return await write_csv(rows, handle)
+            return await write_csv(rows, handle, columns)
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("applications")
-    sheet.append(list(COLUMNS))
+    sheet.append(list(columns))
     async for row in rows:
         # Text cells keep NIK and phone numbers from turning into numbers in Excel.
-        sheet.append([_cell(row[c]) for c in COLUMNS])
+        sheet.append([_cell(row[c]) for c in columns])
         count += 1
     workbook.save(output)
     return count

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.core.form import BY_KEY
+from bot.core.questions import REGISTRATION
 from bot.db.models import Application, User
 from bot.runtime import Runtime
 from tests.conftest import RunningBot
@@ -93,7 +93,7 @@ async def test_every_step_refuses_bad_answers_and_asks_again(bot: RunningBot) ->
     await person.say("/daftar")
     await person.tap("consent.yes")
     for key, how, good in GOOD:
-        question = BY_KEY[key]
+        question = REGISTRATION.by_key[key]
         assert await current_step(bot.runtime, 2001) == key
         prompt = t("progress", step=question.step, total=12)
         before = await stored_answers(bot.runtime, 2001)

@@ -299,9 +299,12 @@ async def test_assisted_registration_and_claim(bot: RunningBot) -> None:
     for answer in ("5102054708500001", "Ni Nyoman Rai", "07-08-1950"):
         replies = await perbekel.say(answer)
     assert t("birth_date.error.too_old", max_age=64) in texts(replies)
-    await perbekel.say("07-08-1965")
+    replies = await perbekel.say("07-08-1965")
+    # The NIK says 1950: asked once, then kept as typed.
+    assert t("birth_date.confirm_nik", nik_date="7 Agustus 1950") in texts(replies)
+    await perbekel.tap("confirm.yes")
     replies = await perbekel.tap("gender.female")
-    assert t("phone.assisted_hint") in texts(replies)
+    assert t("q.phone.assisted_hint") in texts(replies)
     await perbekel.tap("nav.skip")
     await perbekel.tap_label(t("village.from_link", village="Dajan Peken"))
     for _ in range(2):

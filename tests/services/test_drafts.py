@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from bot.db.models import Application, Consent, User, utcnow
 from bot.runtime import Runtime
-from bot.services.conversation import purge_stale_drafts
+from bot.services.registration import purge_stale_drafts
 
 
 async def test_old_drafts_are_deleted_and_recent_ones_kept(runtime: Runtime) -> None:

@@ -1,0 +1,881 @@
+"""The registration form engine: consent, the questions, confirmations, summary and submission.
+
+It reads the form declaration (`bot/core/questions.py`) and nothing else about a question:
+asking, validating, storing, going back, editing from the summary and submitting are the
+same for every question. The draft application is the state: its step, its encrypted
+answers and a little plain flow state, saved inside the update's one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core import areas as area_data
+from bot.core.contribution import Contribution, Program
+from bot.core.errors import InvalidInput
+from bot.core.form import (
+    Contact,
+    Form,
+    FormContext,
+    FormState,
+    Kind,
+    Lookup,
+    Question,
+    Stage,
+)
+from bot.core.messages import Button, Incoming, InputKind, Reply, button_rows
+from bot.core.money import format_rupiah
+from bot.core.questions import DidYouMean, contribution_of
+from bot.db.models import (
+    ACTIVE_STATUSES,
+    Application,
+    ApplicationStatus,
+    Consent,
+    DesaAdat,
+    User,
+    utcnow,
+)
+from bot.services.turn import Services, Turn
+
+CONSENT_VERSION = "2026-11-v1"
+REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+# Steps of a draft that are not questions (the column holds a question key otherwise).
+CONSENT_STEP = Stage.CONSENT.value
+SUMMARY_STEP = Stage.SUMMARY.value
+EDIT_STEP = Stage.EDIT_PICK.value
+# Words that mean a button of a stage, besides its label (normalised).
+YES_WORDS = ("ya", "iya", "y", "yes", "ok", "oke", "setuju", "saya setuju", "boleh", "benar")
+NO_WORDS = ("tidak", "tdk", "no", "gak", "nggak", "enggak", "tolak", "tidak setuju")
+BACK_WORDS = ("kembali", "back")
+SKIP_WORDS = ("-", "lewati", "skip")
+
+AfterSubmit = Callable[[AsyncSession, User, Application], Awaitable[None]]
+
+
+def new_claim_code() -> str:
+    """A code a resident types (/klaim CODE) to take over an application a leader filled."""
+    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(8))
+
+
+def new_reference() -> str:
+    """A short, unguessable application reference such as BC-7KQ2M9."""
+    return "BC-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A button of a stage that is not a question, and the words that mean it when typed."""
+
+    action: str
+    label: str
+    words: tuple[str, ...] = ()
+
+
+def pick_typed(text: str, choices: Sequence[Choice], *, prefixes: bool = True) -> str | None:
+    """The action a typed text means: a label, a listed word, or an unambiguous beginning."""
+    wanted = area_data.normalise_name(text)
+    if not wanted:
+        return None
+    for choice in choices:
+        if area_data.normalise_name(choice.label) == wanted or wanted in choice.words:
+            return choice.action
+    if not prefixes or len(wanted) < 3:
+        return None
+    found = {
+        c.action
+        for c in choices
+        if (label := area_data.normalise_name(c.label)).startswith(wanted)
+        or f" {wanted}" in f" {label}"
+    }
+    return found.pop() if len(found) == 1 else None
+
+
+class Registration:
+    """Asks the declared form, one step at a time, and submits the application."""
+
+    def __init__(
+        self,
+        services: Services,
+        form: Form,
+        after_submit: AfterSubmit,
+        show_menu: Callable[[Turn], None],
+    ) -> None:
+        self.s = services
+        self.form = form
+        self.after_submit = after_submit
+        # Where a person lands when the registration ends without being sent.
+        self.show_menu = show_menu
+
+    # ------------------------------------------------------------------ the draft
+
+    async def load(self, turn: Turn) -> None:
+        """Read the person's draft (if any) into the turn."""
+        turn.draft = await turn.session.scalar(
+            select(Application)
+            .where(
+                Application.user_id == turn.user.id,
+                Application.status == ApplicationStatus.DRAFT,
+            )
+            .order_by(Application.id.desc())
+            .limit(1)
+        )
+        if turn.draft is not None:
+            if turn.draft.answers_enc:
+                turn.answers = self.s.cipher.decrypt(turn.draft.answers_enc)
+            raw = json.loads(turn.draft.flow_state or "{}")
+            turn.state = FormState(**{k: v for k, v in raw.items() if k in FormState().__dict__})
+
+    def save(self, turn: Turn) -> None:
+        """Write the turn's answers and flow state back to the draft."""
+        draft = turn.draft
+        if draft is None or draft.status != ApplicationStatus.DRAFT:
+            return
+        draft.answers_enc = self.s.cipher.encrypt(turn.answers) if turn.answers else None
+        draft.flow_state = json.dumps(asdict(turn.state), sort_keys=True)
+        draft.language = turn.t.language
+        for question in self.form.questions:
+            if question.indexed is not None:
+                value = turn.answers.get(question.key)
+                setattr(draft, question.indexed.column, self._indexed_value(question, value))
+        draft.updated_at = utcnow()
+
+    def _indexed_value(self, question: Question, value: Any) -> Any:
+        assert question.indexed is not None
+        if value is None:
+            return None
+        if question.indexed.hashed:
+            return self.s.cipher.nik_hash(str(value))
+        return question.indexed.value(value)
+
+    async def discard(self, turn: Turn) -> None:
+        """Delete the draft and its answers; the consent record stays, unlinked."""
+        if turn.draft is None:
+            return
+        await turn.session.execute(
+            update(Consent)
+            .where(Consent.application_id == turn.draft.id)
+            .values(application_id=None)
+        )
+        await turn.session.delete(turn.draft)
+        await turn.session.flush()
+        turn.draft = None
+        turn.answers = {}
+        turn.state = FormState()
+
+    def stage(self, turn: Turn) -> Stage | None:
+        """Where the draft stands (None without a draft in progress)."""
+        if turn.draft is None or turn.draft.step is None:
+            return None
+        step = turn.draft.step
+        if step in (CONSENT_STEP, SUMMARY_STEP, EDIT_STEP):
+            return Stage(step)
+        if "confirm" in turn.state.extra:
+            return Stage.CONFIRM
+        return Stage.QUESTION
+
+    def current(self, turn: Turn) -> Question | None:
+        """The question being asked, if the draft is at one."""
+        if turn.draft is None:
+            return None
+        return self.form.by_key.get(turn.draft.step or "")
+
+    def in_progress(self, turn: Turn) -> bool:
+        """Whether the person is somewhere in the form."""
+        return self.stage(turn) is not None
+
+    def help_key(self, turn: Turn) -> str | None:
+        """The help text of where the person is, if any."""
+        question = self.current(turn)
+        if question is not None:
+            return question.help_key
+        if self.stage(turn) is Stage.CONSENT:
+            return "consent.help"
+        return None
+
+    def progress_step(self, turn: Turn) -> int | None:
+        """The progress step of the current question (for /status)."""
+        question = self.current(turn)
+        return question.step if question is not None else None
+
+    # ------------------------------------------------------------------ entry
+
+    async def start(self, turn: Turn, *, village_hint: str = "", assisted: bool = False) -> None:
+        """Begin (or continue) the registration."""
+        turn.user.mode = None
+        if turn.draft is None:
+            turn.draft = Application(
+                user_id=turn.user.id,
+                status=ApplicationStatus.DRAFT,
+                step=CONSENT_STEP,
+                language=turn.t.language,
+                assisted_by=turn.user.id if assisted else None,
+            )
+            turn.session.add(turn.draft)
+            await turn.session.flush()
+        if village_hint:
+            turn.state.extra["village_hint"] = village_hint
+        elif self.stage(turn) is Stage.QUESTION:
+            turn.text("register.resumed")
+        turn.state.confirm_cancel = False
+        await self.show(turn)
+
+    async def show(self, turn: Turn) -> None:
+        """Show the current step of the draft again."""
+        stage = self.stage(turn)
+        if stage is Stage.CONSENT:
+            turn.say(self._consent_reply(turn, short=False))
+        elif stage is Stage.SUMMARY:
+            turn.say(await self._summary(turn))
+        elif stage is Stage.EDIT_PICK:
+            turn.say(self._edit_pick(turn))
+        elif stage is Stage.CONFIRM:
+            turn.say(self._confirm_reply(turn))
+        elif stage is Stage.QUESTION:
+            question = self.current(turn)
+            assert question is not None
+            turn.say(await self._render_question(turn, question))
+
+    # ------------------------------------------------------------------ context
+
+    async def context(self, turn: Turn, question: Question | None = None) -> FormContext:
+        """What the declared functions of `question` may read."""
+        settings = self.s.settings
+        draft = turn.draft
+        assisted = draft is not None and draft.assisted_by is not None
+        ctx = FormContext(
+            answers=turn.answers,
+            t=turn.t,
+            areas=self.s.areas,
+            rates=settings.rates,
+            today=self.s.today(),
+            income_options=settings.income_options,
+            min_age=settings.min_age,
+            max_age=settings.max_age,
+            assisted=assisted,
+            own_screen=not assisted,
+            page=turn.state.page,
+            village_hint=turn.state.extra.get("village_hint"),
+        )
+        if question is not None and Lookup.DESA_ADAT in question.lookups:
+            ctx.desa_adat = await self._desa_adat_near(turn)
+        return ctx
+
+    async def _desa_adat_near(self, turn: Turn) -> list[tuple[int, str]]:
+        village = self.s.areas.village(str(turn.answers.get("village")))
+        district = village.district_code if village else None
+        rows = await turn.session.execute(
+            select(DesaAdat.id, DesaAdat.name)
+            .where(
+                (DesaAdat.village_code == (village.code if village else None))
+                | (DesaAdat.district_code == district)
+            )
+            .order_by(DesaAdat.village_code != (village.code if village else None), DesaAdat.name)
+            .limit(12)
+        )
+        return [(int(number), str(name)) for number, name in rows.all()]
+
+    # ------------------------------------------------------------------ rendering
+
+    def _consent_reply(self, turn: Turn, *, short: bool) -> Reply:
+        t = turn.t
+        assert turn.draft is not None
+        assisted = turn.draft.assisted_by is not None
+        if short:
+            text = t("consent.short")
+        else:
+            text = t("consent.text", days=self.s.settings.draft_retention_days)
+            if assisted:
+                text = t("consent.assisted_intro") + "\n\n" + text
+        rows = tuple((Button(c.label, f"consent:{c.action}"),) for c in self._consent_choices(turn))
+        return Reply(text, buttons=rows)
+
+    def _consent_choices(self, turn: Turn) -> list[Choice]:
+        t = turn.t
+        assert turn.draft is not None
+        assisted = turn.draft.assisted_by is not None
+        yes, no = (
+            ("consent.assisted_yes", "consent.assisted_no")
+            if assisted
+            else ("consent.yes", "consent.no")
+        )
+        return [Choice("yes", t(yes), YES_WORDS), Choice("no", t(no), NO_WORDS)]
+
+    async def _render_question(
+        self, turn: Turn, question: Question, *, edit: bool = False
+    ) -> Reply:
+        t = turn.t
+        ctx = await self.context(turn, question)
+        parts = [t("progress", step=question.step, total=self.form.total_steps)]
+        parts.append(t(question.prompt_key, **question.params(ctx)))
+        if turn.answers.get(question.key) is not None:
+            parts.append(
+                t("answer.current", value=question.display(turn.answers[question.key], ctx))
+            )
+        options = list(question.options(ctx)) if question.options else []
+        page_row: list[Button] = []
+        if question.page_size:
+            start = turn.state.page * question.page_size
+            if turn.state.page > 0:
+                page_row.append(
+                    Button(t("village.previous"), f"pg:{question.key}:{turn.state.page - 1}")
+                )
+            if start + question.page_size < len(options):
+                page_row.append(
+                    Button(t("village.next"), f"pg:{question.key}:{turn.state.page + 1}")
+                )
+            options = options[start : start + question.page_size]
+        buttons = [Button(o.label, f"f:{question.key}:{o.code}") for o in options]
+        rows = list(button_rows(buttons, question.per_row))
+        if page_row:
+            rows.append(tuple(page_row))
+        nav = [Button(t("nav.back"), f"back:{question.key}")]
+        if question.may_skip(ctx):
+            nav.append(Button(t("nav.skip"), f"skip:{question.key}"))
+        rows.append(tuple(nav))
+        if question.skippable_when_assisted and ctx.assisted:
+            parts.append(t(question.assisted_hint_key))
+        elif question.contact is Contact.OWN:
+            # A message carries one keyboard: the contact button, with Kembali as a typed answer.
+            return Reply(
+                "\n\n".join(parts),
+                contact_button=t("phone.share_button"),
+                typed_buttons=(t("nav.back"),),
+            )
+        return Reply("\n\n".join(parts), buttons=tuple(rows), edit=edit)
+
+    async def _summary(self, turn: Turn) -> Reply:
+        t = turn.t
+        ctx = await self.context(turn)
+        lines = [t("summary.header")]
+        for question in self.form.applicable(turn.answers):
+            if not question.in_summary:
+                continue
+            value = turn.answers.get(question.key)
+            shown = "-" if value is None or value == "" else question.display(value, ctx)
+            lines.append(t("summary.line", label=t(question.label_key), value=shown))
+        lines.append("")
+        lines.append(contribution_text(turn, contribution_of(turn.answers, ctx.rates)))
+        lines.append("")
+        lines.append(t("summary.check"))
+        return Reply(
+            "\n".join(lines),
+            buttons=(
+                (Button(t("summary.send"), "sum:send"),),
+                (Button(t("summary.edit"), "sum:edit"), Button(t("summary.cancel"), "sum:cancel")),
+                (Button(t("nav.back"), "sum:back"),),
+            ),
+        )
+
+    def _summary_choices(self, turn: Turn) -> list[Choice]:
+        t = turn.t
+        return [
+            Choice("send", t("summary.send"), ("kirim", "send", "ya")),
+            Choice("edit", t("summary.edit"), ("ubah", "edit", "ganti")),
+            Choice("cancel", t("summary.cancel"), ("batal", "hapus", "cancel")),
+            Choice("back", t("nav.back"), BACK_WORDS),
+        ]
+
+    def _edit_pick(self, turn: Turn) -> Reply:
+        t = turn.t
+        buttons = [Button(c.label, f"edit:{c.action}") for c in self._edit_choices(turn)]
+        back = buttons.pop()
+        return Reply(t("edit.prompt"), buttons=(*button_rows(buttons, 2), (back,)))
+
+    def _edit_choices(self, turn: Turn) -> list[Choice]:
+        t = turn.t
+        choices = [Choice(q.key, t(q.label_key)) for q in self.form.edit_targets()]
+        choices.append(Choice("summary", t("edit.back"), BACK_WORDS))
+        return choices
+
+    def _confirm_reply(self, turn: Turn) -> Reply:
+        t = turn.t
+        pending = turn.state.extra.get("confirm") or {}
+        text = t(str(pending.get("message")), **dict(pending.get("params") or {}))
+        rows = tuple((Button(c.label, f"ok:{c.action}"),) for c in self._confirm_choices(turn))
+        return Reply(text, buttons=rows)
+
+    def _confirm_choices(self, turn: Turn) -> list[Choice]:
+        t = turn.t
+        return [
+            Choice("yes", t("confirm.yes"), (*YES_WORDS, "sudah benar")),
+            Choice("no", t("confirm.change"), (*NO_WORDS, "ubah", "salah", "ganti")),
+        ]
+
+    # ------------------------------------------------------------------ buttons
+
+    async def button(self, turn: Turn, data: str) -> bool:
+        """A button of the form was pressed; False if it is not one of the form's."""
+        scope, _, rest = data.partition(":")
+        handlers = {
+            "consent": (Stage.CONSENT, self._consent_answer),
+            "sum": (Stage.SUMMARY, self._summary_action),
+            "edit": (Stage.EDIT_PICK, self._edit_action),
+            "ok": (Stage.CONFIRM, self._confirm_answer),
+        }
+        if scope == "cancel":
+            if turn.state.confirm_cancel and rest in ("yes", "no"):
+                await self.cancel_answer(turn, rest == "yes")
+            else:
+                await self.stale(turn)
+            return True
+        if scope in handlers:
+            stage, handler = handlers[scope]
+            if self.stage(turn) is stage:
+                await handler(turn, rest)
+            else:
+                await self.stale(turn)
+            return True
+        if scope in ("f", "back", "skip", "pg"):
+            key, _, value = rest.partition(":")
+            question = self.current(turn)
+            if question is None or key != question.key or self.stage(turn) is not Stage.QUESTION:
+                await self.stale(turn)
+            elif scope == "back":
+                await self.go_back(turn)
+            elif scope == "skip":
+                await self._skip(turn, question)
+            elif scope == "pg":
+                await self._page(turn, question, value)
+            else:
+                await self._option_pressed(turn, question, value)
+            return True
+        return False
+
+    async def stale(self, turn: Turn) -> None:
+        """An old button, or one whose question has passed: say so and show where we are."""
+        turn.outcome.stale_button = True
+        turn.text("button.stale")
+        if self.in_progress(turn):
+            await self.show(turn)
+
+    async def _page(self, turn: Turn, question: Question, value: str) -> None:
+        if not value.isdigit():
+            await self.stale(turn)
+            return
+        turn.state.page = int(value)
+        turn.say(await self._render_question(turn, question, edit=True))
+
+    async def _option_pressed(self, turn: Turn, question: Question, code: str) -> None:
+        ctx = await self.context(turn, question)
+        option = next(
+            (o for o in (question.options(ctx) if question.options else ()) if o.code == code), None
+        )
+        if option is None and question.find is not None:
+            option = question.find(code, ctx)
+        if option is None:
+            await self.stale(turn)
+            return
+        await self._accept(turn, question, option.value, then=option.then)
+
+    async def _consent_answer(self, turn: Turn, action: str) -> None:
+        if action not in ("yes", "no"):
+            await self.stale(turn)
+            return
+        given = action == "yes"
+        assert turn.draft is not None
+        assisted = turn.draft.assisted_by is not None
+        turn.session.add(
+            Consent(
+                user_id=turn.user.id,
+                application_id=turn.draft.id if given else None,
+                given=given,
+                method="in_person" if assisted else "chat",
+                witness_user_id=turn.user.id if assisted else None,
+                text_version=CONSENT_VERSION,
+                language=turn.t.language,
+            )
+        )
+        if not given:
+            await self.discard(turn)
+            turn.text("consent.declined")
+            self.show_menu(turn)
+            return
+        turn.text("consent.thanks")
+        await self._goto(turn, self.form.questions[0])
+
+    async def _summary_action(self, turn: Turn, action: str) -> None:
+        assert turn.draft is not None
+        if action == "send":
+            await self._submit(turn)
+        elif action == "edit":
+            turn.draft.step = EDIT_STEP
+            await self.show(turn)
+        elif action == "cancel":
+            self.ask_cancel(turn)
+        elif action == "back":
+            await self._goto(turn, self.form.applicable(turn.answers)[-1])
+        else:
+            await self.stale(turn)
+
+    async def _edit_action(self, turn: Turn, key: str) -> None:
+        assert turn.draft is not None
+        if key == "summary":
+            turn.draft.step = SUMMARY_STEP
+            await self.show(turn)
+            return
+        question = self.form.by_key.get(key)
+        if question is None or question not in self.form.edit_targets():
+            await self.stale(turn)
+            return
+        turn.state.editing = True
+        await self._goto(turn, question)
+
+    async def _confirm_answer(self, turn: Turn, action: str) -> None:
+        pending = turn.state.extra.pop("confirm", None) or {}
+        question = self.current(turn)
+        if question is None or action not in ("yes", "no"):
+            await self.stale(turn)
+            return
+        if action == "no":
+            await self.show(turn)
+            return
+        value = self.s.cipher.decrypt(str(pending.get("value")))["v"]
+        await self._accept(turn, question, value, confirmed=True)
+
+    # ------------------------------------------------------------------ cancelling
+
+    def ask_cancel(self, turn: Turn) -> None:
+        """Ask whether to delete the unfinished registration."""
+        t = turn.t
+        turn.state.confirm_cancel = True
+        turn.say(
+            Reply(
+                t("cancel.confirm"),
+                buttons=(
+                    (Button(t("cancel.yes"), "cancel:yes"), Button(t("cancel.no"), "cancel:no")),
+                ),
+            )
+        )
+
+    def _cancel_choices(self, turn: Turn) -> list[Choice]:
+        t = turn.t
+        return [
+            Choice("yes", t("cancel.yes"), (*YES_WORDS, "hapus")),
+            Choice("no", t("cancel.no"), (*NO_WORDS, "lanjut", "lanjutkan")),
+        ]
+
+    async def cancel_answer(self, turn: Turn, confirmed: bool) -> None:
+        """The answer to "delete this registration?"."""
+        turn.state.confirm_cancel = False
+        if confirmed:
+            await self.discard(turn)
+            turn.text("cancel.done")
+            self.show_menu(turn)
+        else:
+            turn.text("cancel.kept")
+            await self.show(turn)
+
+    # ------------------------------------------------------------------ moving between steps
+
+    async def _goto(self, turn: Turn, question: Question | None, *, back: bool = False) -> None:
+        """Make `question` (or the summary when None) the current step and show it."""
+        assert turn.draft is not None
+        leaving = self.current(turn)
+        turn.state.page = 0
+        turn.state.extra.pop("confirm", None)
+        if question is None:
+            turn.state.editing = False
+            turn.draft.step = SUMMARY_STEP
+        else:
+            turn.draft.step = question.key
+        self._close_contact_keyboard(turn, leaving, question, back=back)
+        await self.show(turn)
+
+    def _close_contact_keyboard(
+        self, turn: Turn, leaving: Question | None, going: Question | None, *, back: bool = False
+    ) -> None:
+        left = leaving is not None and leaving.contact is Contact.OWN and going != leaving
+        if left and not any(r.remove_keyboard for r in turn.outcome.replies):
+            # Take the "share my number" keyboard away once its question is behind us.
+            key = "keyboard.back" if back else "keyboard.closed"
+            turn.say(Reply(turn.t(key), remove_keyboard=True))
+
+    async def _after_answer(self, turn: Turn, question: Question) -> None:
+        """Move on after a valid answer: the next question, or back to the summary."""
+        if turn.state.editing:
+            group = self.form.step_group(turn.answers, question)
+            keys = [q.key for q in group]
+            index = keys.index(question.key) if question.key in keys else len(keys)
+            if index + 1 < len(group):
+                await self._goto(turn, group[index + 1])
+                return
+        await self._goto(turn, self.form.next_question(turn.answers))
+
+    async def go_back(self, turn: Turn) -> None:
+        """One question back (or to the summary when editing from it)."""
+        assert turn.draft is not None
+        if turn.state.editing:
+            turn.state.editing = False
+            await self._goto(turn, None)
+            return
+        current = self.current(turn)
+        previous = self.form.previous_question(turn.answers, turn.draft.step or "")
+        if previous is None:
+            self._close_contact_keyboard(turn, current, None, back=True)
+            turn.state.extra.pop("confirm", None)
+            turn.draft.step = CONSENT_STEP
+            await self.show(turn)
+        else:
+            await self._goto(turn, previous, back=True)
+
+    async def _skip(self, turn: Turn, question: Question) -> None:
+        if not question.may_skip(await self.context(turn, question)):
+            await self.stale(turn)
+            return
+        self.form.store(turn.answers, question.key, None)
+        await self._after_answer(turn, question)
+
+    # ------------------------------------------------------------------ typed answers
+
+    async def typed(self, turn: Turn, incoming: Incoming) -> None:
+        """Text, a contact or media sent while the form is in progress."""
+        assert turn.draft is not None
+        if turn.state.confirm_cancel:
+            action = pick_typed(incoming.text, self._cancel_choices(turn))
+            if incoming.kind is InputKind.TEXT and action is not None:
+                await self.cancel_answer(turn, action == "yes")
+            else:
+                turn.text("cancel.use_buttons")
+                self.ask_cancel(turn)
+            return
+        stage = self.stage(turn)
+        if incoming.kind is InputKind.MEDIA:
+            turn.text("media.hint.question" if stage is Stage.QUESTION else "media.hint.buttons")
+            await self.show(turn)
+            return
+        if stage is not Stage.QUESTION:
+            await self._typed_at_buttons(turn, stage, incoming)
+            return
+        question = self.current(turn)
+        assert question is not None
+        if incoming.kind is InputKind.TEXT and pick_typed(
+            incoming.text, [Choice("back", turn.t("nav.back"), BACK_WORDS)], prefixes=False
+        ):
+            await self.go_back(turn)
+            return
+        ctx = await self.context(turn, question)
+        try:
+            if incoming.kind is InputKind.CONTACT:
+                value = self._contact_answer(question, incoming, ctx)
+                then: tuple[tuple[str, Any], ...] = ()
+            else:
+                value, then = self._text_answer(question, incoming.text, ctx)
+        except DidYouMean as choices:
+            buttons = [Button(o.label, f"f:{question.key}:{o.code}") for o in choices.options]
+            turn.say(Reply(turn.t(choices.key), buttons=button_rows(buttons, 1)))
+            return
+        except InvalidInput as exc:
+            turn.error(exc)
+            await self.show(turn)
+            return
+        await self._accept(turn, question, value, then=then)
+
+    async def _typed_at_buttons(self, turn: Turn, stage: Stage | None, incoming: Incoming) -> None:
+        """Typing at a step answered with buttons: a label, a word or a prefix presses one."""
+        choices: dict[Stage, tuple[list[Choice], Callable[[Turn, str], Awaitable[None]]]] = {
+            Stage.CONSENT: (self._consent_choices(turn), self._consent_answer),
+            Stage.SUMMARY: (self._summary_choices(turn), self._summary_action),
+            Stage.EDIT_PICK: (self._edit_choices(turn), self._edit_action),
+            Stage.CONFIRM: (self._confirm_choices(turn), self._confirm_answer),
+        }
+        if stage is None or stage not in choices:
+            return
+        options, act = choices[stage]
+        action = pick_typed(incoming.text, options) if incoming.kind is InputKind.TEXT else None
+        if action is not None:
+            await act(turn, action)
+            return
+        turn.text("answer.use_buttons")
+        if stage is Stage.CONSENT:
+            # The whole consent text once is enough; a refusal repeats only the question.
+            turn.say(self._consent_reply(turn, short=True))
+        else:
+            await self.show(turn)
+
+    def _contact_answer(self, question: Question, incoming: Incoming, ctx: FormContext) -> Any:
+        if question.contact is Contact.NO or question.parse is None:
+            raise InvalidInput("contact.unexpected")
+        if question.contact is Contact.OWN and not incoming.contact_is_own:
+            raise InvalidInput("phone.error.not_own")
+        return question.parse(incoming.contact_phone or "", ctx)
+
+    def _text_answer(
+        self, question: Question, text: str, ctx: FormContext
+    ) -> tuple[Any, tuple[tuple[str, Any], ...]]:
+        """Read a typed answer; raise InvalidInput (or DidYouMean) when it cannot be used."""
+        text = text.strip()
+        skip = (area_data.normalise_name(ctx.t("nav.skip")), *SKIP_WORDS)
+        if question.may_skip(ctx) and (text in skip or area_data.normalise_name(text) in skip):
+            return None, ()
+        options = list(question.options(ctx)) if question.options else []
+        if options:
+            choices = [
+                Choice(
+                    o.code,
+                    o.label,
+                    tuple(word for word, code in question.synonyms.items() if code == o.code),
+                )
+                for o in options
+            ]
+            code = pick_typed(text, choices, prefixes=question.kind is Kind.CHOICE)
+            chosen = next((o for o in options if o.code == code), None)
+            if chosen is not None:
+                return chosen.value, chosen.then
+        if question.parse is not None:
+            return question.parse(text, ctx), ()
+        raise InvalidInput("answer.pick_button")
+
+    async def _accept(
+        self,
+        turn: Turn,
+        question: Question,
+        value: Any,
+        *,
+        then: tuple[tuple[str, Any], ...] = (),
+        confirmed: bool = False,
+    ) -> None:
+        ctx = await self.context(turn, question)
+        try:
+            if question.check is not None and value is not None:
+                question.check(value, ctx)
+        except InvalidInput as exc:
+            turn.error(exc)
+            await self.show(turn)
+            return
+        if not await self._is_free(turn, question, value):
+            await self.show(turn)
+            return
+        confirmation = question.confirm(value, ctx) if question.confirm and not confirmed else None
+        if confirmation is not None:
+            turn.state.extra["confirm"] = {
+                "message": confirmation.key,
+                "params": dict(confirmation.params),
+                "value": self.s.cipher.encrypt({"v": value}),
+            }
+            await self.show(turn)
+            return
+        self._store(turn, question, value, ctx)
+        last = question
+        for key, extra in then:
+            last = self.form.by_key[key]
+            self._store(turn, last, extra, ctx)
+        if question.contact is Contact.OWN and value is not None:
+            saved = turn.t(question.saved_key, value=question.display(value, ctx))
+            turn.say(Reply(saved, remove_keyboard=True))
+        await self._after_answer(turn, last)
+
+    def _store(self, turn: Turn, question: Question, value: Any, ctx: FormContext) -> None:
+        if question.implies is not None and value is not None:
+            for key, implied in question.implies(value, ctx):
+                if turn.answers.get(key) != implied:
+                    self.form.store(turn.answers, key, implied)
+        self.form.store(turn.answers, question.key, value)
+
+    async def _is_free(self, turn: Turn, question: Question, value: Any) -> bool:
+        """Whether no other active application holds this answer; says what to do if one does."""
+        indexed = question.indexed
+        if indexed is None or not indexed.unique or value is None:
+            return True
+        column = getattr(Application, indexed.column)
+        holder = await turn.session.scalar(
+            select(Application).where(
+                column == self._indexed_value(question, value),
+                Application.status.in_(ACTIVE_STATUSES),
+            )
+        )
+        if holder is None:
+            return True
+        own, other = question.duplicate_keys
+        if holder.user_id == turn.user.id:
+            turn.text(own, reference=holder.reference or "-")
+        else:
+            turn.text(other)
+        return False
+
+    # ------------------------------------------------------------------ submission
+
+    async def _submit(self, turn: Turn) -> None:
+        assert turn.draft is not None
+        missing = self.form.next_question(turn.answers)
+        if missing is not None:
+            await self._goto(turn, missing)
+            return
+        unique = [q for q in self.form.questions if q.indexed and q.indexed.unique]
+        for question in unique:
+            if not await self._is_free(turn, question, turn.answers.get(question.key)):
+                turn.state.editing = True
+                await self._goto(turn, question)
+                return
+        draft = turn.draft
+        self.save(turn)
+        for _attempt in range(5):
+            try:
+                async with turn.session.begin_nested():
+                    draft.reference = new_reference()
+                    draft.status = ApplicationStatus.SUBMITTED
+                    draft.step = None
+                    draft.submitted_at = utcnow()
+                    await turn.session.flush()
+                break
+            except IntegrityError:
+                # Either the reference collided (try another) or an answer was taken meanwhile.
+                draft.status = ApplicationStatus.DRAFT
+                draft.step = SUMMARY_STEP
+                for question in unique:
+                    if not await self._is_free(turn, question, turn.answers.get(question.key)):
+                        turn.state.editing = True
+                        await self._goto(turn, question)
+                        return
+        else:
+            raise RuntimeError("could not allocate an application reference")
+        if draft.assisted_by is not None:
+            code = new_claim_code()
+            draft.claim_code_hash = self.s.cipher.keyed_hash(code)
+            turn.text("submitted.assisted", reference=draft.reference, code=code)
+        else:
+            await self.after_submit(turn.session, turn.user, draft)
+            turn.text("submitted", reference=draft.reference)
+        turn.draft = None
+
+
+def contribution_text(turn: Turn, c: Contribution) -> str:
+    """The contribution per programme, per month and per payment, as the summary shows it."""
+    t = turn.t
+    items = [
+        t("contribution.jkk", amount=format_rupiah(c.jkk)),
+        t("contribution.jkm", amount=format_rupiah(c.jkm)),
+    ]
+    if Program.JHT in c.programs:
+        items.append(t("contribution.jht", amount=format_rupiah(c.jht)))
+    return t(
+        "contribution.summary",
+        items="\n".join(items),
+        monthly=format_rupiah(c.monthly),
+        months=c.period_months,
+        per_payment=format_rupiah(c.per_payment),
+    )
+
+
+async def purge_stale_drafts(session: AsyncSession, older_than: timedelta) -> int:
+    """Delete drafts untouched for `older_than`; return how many were deleted."""
+    cutoff = datetime.now().astimezone() - older_than
+    stale = select(Application.id).where(
+        Application.status == ApplicationStatus.DRAFT, Application.updated_at < cutoff
+    )
+    ids = list((await session.scalars(stale)).all())
+    if not ids:
+        return 0
+    await session.execute(
+        update(Consent).where(Consent.application_id.in_(ids)).values(application_id=None)
+    )
+    await session.execute(delete(Application).where(Application.id.in_(ids)))
+    return len(ids)
