@@ -125,15 +125,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         secrets = (
             [settings.telegram_bot_token.get_secret_value()] if settings.telegram_bot_token else []
         )
-        # In the terminal chat, log lines would interleave with the conversation.
-        level = "WARNING" if args.command == "chat" else settings.log_level
-        setup_logging(level, secrets)
+        # In the terminal chat, log lines would land between the lines of the conversation.
+        log_file = chat_log_file(settings) if args.command == "chat" else None
+        setup_logging(settings.log_level, secrets, log_file=log_file)
         return asyncio.run(_dispatch(args, settings))
     except ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def chat_log_file(settings: Settings) -> Path:
+    """Where the terminal chat logs: beside the SQLite database, or in ./data."""
+    database = settings.sqlite_path
+    return (database.parent if database is not None else Path("data")) / "chat.log"
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
