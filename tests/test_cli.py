@@ -45,21 +45,34 @@ def run(
     )
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        [],
-        ["run"],
-        ["chat"],
-        ["db", "upgrade"],
-        ["villages", "search"],
-        ["export"],
-        ["desa-adat", "import"],
-        ["keygen"],
-    ],
-)
+def readme_commands() -> list[list[str]]:
+    """The commands README.md lists, as typed there (`.venv/bin/python -m bot WORDS ...`)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    found: list[list[str]] = []
+    for line in readme.splitlines():
+        if not line.startswith(".venv/bin/python -m bot "):
+            continue
+        words = []
+        # The command's words end where its arguments begin: TEXT, --option, (choice).
+        for word in line.split()[3:]:
+            if word.startswith(("-", "(")) or word.isupper():
+                break
+            words.append(word)
+        if words not in found:
+            found.append(words)
+    return found
+
+
+def test_the_readme_lists_every_command() -> None:
+    """README.md names each command in the form that works on a fresh clone."""
+    listed = {words[0] for words in readme_commands()}
+    expected = "run chat db villages export desa-adat keygen invite revoke broadcast"
+    assert listed == {*expected.split(), "broadcast-status"}
+
+
+@pytest.mark.parametrize("command", [[], *readme_commands()], ids=" ".join)
 def test_every_command_has_help(tmp_path: Path, command: list[str]) -> None:
-    """`--help` explains each command."""
+    """`--help` explains each command the README lists, run as the README writes it."""
     result = run(tmp_path, *command, "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: python -m bot")
