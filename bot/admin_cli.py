@@ -59,17 +59,44 @@ async def _refresh_menu(runtime: Runtime, telegram_id: int) -> None:
         print(f"Could not update their command menu: {exc.message}", file=sys.stderr)
 
 
+def _village_code(runtime: Runtime, text: str) -> str | None:
+    """The code of the village `text` names (a code or a name); None after saying why not."""
+    found = runtime.areas.find_village(text)
+    if len(found) == 1:
+        village = found[0]
+        if village.code != text.strip():
+            print(f"Village: {runtime.areas.label(village)}", file=sys.stderr)
+        return village.code
+    if not found:
+        looks_like_code = text.strip().replace(".", "").isdigit()
+        what = "has the code" if looks_like_code else "is called"
+        print(f"No village of the branch {what} {text.strip()!r}.", file=sys.stderr)
+        return None
+    print(
+        f"{text!r} matches {len(found)} villages; give --village one of these codes:",
+        file=sys.stderr,
+    )
+    for village in found:
+        print(f"  {runtime.areas.label(village)}", file=sys.stderr)
+    return None
+
+
 async def run_admin_command(runtime: Runtime, args: argparse.Namespace) -> int:
     """Run invite, revoke, broadcast or broadcast-status."""
     t = translator("en")
     if args.command == "invite":
+        village_code = None
+        if args.village is not None:
+            village_code = _village_code(runtime, args.village)
+            if village_code is None:
+                return 1
         async with runtime.sessions() as session, session.begin():
             try:
                 payload = await create_invitation(
                     session,
                     runtime.areas,
                     role=RoleName(args.role),
-                    village_code=args.village,
+                    village_code=village_code,
                     desa_adat_id=args.desa_adat,
                     actor_label=CLI,
                     days=runtime.settings.invitation_days,
@@ -80,13 +107,18 @@ async def run_admin_command(runtime: Runtime, args: argparse.Namespace) -> int:
         username = await _bot_username(runtime, args.bot_username)
         if username:
             print(deep_link(username, payload))
-        else:
-            print(f"start payload: {payload}")
-            print(
-                "(set TELEGRAM_BOT_USERNAME to print the t.me link; in `make chat` type "
-                f"`:buka {payload}`)",
-                file=sys.stderr,
-            )
+            return 0
+        # The payload alone on standard output, so a script can take it; the note apart.
+        print(payload, flush=True)
+        print(
+            "This is the start payload: set TELEGRAM_BOT_USERNAME (or --bot-username) "
+            "to print the t.me link.",
+            file=sys.stderr,
+        )
+        print(
+            f"In `make chat`, as another user (:pengguna 2), type:  :buka {payload}",
+            file=sys.stderr,
+        )
         return 0
     if args.command == "revoke":
         async with runtime.sessions() as session, session.begin():

@@ -1,4 +1,4 @@
-"""Command line: `python -m bot run|chat|db|villages|export|desa-adat|keygen`."""
+"""Command line: `python -m bot COMMAND` or `bebas-cemas COMMAND` (run, chat, db, invite, ...)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,15 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 
+def _prog() -> str:
+    """How the operator started us: `python -m bot`, or the `bebas-cemas` entry point."""
+    started = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "python -m bot" if started in ("", "__main__.py", "-m") else started
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bot",
+        prog=_prog(),
         description="Bebas Cemas: BPJS Ketenagakerjaan BPU registration bot.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -67,7 +73,10 @@ def _parser() -> argparse.ArgumentParser:
         "--role", required=True, choices=("perbekel", "lurah", "bendesa_adat", "staff")
     )
     where = invite.add_mutually_exclusive_group()
-    where.add_argument("--village", help="village code for perbekel/lurah, e.g. 51.02.05.2006")
+    where.add_argument(
+        "--village",
+        help="village code or name for perbekel/lurah, e.g. 51.02.05.2006 or 'Dajan Peken'",
+    )
     where.add_argument("--desa-adat", type=int, help="desa adat id for bendesa_adat")
     invite.add_argument(
         "--bot-username",
@@ -116,15 +125,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         secrets = (
             [settings.telegram_bot_token.get_secret_value()] if settings.telegram_bot_token else []
         )
-        # In the terminal chat, log lines would interleave with the conversation.
-        level = "WARNING" if args.command == "chat" else settings.log_level
-        setup_logging(level, secrets)
+        # In the terminal chat, log lines would land between the lines of the conversation.
+        log_file = chat_log_file(settings) if args.command == "chat" else None
+        setup_logging(settings.log_level, secrets, log_file=log_file)
         return asyncio.run(_dispatch(args, settings))
     except ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def chat_log_file(settings: Settings) -> Path:
+    """Where the terminal chat logs: beside the SQLite database, or in ./data."""
+    database = settings.sqlite_path
+    return (database.parent if database is not None else Path("data")) / "chat.log"
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -146,12 +161,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"No village of the branch matches {args.text!r}.")
                 return 1
             for village in found:
-                district = runtime.areas.district_by_code[village.district_code]
-                regency = runtime.areas.regency_by_code[district.regency_code]
-                print(
-                    f"{village.code}  {village.name} ({village.kind}), {district.name}, "
-                    f"{regency.name}"
-                )
+                print(runtime.areas.label(village))
             return 0
         if args.command == "export":
             return await _export(runtime, args.format, args.output)

@@ -37,6 +37,21 @@ def catalog_keys(language: str) -> dict[str, str]:
     return {str(m.id): str(m.string) for m in catalog if m.id}
 
 
+# Texts added at run time on top of the catalogs (a plug-in's own questions, tests).
+_ADDED: dict[str, dict[str, str]] = {language: {} for language in LANGUAGES}
+
+
+def add_texts(language: str, texts: dict[str, str]) -> None:
+    """Add texts to a language on top of its catalog (they win over the catalog's)."""
+    _ADDED[language].update(texts)
+
+
+def remove_texts(language: str, keys: list[str]) -> None:
+    """Take texts added with `add_texts` away again."""
+    for key in keys:
+        _ADDED[language].pop(key, None)
+
+
 class Translator:
     """Texts of one language; a missing text falls back to Bahasa Indonesia."""
 
@@ -47,7 +62,7 @@ class Translator:
 
     def __call__(self, key: str, /, **params: Any) -> str:
         """The text for a message id, with `%(name)s` placeholders filled."""
-        text = self._primary.gettext(key)
+        text = _ADDED[self.language].get(key) or self._primary.gettext(key)
         if text == key and self.language != FALLBACK:
             text = self._fallback.gettext(key)
         return text % params if params else text

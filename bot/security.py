@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -112,13 +113,42 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str, secrets: list[str]) -> None:
-    """Log to stderr with personal data and secrets removed."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(secrets))
+class OneLineFormatter(logging.Formatter):
+    """A record as one short line that points to the log file for the details."""
+
+    def __init__(self, details: Path) -> None:
+        super().__init__()
+        self._details = details
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Level and first line of the message; tracebacks stay in the file."""
+        first = record.getMessage().partition("\n")[0]
+        return f"[{record.levelname.lower()}] {first} (details: {self._details})"
+
+
+def setup_logging(level: str, secrets: list[str], *, log_file: Path | None = None) -> None:
+    """Log with personal data and secrets removed: to stderr, or to `log_file`.
+
+    With a log file (the terminal chat), only errors reach stderr, one line each, so records
+    do not land between the lines of the conversation.
+    """
+    full = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = []
+    if log_file is None:
+        handlers.append(logging.StreamHandler())
+        handlers[0].setFormatter(full)
+    else:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(log_file, encoding="utf-8")
+        to_file.setFormatter(full)
+        on_screen = logging.StreamHandler()
+        on_screen.setLevel(logging.ERROR)
+        on_screen.setFormatter(OneLineFormatter(log_file))
+        handlers += [to_file, on_screen]
+    for handler in handlers:
+        handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level.upper())
     # httpx logs every request URL, and Bot API URLs contain the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)

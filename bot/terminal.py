@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import mimetypes
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,6 +18,14 @@ from typing import Any
 
 from bot.fakebot import BotMessage, ChatEvent, FakeTelegram, FakeUser
 from bot.fakebot.records import button_label
+
+# How common files begin, for a file whose name and MIME type say nothing.
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"GIF8", ".gif"),
+    (b"%PDF-", ".pdf"),
+)
 
 ReadLine = Callable[[], Awaitable[str | None]]
 Write = Callable[[str], None]
@@ -87,6 +96,21 @@ def stdin_lines() -> ReadLine:
         return await lines.get()
 
     return read_line
+
+
+def saved_file_name(message: BotMessage) -> str:
+    """The name to save a file the bot sent under, with the extension its content calls for."""
+    name = Path(message.file_name or "").name
+    if name and mimetypes.guess_type(name, strict=False)[0] is not None:
+        return name
+    # python-telegram-bot calls a nameless upload "application.octet-stream": no name at all.
+    extension = None
+    if message.mime_type and message.mime_type != "application/octet-stream":
+        extension = mimetypes.guess_extension(message.mime_type, strict=False)
+    if extension is None:
+        head = message.file_bytes or b""
+        extension = next((ext for magic, ext in _SIGNATURES if head.startswith(magic)), ".bin")
+    return f"{message.kind}{extension}"
 
 
 class _Session:
@@ -187,7 +211,7 @@ class _Session:
             else:
                 self.say("terminal.document", name=message.file_name or "")
             return
-        name = Path(message.file_name or f"{message.kind}.bin").name
+        name = saved_file_name(message)
         path = self.files_dir / str(message.chat_id) / f"{message.message_id}-{name}"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(message.file_bytes)

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +20,13 @@ from bot.runtime import open_runtime
 from bot.security import generate_key
 from tests.services.test_conversation_property import COMPLETE
 
+LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
 
-def run(tmp_path: Path, *args: str, key: str = "") -> subprocess.CompletedProcess[str]:
-    """Run `python -m bot ARGS` with a database in tmp_path."""
+
+def run(
+    tmp_path: Path, *args: str, key: str = "", command: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m bot ARGS` (or `command ARGS`) with a database in tmp_path."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db",
@@ -30,7 +35,7 @@ def run(tmp_path: Path, *args: str, key: str = "") -> subprocess.CompletedProces
     if key:
         env["DATA_KEY"] = key
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
+        [*(command or (sys.executable, "-m", "bot")), *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -40,21 +45,34 @@ def run(tmp_path: Path, *args: str, key: str = "") -> subprocess.CompletedProces
     )
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        [],
-        ["run"],
-        ["chat"],
-        ["db", "upgrade"],
-        ["villages", "search"],
-        ["export"],
-        ["desa-adat", "import"],
-        ["keygen"],
-    ],
-)
+def readme_commands() -> list[list[str]]:
+    """The commands README.md lists, as typed there (`.venv/bin/python -m bot WORDS ...`)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    found: list[list[str]] = []
+    for line in readme.splitlines():
+        if not line.startswith(".venv/bin/python -m bot "):
+            continue
+        words = []
+        # The command's words end where its arguments begin: TEXT, --option, (choice).
+        for word in line.split()[3:]:
+            if word.startswith(("-", "(")) or word.isupper():
+                break
+            words.append(word)
+        if words not in found:
+            found.append(words)
+    return found
+
+
+def test_the_readme_lists_every_command() -> None:
+    """README.md names each command in the form that works on a fresh clone."""
+    listed = {words[0] for words in readme_commands()}
+    expected = "run chat db villages export desa-adat keygen invite revoke broadcast"
+    assert listed == {*expected.split(), "broadcast-status"}
+
+
+@pytest.mark.parametrize("command", [[], *readme_commands()], ids=" ".join)
 def test_every_command_has_help(tmp_path: Path, command: list[str]) -> None:
-    """`--help` explains each command."""
+    """`--help` explains each command the README lists, run as the README writes it."""
     result = run(tmp_path, *command, "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: python -m bot")
@@ -69,6 +87,52 @@ def test_village_search_tolerates_typos(tmp_path: Path) -> None:
     missing = run(tmp_path, "villages", "search", "xqzvw")
     assert missing.returncode == 1
     assert "No village" in missing.stdout
+
+
+def said(stream: str) -> list[str]:
+    """The lines a command printed itself, without the log records of start-up."""
+    return [line for line in stream.splitlines() if not LOG_RECORD.match(line)]
+
+
+def test_the_entry_point_works_like_python_m_bot(tmp_path: Path) -> None:
+    """The venv's `bebas-cemas` runs the same commands and names itself in its help."""
+    entry_point = str(Path(sys.executable).with_name("bebas-cemas"))
+    helped = run(tmp_path, "invite", "--help", command=(entry_point,))
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("usage: bebas-cemas invite")
+    found = run(tmp_path, "villages", "search", "dajan peken", command=(entry_point,))
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.startswith("51.02.05.2006  Dajan Peken (desa)")
+
+
+def test_invite_takes_a_village_name_and_prints_the_payload_on_a_line_of_its_own(
+    tmp_path: Path,
+) -> None:
+    """Without a bot username, standard output is the payload alone; the note comes apart."""
+    result = run(tmp_path, "invite", "--role", "perbekel", "--village", "dajan pekan")
+
+    assert result.returncode == 0, result.stderr
+    [payload] = result.stdout.splitlines()
+    assert payload.startswith("inv_") and " " not in payload
+    note = said(result.stderr)
+    assert "Village: 51.02.05.2006  Dajan Peken (desa), Tabanan, Kabupaten Tabanan" in note
+    assert any(line.endswith(f":buka {payload}") for line in note)
+    assert any("TELEGRAM_BOT_USERNAME" in line and payload not in line for line in note)
+
+
+def test_invite_refuses_an_unclear_or_unknown_village_in_one_line(tmp_path: Path) -> None:
+    """Several villages match: they are listed with codes; none: one line says so."""
+    unclear = run(tmp_path, "invite", "--role", "perbekel", "--village", "Peken")
+    assert unclear.returncode == 1
+    assert unclear.stdout == ""
+    first, *candidates = said(unclear.stderr)
+    assert first == "'Peken' matches 4 villages; give --village one of these codes:"
+    assert "  51.02.05.2006  Dajan Peken (desa), Tabanan, Kabupaten Tabanan" in candidates
+    assert len(candidates) == 4
+
+    unknown = run(tmp_path, "invite", "--role", "perbekel", "--village", "xqzvw")
+    assert unknown.returncode == 1
+    assert said(unknown.stderr) == ["No village of the branch is called 'xqzvw'."]
 
 
 def test_desa_adat_import_reports_bad_rows(tmp_path: Path) -> None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
+import os
+import re
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +24,7 @@ from telegram.ext import (
 
 from bot.fakebot import FakeTelegram, FakeUser
 from bot.fakebot.harness import application_for, polling
+from bot.security import setup_logging
 from bot.terminal import run_terminal_chat, stdin_lines
 
 MENU = InlineKeyboardMarkup(
@@ -30,6 +35,9 @@ MENU = InlineKeyboardMarkup(
         ]
     ]
 )
+PNG = b"\x89PNG\r\n\x1a\n chart"
+JPEG = b"\xff\xd8\xff\xe0 photo"
+LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
 ATTACHMENTS = ("contact", "location", "sticker", "photo", "voice", "document")
 
 
@@ -46,6 +54,14 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def report(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Send a spreadsheet."""
     await message_of(update).reply_document(b"PK report", filename="laporan.xlsx")
+
+
+async def pictures(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Send a chart photo without a name, a named photo and a PNG poster as a document."""
+    message = message_of(update)
+    await message.reply_photo(PNG)
+    await message.reply_photo(JPEG, filename="siaran.jpg")
+    await message.reply_document(PNG, filename="poster-51-02-05-2006.png")
 
 
 async def choose(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -74,6 +90,7 @@ async def app(fake: FakeTelegram) -> AsyncIterator[None]:
     application = application_for(fake)
     application.add_handler(CommandHandler("start", start))
     application.add_handler(CommandHandler("laporan", report))
+    application.add_handler(CommandHandler("gambar", pictures))
     application.add_handler(CallbackQueryHandler(choose))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
     application.add_handler(MessageHandler(~filters.TEXT, describe))
@@ -196,6 +213,22 @@ async def test_a_document_from_the_bot_is_saved_for_the_tester(
     assert files_in(tmp_path) == {"2-laporan.xlsx": b"PK report"}
 
 
+@pytest.mark.usefixtures("app")
+async def test_pictures_from_the_bot_are_saved_with_the_extension_of_their_kind(
+    fake: FakeTelegram, tmp_path: Path
+) -> None:
+    """A nameless chart is saved as PNG, a named photo keeps its JPG name, a poster its PNG."""
+    tester = ScriptedTester(("terminal.welcome", "/gambar"), ("terminal.document.saved", ":keluar"))
+
+    await tester.chat(fake, fake.user(1001), files_dir=tmp_path)
+
+    assert files_in(tmp_path) == {
+        "2-photo.png": PNG,
+        "3-siaran.jpg": JPEG,
+        "4-poster-51-02-05-2006.png": PNG,
+    }
+
+
 async def test_standard_input_is_read_line_by_line_until_its_end(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -203,3 +236,54 @@ async def test_standard_input_is_read_line_by_line_until_its_end(
     read_line = stdin_lines()
 
     assert [await read_line(), await read_line(), await read_line()] == ["halo", ":keluar", None]
+
+
+def test_the_chat_keeps_start_up_log_lines_off_the_screen(tmp_path: Path) -> None:
+    """`python -m bot chat`: migrations and "is serving" go to data/chat.log, not the chat."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/data/bot.db",
+        "PTB_TIMEDELTA": "true",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "chat"],
+        input=":keluar\n",
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert not [line for line in result.stdout.splitlines() if LOG_RECORD.match(line)]
+    log = (tmp_path / "data" / "chat.log").read_text(encoding="utf-8")
+    assert "database migration(s)" in log and "is serving" in log
+
+
+def test_an_error_during_the_chat_shows_as_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The screen gets the error's first line and where to read more; the file the traceback."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    log_file = tmp_path / "chat.log"
+    try:
+        setup_logging("INFO", [], log_file=log_file)
+        logging.getLogger("bot.test").info("Bot is serving")
+        try:
+            raise RuntimeError("the database went away")
+        except RuntimeError:
+            logging.getLogger("bot.test").exception("Error while handling an update")
+        for handler in root.handlers:
+            handler.close()
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+
+    screen = capsys.readouterr().err.splitlines()
+    assert screen == [f"[error] Error while handling an update (details: {log_file})"]
+    written = log_file.read_text(encoding="utf-8")
+    assert "Bot is serving" in written and "RuntimeError: the database went away" in written

@@ -1,7 +1,7 @@
 """The Telegram adapter: turns updates into `Incoming`, and `Reply` objects into Bot API calls.
 
-It holds no state of its own; one database transaction is opened per update, the
-conversation works inside it, and the replies are sent after it has been committed.
+It holds no state and runs no queries of its own: every read and write of an update is done
+by `bot.services.updates` in one transaction, committed before the replies are sent.
 """
 
 from __future__ import annotations
@@ -14,17 +14,12 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import select
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
     BotCommandScopeDefault,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
-    ReplyKeyboardRemove,
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
@@ -40,14 +35,14 @@ from telegram.ext import (
     filters,
 )
 
-from bot.core.messages import Incoming, InputKind, Outcome, Reply
-from bot.db.models import User, utcnow
+from bot.channels.telegram_markup import file_url_for, markup_for
+from bot.channels.telegram_sender import start_delivery
+from bot.core.messages import Incoming, InputKind, Outcome
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.runtime import Runtime
 from bot.services.broadcasts import render
-from bot.services.registration import purge_stale_drafts
-from bot.services.roles import Grant, grants_of, is_staff
-from bot.services.users import user_for_telegram
+from bot.services.roles import Grant, is_staff
+from bot.services.updates import answer, menu_owner, purge_drafts, record_sent, set_blocked
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +62,6 @@ LEADER_COMMANDS = ("siaran", "statistik", "tautan", "daftarkan", "peran")
 STAFF_COMMANDS = ("siaran", "undang", "cabut", "daftarkan", "peran")
 
 BotApp = Application[Any, Any, Any, Any, Any, Any]
-
-
-def file_url_for(base_url: str) -> str:
-    """The file download URL that goes with a Bot API `base_url` (".../bot" -> ".../file/bot")."""
-    root, _, tail = base_url.rstrip("/").rpartition("/")
-    return f"{root}/file/{tail}"
 
 
 def to_incoming(update: Update) -> Incoming | None:
@@ -107,30 +96,6 @@ def to_incoming(update: Update) -> Incoming | None:
     return Incoming(InputKind.TEXT, text=text)
 
 
-def _markup(
-    reply: Reply,
-) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
-    if reply.contact_button is not None:
-        return ReplyKeyboardMarkup(
-            [
-                [KeyboardButton(reply.contact_button, request_contact=True)],
-                *([KeyboardButton(label)] for label in reply.typed_buttons),
-            ],
-            resize_keyboard=True,
-            one_time_keyboard=True,
-        )
-    if reply.remove_keyboard:
-        return ReplyKeyboardRemove()
-    if reply.buttons:
-        return InlineKeyboardMarkup(
-            [
-                [InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
-                for row in reply.buttons
-            ]
-        )
-    return None
-
-
 async def handle_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Answer one update: one transaction, the conversation, then the replies."""
     incoming = to_incoming(update)
@@ -138,13 +103,10 @@ async def handle_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if incoming is None or person is None or person.is_bot:
         return
     runtime: Runtime = context.bot_data["runtime"]
-    settings = runtime.settings
-    language = pick_language(person.language_code, settings.default_language)
-    async with runtime.sessions() as session, session.begin():
-        user = await user_for_telegram(session, person.id, language)
-        outcome = await runtime.conversation.handle(session, user, incoming)
-        language = user.language or settings.default_language
-    await deliver(update, context, outcome, language)
+    language = pick_language(person.language_code, runtime.settings.default_language)
+    answered = await answer(runtime, person.id, language, incoming)
+    outcome = answered.outcome
+    await deliver(update, context, outcome, answered.language)
     for telegram_id in ([person.id] if outcome.roles_changed else []) + outcome.roles_changed_for:
         await refresh_role_menu(context.bot, runtime, telegram_id)
 
@@ -159,12 +121,10 @@ def menu_for(grants: list[Grant]) -> tuple[str, ...]:
 
 async def refresh_role_menu(bot: Any, runtime: Runtime, telegram_id: int) -> None:
     """Show a person the command menu of their current roles."""
-    async with runtime.sessions() as session:
-        user = await session.scalar(select(User).where(User.telegram_id == telegram_id))
-        if user is None:
-            return
-        grants = await grants_of(session, user, runtime.settings.admin_telegram_ids)
-        language = user.language or runtime.settings.default_language
+    person = await menu_owner(runtime, telegram_id)
+    if person is None:
+        return
+    grants, language = person.grants, person.language
     await _set_commands(bot, language, chat_id=telegram_id, names=menu_for(grants))
 
 
@@ -175,10 +135,7 @@ async def handle_member_update(update: Update, context: ContextTypes.DEFAULT_TYP
         return
     runtime: Runtime = context.bot_data["runtime"]
     blocked = change.new_chat_member.status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT)
-    async with runtime.sessions() as session, session.begin():
-        user = await session.scalar(select(User).where(User.telegram_id == change.chat.id))
-        if user is not None:
-            user.blocked_at = utcnow() if blocked else None
+    await set_blocked(runtime, change.chat.id, blocked=blocked)
 
 
 async def deliver(
@@ -202,30 +159,27 @@ async def deliver(
             else:
                 await _quietly(pressed.edit_reply_markup(reply_markup=None))
     for reply in outcome.replies:
-        markup = _markup(reply)
+        markup = markup_for(reply)
         if reply.edit and pressed is not None and not isinstance(markup, ReplyKeyboardMarkup):
             await _quietly(pressed.edit_text(reply.text, reply_markup=cast(Any, markup)))
+            message_id = pressed.message_id
         elif reply.attachment is not None:
             attachment = reply.attachment
-            if attachment.is_photo:
-                await context.bot.send_photo(
-                    chat.id, attachment.content, caption=reply.text, reply_markup=markup
-                )
-            else:
-                await context.bot.send_document(
-                    chat.id,
-                    attachment.content,
-                    filename=attachment.file_name,
-                    caption=reply.text,
-                    reply_markup=markup,
-                )
+            # The file name goes with a photo too: it gives the upload its MIME type.
+            send = context.bot.send_photo if attachment.is_photo else context.bot.send_document
+            sent = await send(
+                chat.id,
+                attachment.content,
+                filename=attachment.file_name,
+                caption=reply.text,
+                reply_markup=markup,
+            )
+            message_id = sent.message_id
         else:
             sent = await context.bot.send_message(chat.id, reply.text, reply_markup=markup)
-            if reply.track is not None:
-                async with runtime.sessions() as session, session.begin():
-                    await runtime.conversation.remember_message(
-                        session, reply.track, chat.id, sent.message_id
-                    )
+            message_id = sent.message_id
+        if reply.track is not None:
+            await record_sent(runtime, reply.track, chat.id, message_id)
     if outcome.language_changed and not outcome.roles_changed:
         await refresh_role_menu(context.bot, runtime, chat.id)
 
@@ -301,12 +255,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def _purge_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    runtime: Runtime = context.bot_data["runtime"]
-    days = runtime.settings.draft_retention_days
-    async with runtime.sessions() as session, session.begin():
-        removed = await purge_stale_drafts(session, timedelta(days=days))
-    if removed:
-        log.info("Deleted %d unfinished registrations older than %d days", removed, days)
+    await purge_drafts(context.bot_data["runtime"])
 
 
 def build_application(runtime: Runtime, token: str, base_url: str | None = None) -> BotApp:
@@ -335,8 +284,6 @@ async def serving(
     runtime: Runtime, token: str, base_url: str | None, *, poll_timeout: int = 10
 ) -> AsyncIterator[BotApp]:
     """The bot answering updates (long polling) and delivering broadcasts, until the block ends."""
-    from bot.channels.telegram_sender import start_delivery
-
     application = build_application(runtime, token, base_url)
     await application.initialize()
     engine_stop = asyncio.Event()

@@ -25,7 +25,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.channels.telegram import _markup, file_url_for
+from bot.channels.telegram_markup import file_url_for, markup_for
 from bot.core.messages import Reply
 from bot.runtime import Runtime
 from bot.services.delivery import DeliveryEngine, ProgressView, Render, ReportView, SendOutcome
@@ -114,7 +114,7 @@ class TelegramSender:
 
     async def edit(self, chat_id: int, message_id: int, reply: Reply) -> SendOutcome:
         """Replace a message's text (or caption) and inline buttons."""
-        markup = _markup(reply)
+        markup = markup_for(reply)
         inline = markup if isinstance(markup, InlineKeyboardMarkup) else None
         try:
             if reply.attachment is not None:
@@ -134,7 +134,7 @@ class TelegramSender:
         return SendOutcome("sent", message_id=message_id)
 
     async def _send(self, chat_id: int, reply: Reply) -> Message:
-        markup = _markup(reply)
+        markup = markup_for(reply)
         attachment = reply.attachment
         if attachment is None:
             return await self.bot.send_message(chat_id, reply.text, reply_markup=markup)
@@ -148,7 +148,9 @@ class TelegramSender:
             )
         digest = hashlib.sha256(attachment.content).hexdigest()
         photo: str | bytes = self._photo_ids.get(digest, attachment.content)
-        message = await self.bot.send_photo(chat_id, photo, caption=reply.text, reply_markup=markup)
+        message = await self.bot.send_photo(
+            chat_id, photo, filename=attachment.file_name, caption=reply.text, reply_markup=markup
+        )
         if message.photo:
             self._photo_ids[digest] = message.photo[-1].file_id
         return message

@@ -63,8 +63,9 @@ class Reply:
     remove_keyboard: bool = False
     edit: bool = False
     attachment: Attachment | None = None
-    # A name under which the channel reports back the id of the message it sent (so the core
-    # can edit that message later, e.g. a broadcast's live progress).
+    # "NAME:KEY": once the message is out, the channel hands its id to the after-send recorder
+    # NAME (declared in bot.services.updates), so the core can edit it later; "broadcast:12"
+    # keeps broadcast 12's live progress message.
     track: str | None = None
 
 

@@ -11,7 +11,7 @@ left out: the user's own contact; ``null``: a contact without a Telegram account
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -19,8 +19,13 @@ from bot.fakebot.records import BotMessage
 from bot.fakebot.user import OWN_ID, FakeUser
 from bot.fakebot.wire import failure
 
-if TYPE_CHECKING:
-    from bot.fakebot.server import FakeTelegram
+
+class FakeTelegram(Protocol):
+    """What the driver needs of the fake Telegram (the server provides it)."""
+
+    def user(self, user_id: int) -> FakeUser: ...
+
+    def messages(self, chat_id: int) -> list[BotMessage]: ...
 
 
 def driver_routes(fake: FakeTelegram) -> list[web.RouteDef]:

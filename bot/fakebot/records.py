@@ -42,6 +42,8 @@ class BotMessage:
     kind: str = "text"
     file_name: str | None = None
     file_bytes: bytes | None = None
+    # The MIME type the bot declared for an uploaded file.
+    mime_type: str | None = None
     edits: int = 0
     parse_mode: str | None = None
     entities: list[dict[str, Any]] | None = None

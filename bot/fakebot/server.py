@@ -58,6 +58,7 @@ class _StoredFile:
     file_path: str
     file_name: str | None
     content: bytes
+    mime_type: str | None = None
 
 
 class FakeTelegram:
@@ -262,7 +263,9 @@ class FakeTelegram:
             chat.updates_handled += 1
             chat.activity.notify()
 
-    def store_file(self, content: bytes, *, file_name: str | None = None) -> dict[str, Any]:
+    def store_file(
+        self, content: bytes, *, file_name: str | None = None, mime_type: str | None = None
+    ) -> dict[str, Any]:
         """Keep a file for getFile and downloads; return its Bot API file fields."""
         serial = self._next_serial()
         suffix = "." + file_name.rsplit(".", 1)[-1] if file_name and "." in file_name else ""
@@ -272,6 +275,7 @@ class FakeTelegram:
             file_path=f"files/file_{serial}{suffix}",
             file_name=file_name,
             content=content,
+            mime_type=mime_type,
         )
         self._files[stored.file_id] = stored
         return self._file_json(stored)
@@ -323,6 +327,8 @@ class FakeTelegram:
                 data["photo"] = [{**file, "width": 1280, "height": 960}]
             else:
                 data["document"] = {**file, "file_name": message.file_name}
+                if message.mime_type:
+                    data["document"]["mime_type"] = message.mime_type
             if message.caption:
                 data["caption"] = message.caption
         if markup := inline_part(message.reply_markup):
@@ -479,10 +485,13 @@ class FakeTelegram:
         source = params.get(kind)
         content: bytes | None
         file_name: str | None
+        mime_type: str | None = None
         if isinstance(source, UploadedFile):
             content, file_name = source.content, source.file_name
+            mime_type = source.content_type
         elif isinstance(source, str) and source in self._files:
-            content, file_name = self._files[source].content, self._files[source].file_name
+            stored = self._files[source]
+            content, file_name, mime_type = stored.content, stored.file_name, stored.mime_type
         elif isinstance(source, str) and source.startswith(("http://", "https://")):
             content, file_name = None, source.rsplit("/", 1)[-1] or None
         elif source is None:
@@ -493,7 +502,7 @@ class FakeTelegram:
         parse_mode = params.get("parse_mode")
         if isinstance(caption, str) and visible_length(caption, parse_mode) > 1024:
             raise ApiError(400, "Bad Request: message caption is too long")
-        file = self.store_file(content or b"", file_name=file_name)
+        file = self.store_file(content or b"", file_name=file_name, mime_type=mime_type)
         message = BotMessage(
             message_id=chat.next_message_id(),
             chat_id=chat.chat_id,
@@ -502,6 +511,7 @@ class FakeTelegram:
             kind=kind,
             file_name=file_name,
             file_bytes=content,
+            mime_type=mime_type,
             parse_mode=parse_mode,
             entities=params.get("caption_entities"),
             file_id=file["file_id"],

@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bot.fakebot.chat import ChatState
-from bot.fakebot.records import BotMessage, button_label
+from bot.fakebot.records import ApiCall, BotMessage, button_label
 from bot.fakebot.wire import utf16_length
-
-if TYPE_CHECKING:
-    from bot.fakebot.server import FakeTelegram
 
 
 class _Own(enum.Enum):
@@ -30,12 +27,31 @@ _STICKER_BYTES = b"RIFF fake sticker WEBP"
 _PDF_BYTES = b"%PDF-1.4\n% fake document\n%%EOF\n"
 
 
+class UserSide(Protocol):
+    """What a simulated user needs of the fake Telegram (the server provides it)."""
+
+    calls: list[ApiCall]
+    tracks_handling: bool
+
+    def enqueue_update(self, body: dict[str, Any]) -> int: ...
+
+    def store_file(
+        self, content: bytes, *, file_name: str | None = None, mime_type: str | None = None
+    ) -> dict[str, Any]: ...
+
+    def open_callback_query(self, user: FakeUser) -> str: ...
+
+    def set_blocked(self, user: FakeUser, *, blocked: bool) -> None: ...
+
+    def message_json(self, message: BotMessage) -> dict[str, Any]: ...
+
+
 class FakeUser:
     """A person chatting privately with the bot (their chat id is their user id)."""
 
     def __init__(
         self,
-        fake: FakeTelegram,
+        fake: UserSide,
         chat: ChatState,
         user_id: int,
         first_name: str,

@@ -138,3 +138,20 @@ class AreaDirectory:
             pool = list(self.village_by_code.values())
         matches = data.match_names(query, [(v.code, v.name) for v in pool], limit=limit)
         return [self.village_by_code[code] for code, _score in matches]
+
+    def find_village(self, text: str, *, limit: int = 10) -> list[models.Village]:
+        """The village a code or a name means; several candidates when the name is unclear."""
+        village = self.village_by_code.get(text.strip())
+        if village is not None:
+            return [village]
+        found = self.search(text, limit=limit)
+        wanted = " ".join(text.split()).casefold()
+        # "Sanur" is the kelurahan Sanur, even though Sanur Kaja and Sanur Kauh match too.
+        exact = [v for v in found if " ".join(v.name.split()).casefold() == wanted]
+        return exact if len(exact) == 1 else found
+
+    def label(self, village: models.Village) -> str:
+        """Code, name, kind, district and regency on one line, as operators read it."""
+        district = self.district_by_code[village.district_code]
+        regency = self.regency_by_code[district.regency_code]
+        return f"{village.code}  {village.name} ({village.kind}), {district.name}, {regency.name}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, insert, literal, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -143,6 +143,18 @@ async def create_broadcast(
         scheduled=scheduled_at.isoformat() if scheduled_at else None,
     )
     return broadcast
+
+
+async def record_progress_message(
+    session: AsyncSession, broadcast_id: int, chat_id: int, message_id: int
+) -> None:
+    """Keep the id of a broadcast's live progress message, so the delivery engine edits it."""
+    # Only the chat the broadcast reports to may name its progress message.
+    await session.execute(
+        update(Broadcast)
+        .where(Broadcast.id == broadcast_id, Broadcast.progress_chat_id == chat_id)
+        .values(progress_message_id=message_id)
+    )
 
 
 def render(broadcast: Broadcast, user: User, settings: Settings) -> Reply:

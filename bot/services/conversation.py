@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import LANGUAGES
@@ -22,7 +22,7 @@ from bot.core.form import Form
 from bot.core.messages import Button, Incoming, InputKind, Outcome, Reply, button_rows
 from bot.core.money import format_rupiah, parse_rupiah
 from bot.core.questions import REGISTRATION, minimum_monthly, package
-from bot.db.models import Application, ApplicationStatus, Broadcast, User, UserMode
+from bot.db.models import Application, ApplicationStatus, User, UserMode
 from bot.i18n import translator
 from bot.services.registration import Registration
 from bot.services.turn import Services, Turn
@@ -114,18 +114,6 @@ class Conversation:
         else:
             turn.text("idle.not_understood")
             self._menu(turn)
-
-    async def remember_message(
-        self, session: AsyncSession, track: str, chat_id: int, message_id: int
-    ) -> None:
-        """The channel sent a tracked reply: keep its message id where the core needs it."""
-        kind, _, number = track.partition(":")
-        if kind == "broadcast" and number.isdigit():
-            await session.execute(
-                update(Broadcast)
-                .where(Broadcast.id == int(number), Broadcast.progress_chat_id == chat_id)
-                .values(progress_message_id=message_id)
-            )
 
     async def _after_submit(self, session: AsyncSession, user: User, app: Application) -> None:
         await self.community.follow_application(session, user, app)

@@ -280,6 +280,7 @@ async def test_statistics_chart_and_poster(bot: RunningBot) -> None:
     photo = replies[-1]
     assert photo.kind == "photo" and photo.file_bytes is not None
     assert photo.file_bytes.startswith(b"\x89PNG")
+    assert (photo.file_name, photo.mime_type) == ("statistik-51-02-05-2006.png", "image/png")
     replies = await perbekel.say("/tautan")
     link = f"https://t.me/{bot.fake.bot_username}?start=desa_51_02_05_2006"
     assert link in texts(replies)
