@@ -250,6 +250,8 @@ class Question:
     skippable_when_assisted: bool = False
     contact: Contact = Contact.NO
     lookups: frozenset[Lookup] = frozenset()
+    # The village a lookup is for (the desa adat near the person's village).
+    near: Callable[[Answers], str | None] | None = None
     per_row: int = 2
     page_size: int | None = None
     in_summary: bool = True

@@ -511,6 +511,11 @@ def _parse_place(text: str, _ctx: FormContext) -> str:
     return parse_place(text)
 
 
+def _answered_village(answers: Answers) -> str | None:
+    village = answers.get("village")
+    return str(village) if village else None
+
+
 def _desa_adat_options(ctx: FormContext) -> Sequence[Option]:
     return [
         Option(str(number), name, {"id": number, "name": name}) for number, name in ctx.desa_adat
@@ -807,6 +812,7 @@ QUESTIONS: tuple[Question, ...] = (
         params=_desa_adat_params,
         skippable=True,
         lookups=frozenset({Lookup.DESA_ADAT}),
+        near=_answered_village,
         per_row=1,
         columns=(Column("desa_adat", _desa_adat_cell),),
         indexed=Indexed("desa_adat_id", value=_desa_adat_id),

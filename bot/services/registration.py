@@ -266,11 +266,12 @@ class Registration:
             village_hint=turn.state.extra.get("village_hint"),
         )
         if question is not None and Lookup.DESA_ADAT in question.lookups:
-            ctx.desa_adat = await self._desa_adat_near(turn)
+            near = question.near(turn.answers) if question.near else None
+            ctx.desa_adat = await self._desa_adat_near(turn, near)
         return ctx
 
-    async def _desa_adat_near(self, turn: Turn) -> list[tuple[int, str]]:
-        village = self.s.areas.village(str(turn.answers.get("village")))
+    async def _desa_adat_near(self, turn: Turn, code: str | None) -> list[tuple[int, str]]:
+        village = self.s.areas.village(code or "")
         district = village.district_code if village else None
         rows = await turn.session.execute(
             select(DesaAdat.id, DesaAdat.name)
