@@ -99,6 +99,22 @@ def pick_typed(text: str, choices: Sequence[Choice], *, prefixes: bool = True) -
     return found.pop() if len(found) == 1 else None
 
 
+@dataclass(frozen=True)
+class ButtonStage:
+    """A step of the flow answered with buttons: consent, the summary, its edit list, a query.
+
+    The flow is these stages plus the questions; showing a stage, pressing one of its buttons
+    and typing one of its words all go through this one description.
+    """
+
+    scope: str  # the callback data prefix of its buttons
+    render: Callable[[Turn], Awaitable[Reply]]
+    choices: Callable[[Turn], list[Choice]]
+    act: Callable[[Turn, str], Awaitable[None]]
+    # What a typed answer that means none of the buttons repeats (default: the whole stage).
+    repeat: Callable[[Turn], Awaitable[Reply]] | None = None
+
+
 class Registration:
     """Asks the declared form, one step at a time, and submits the application."""
 
@@ -114,6 +130,25 @@ class Registration:
         self.after_submit = after_submit
         # Where a person lands when the registration ends without being sent.
         self.show_menu = show_menu
+        self.stages: dict[Stage, ButtonStage] = {
+            Stage.CONSENT: ButtonStage(
+                "consent",
+                self._consent_full,
+                self._consent_choices,
+                self._consent_answer,
+                # The whole consent text once is enough; a refusal repeats only the question.
+                repeat=self._consent_short,
+            ),
+            Stage.SUMMARY: ButtonStage(
+                "sum", self._summary, self._summary_choices, self._summary_action
+            ),
+            Stage.EDIT_PICK: ButtonStage(
+                "edit", self._edit_pick, self._edit_choices, self._edit_action
+            ),
+            Stage.CONFIRM: ButtonStage(
+                "ok", self._confirm_reply, self._confirm_choices, self._confirm_answer
+            ),
+        }
 
     # ------------------------------------------------------------------ the draft
 
@@ -231,14 +266,8 @@ class Registration:
     async def show(self, turn: Turn) -> None:
         """Show the current step of the draft again."""
         stage = self.stage(turn)
-        if stage is Stage.CONSENT:
-            turn.say(self._consent_reply(turn, short=False))
-        elif stage is Stage.SUMMARY:
-            turn.say(await self._summary(turn))
-        elif stage is Stage.EDIT_PICK:
-            turn.say(self._edit_pick(turn))
-        elif stage is Stage.CONFIRM:
-            turn.say(self._confirm_reply(turn))
+        if stage in self.stages:
+            turn.say(await self.stages[stage].render(turn))
         elif stage is Stage.QUESTION:
             question = self.current(turn)
             assert question is not None
@@ -286,6 +315,12 @@ class Registration:
 
     # ------------------------------------------------------------------ rendering
 
+    async def _consent_full(self, turn: Turn) -> Reply:
+        return self._consent_reply(turn, short=False)
+
+    async def _consent_short(self, turn: Turn) -> Reply:
+        return self._consent_reply(turn, short=True)
+
     def _consent_reply(self, turn: Turn, *, short: bool) -> Reply:
         t = turn.t
         assert turn.draft is not None
@@ -296,7 +331,7 @@ class Registration:
             text = t("consent.text", days=self.s.settings.draft_retention_days)
             if assisted:
                 text = t("consent.assisted_intro") + "\n\n" + text
-        rows = tuple((Button(c.label, f"consent:{c.action}"),) for c in self._consent_choices(turn))
+        rows = self._rows(Stage.CONSENT, self._consent_choices(turn), (1, 1))
         return Reply(text, buttons=rows)
 
     def _consent_choices(self, turn: Turn) -> list[Choice]:
@@ -309,6 +344,18 @@ class Registration:
             else ("consent.yes", "consent.no")
         )
         return [Choice("yes", t(yes), YES_WORDS), Choice("no", t(no), NO_WORDS)]
+
+    def _rows(
+        self, stage: Stage, choices: Sequence[Choice], layout: Sequence[int]
+    ) -> tuple[tuple[Button, ...], ...]:
+        """A stage's buttons laid out `layout[i]` to row i."""
+        scope = self.stages[stage].scope
+        buttons = [Button(c.label, f"{scope}:{c.action}") for c in choices]
+        rows: list[tuple[Button, ...]] = []
+        for size in layout:
+            rows.append(tuple(buttons[:size]))
+            buttons = buttons[size:]
+        return tuple(rows)
 
     async def _render_question(
         self, turn: Turn, question: Question, *, edit: bool = False
@@ -367,14 +414,8 @@ class Registration:
         lines.append(contribution_text(turn, contribution_of(turn.answers, ctx.rates)))
         lines.append("")
         lines.append(t("summary.check"))
-        return Reply(
-            "\n".join(lines),
-            buttons=(
-                (Button(t("summary.send"), "sum:send"),),
-                (Button(t("summary.edit"), "sum:edit"), Button(t("summary.cancel"), "sum:cancel")),
-                (Button(t("nav.back"), "sum:back"),),
-            ),
-        )
+        rows = self._rows(Stage.SUMMARY, self._summary_choices(turn), (1, 2, 1))
+        return Reply("\n".join(lines), buttons=rows)
 
     def _summary_choices(self, turn: Turn) -> list[Choice]:
         t = turn.t
@@ -385,11 +426,13 @@ class Registration:
             Choice("back", t("nav.back"), BACK_WORDS),
         ]
 
-    def _edit_pick(self, turn: Turn) -> Reply:
+    async def _edit_pick(self, turn: Turn) -> Reply:
         t = turn.t
-        buttons = [Button(c.label, f"edit:{c.action}") for c in self._edit_choices(turn)]
-        back = buttons.pop()
-        return Reply(t("edit.prompt"), buttons=(*button_rows(buttons, 2), (back,)))
+        choices = self._edit_choices(turn)
+        # Two steps to a row, and "back to the summary" alone on the last.
+        steps = len(choices) - 1
+        layout = (2,) * (steps // 2) + (1,) * (steps % 2) + (1,)
+        return Reply(t("edit.prompt"), buttons=self._rows(Stage.EDIT_PICK, choices, layout))
 
     def _edit_choices(self, turn: Turn) -> list[Choice]:
         t = turn.t
@@ -397,11 +440,11 @@ class Registration:
         choices.append(Choice("summary", t("edit.back"), BACK_WORDS))
         return choices
 
-    def _confirm_reply(self, turn: Turn) -> Reply:
+    async def _confirm_reply(self, turn: Turn) -> Reply:
         t = turn.t
         pending = turn.state.extra.get("confirm") or {}
         text = t(str(pending.get("message")), **dict(pending.get("params") or {}))
-        rows = tuple((Button(c.label, f"ok:{c.action}"),) for c in self._confirm_choices(turn))
+        rows = self._rows(Stage.CONFIRM, self._confirm_choices(turn), (1, 1))
         return Reply(text, buttons=rows)
 
     def _confirm_choices(self, turn: Turn) -> list[Choice]:
@@ -416,12 +459,7 @@ class Registration:
     async def button(self, turn: Turn, data: str) -> bool:
         """A button of the form was pressed; False if it is not one of the form's."""
         scope, _, rest = data.partition(":")
-        handlers = {
-            "consent": (Stage.CONSENT, self._consent_answer),
-            "sum": (Stage.SUMMARY, self._summary_action),
-            "edit": (Stage.EDIT_PICK, self._edit_action),
-            "ok": (Stage.CONFIRM, self._confirm_answer),
-        }
+        handlers = {spec.scope: (stage, spec.act) for stage, spec in self.stages.items()}
         if scope == "cancel":
             if turn.state.confirm_cancel and rest in ("yes", "no"):
                 await self.cancel_answer(turn, rest == "yes")
@@ -682,25 +720,16 @@ class Registration:
 
     async def _typed_at_buttons(self, turn: Turn, stage: Stage | None, incoming: Incoming) -> None:
         """Typing at a step answered with buttons: a label, a word or a prefix presses one."""
-        choices: dict[Stage, tuple[list[Choice], Callable[[Turn, str], Awaitable[None]]]] = {
-            Stage.CONSENT: (self._consent_choices(turn), self._consent_answer),
-            Stage.SUMMARY: (self._summary_choices(turn), self._summary_action),
-            Stage.EDIT_PICK: (self._edit_choices(turn), self._edit_action),
-            Stage.CONFIRM: (self._confirm_choices(turn), self._confirm_answer),
-        }
-        if stage is None or stage not in choices:
+        spec = self.stages.get(stage) if stage is not None else None
+        if spec is None:
             return
-        options, act = choices[stage]
-        action = pick_typed(incoming.text, options) if incoming.kind is InputKind.TEXT else None
+        typed = incoming.text if incoming.kind is InputKind.TEXT else ""
+        action = pick_typed(typed, spec.choices(turn))
         if action is not None:
-            await act(turn, action)
+            await spec.act(turn, action)
             return
         turn.text("answer.use_buttons")
-        if stage is Stage.CONSENT:
-            # The whole consent text once is enough; a refusal repeats only the question.
-            turn.say(self._consent_reply(turn, short=True))
-        else:
-            await self.show(turn)
+        turn.say(await (spec.repeat or spec.render)(turn))
 
     def _contact_answer(self, question: Question, incoming: Incoming, ctx: FormContext) -> Any:
         if question.contact is Contact.NO or question.parse is None:
