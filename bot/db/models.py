@@ -262,6 +262,10 @@ class Broadcast(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # In whose name it goes out (a role name, none for the command line) and that role's
+    # place as residents know it ("Desa Dajan Peken"): recipients are told who sent it.
+    sender_role: Mapped[str | None] = mapped_column(String(20))
+    sender_place: Mapped[str | None] = mapped_column(String(120))
     # Where the live progress message is (the sender's chat), edited in place.
     progress_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     progress_message_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import LANGUAGES, Settings
+from bot.config import Settings
 from bot.core import areas as area_data
 from bot.core.contribution import (
     PAYMENT_PERIODS,
@@ -62,6 +61,7 @@ from bot.db.models import (
 )
 from bot.i18n import Translator, translator
 from bot.services.areas import AreaDirectory
+from bot.services.routing import Router
 from bot.services.turn import Services, Turn
 
 CONSENT_VERSION = "2026-11-v1"
@@ -87,22 +87,11 @@ class Conversation:
     """Handles every input of a person, whatever the channel."""
 
     def __init__(self, services: Services) -> None:
-        from bot.services.community import Community
-
         self.s = services
-        self.community = Community(services, self._cmd_register)
-        self._commands: dict[str, Callable[[Turn, str], Awaitable[None]]] = {
-            "start": self._cmd_start,
-            "daftar": self._cmd_register,
-            "bahasa": self._cmd_language,
-            "language": self._cmd_language,
-            "batal": self._cmd_cancel,
-            "bantuan": self._cmd_help,
-            "help": self._cmd_help,
-            "status": self._cmd_status,
-            "iuran": self._cmd_calculator,
-            "info": self._cmd_info,
-        }
+        # Commands, buttons and typed steps are declared once, in the routing table.
+        self.router = Router(self)
+        # Submitting follows the domicile's village through the residents' feature.
+        self.community = self.router.features.following
 
     # ------------------------------------------------------------------ entry point
 
@@ -112,25 +101,18 @@ class Conversation:
         # Writing to the bot again means they have not (or no longer) blocked it.
         user.blocked_at = None
         await self._load_draft(turn)
-        if not await self.community.handle(turn, incoming):
+        if not await self.router.handle(turn, incoming):
             await self._registration_input(turn, incoming)
         self._save_draft(turn)
         return turn.outcome
 
     async def _registration_input(self, turn: Turn, incoming: Incoming) -> None:
-        """Everything that is not the community side: menu, commands, the form itself."""
-        user = turn.user
+        """What the routing table left: unknown commands, form buttons, the form itself."""
         if incoming.kind is InputKind.COMMAND:
-            command = self._commands.get(incoming.text.lower())
-            if command is None:
-                turn.text("command.unknown")
-                await self._repeat_or_menu(turn)
-            else:
-                await command(turn, incoming.args)
+            turn.text("command.unknown")
+            await self._repeat_or_menu(turn)
         elif incoming.kind is InputKind.BUTTON:
             await self._button(turn, incoming.text)
-        elif user.mode == "iuran" and incoming.kind is InputKind.TEXT:
-            await self._calculator_answer(turn, incoming.text)
         elif turn.draft is not None and turn.draft.step is not None:
             await self._draft_input(turn, incoming)
         elif incoming.kind is InputKind.MEDIA:
@@ -283,9 +265,7 @@ class Conversation:
             turn.text("consent.help")
             await self._show_step(turn)
         else:
-            turn.text("help.general")
-            if await self.community.has_roles(turn):
-                turn.text("help.leader")
+            turn.say(Reply(await self.router.help_text(turn)))
 
     async def _cmd_info(self, turn: Turn, _args: str) -> None:
         t = turn.t
@@ -402,13 +382,8 @@ class Conversation:
 
     async def _button(self, turn: Turn, data: str) -> None:
         scope, _, rest = data.partition(":")
-        if scope == "menu":
-            await self._menu_button(turn, rest)
-        elif scope == "lang" and rest in LANGUAGES:
-            await self._set_language(turn, rest)
-        elif scope == "iuran" and rest.isdigit():
-            self._calculator_result(turn, int(rest))
-        elif turn.draft is None:
+        # Menu, language and calculator buttons are routed by the table (bot.services.routing).
+        if turn.draft is None:
             await self._stale(turn)
         elif scope == "cancel" and turn.state.confirm_cancel and rest in ("yes", "no"):
             await self._cancel_answer(turn, rest == "yes")
@@ -438,6 +413,7 @@ class Conversation:
         await self._repeat_or_menu(turn)
 
     async def _menu_button(self, turn: Turn, action: str) -> None:
+        """A main-menu button (routed here by the table)."""
         if action == "register":
             await self._cmd_register(turn, "")
         elif action == "info":
