@@ -109,8 +109,11 @@ def _scoped_payload(action: Action, scope: Scope, broadcast_id: int) -> Payload:
 
 
 # Buttons that carry a place; the others are checked for the action alone.
-SCOPED = {ComposeScope: Action.BROADCAST, StatisticsChart: Action.STATISTICS}
-SCOPED[BroadcastControl] = Action.BROADCAST_CONTROL
+SCOPED: dict[type[Payload], Action] = {
+    ComposeScope: Action.BROADCAST,
+    StatisticsChart: Action.STATISTICS,
+    BroadcastControl: Action.BROADCAST_CONTROL,
+}
 UNSCOPED: dict[type[Payload], Payload] = {
     InviteRole: InviteRole("perbekel"),
     RevokePick: RevokePick(1, "perbekel"),
