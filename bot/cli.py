@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.core.policy import INVITABLE_ROLES
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -69,9 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Create a one-time link (valid INVITATION_DAYS days) that gives its first "
         "opener a role. Prints the link; send it privately to the person.",
     )
-    invite.add_argument(
-        "--role", required=True, choices=("perbekel", "lurah", "bendesa_adat", "staff")
-    )
+    invite.add_argument("--role", required=True, choices=INVITABLE_ROLES)
     where = invite.add_mutually_exclusive_group()
     where.add_argument(
         "--village",
@@ -85,9 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     revoke = commands.add_parser("revoke", help="remove a role from a Telegram user")
     revoke.add_argument("--telegram-id", type=int, required=True)
-    revoke.add_argument(
-        "--role", required=True, choices=("perbekel", "lurah", "bendesa_adat", "staff")
-    )
+    revoke.add_argument("--role", required=True, choices=INVITABLE_ROLES)
     broadcast = commands.add_parser(
         "broadcast",
         help="send (or schedule) a broadcast to followers",

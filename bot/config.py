@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     broadcast_rate: float = 25.0
     broadcast_max_attempts: int = 5
     invitation_days: int = 7
+    # The human contact at the end of /bantuan.
+    branch_address: str = "Kantor Cabang BPJS Ketenagakerjaan Bali Denpasar"
+    call_centre: str = "175"
     log_level: str = "INFO"
 
     @field_validator(

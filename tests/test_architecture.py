@@ -142,3 +142,33 @@ def test_the_bot_package_has_no_import_cycle() -> None:
     cycles = cycles_in(graph)
 
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+FEATURES = ("following", "invitations", "composing", "leader_tools", "assisted")
+ROLE_NAMES = {"admin", "staff", "perbekel", "lurah", "bendesa_adat"}
+
+
+def _from_imports(path: Path) -> list[tuple[str, list[str]]]:
+    """Every `from bot... import names` of a module, lazy ones included."""
+    found: list[tuple[str, list[str]]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("bot"):
+            found.append((node.module, [a.name for a in node.names]))
+    return found
+
+
+def test_features_use_only_each_others_public_names() -> None:
+    for feature in FEATURES:
+        for module, names in _from_imports(PACKAGE / "services" / f"{feature}.py"):
+            if module.removeprefix("bot.services.") in FEATURES:
+                assert not [n for n in names if n.startswith("_")], (feature, module, names)
+            assert module not in ("bot.services.conversation", "bot.services.routing"), feature
+
+
+def test_role_names_are_written_only_in_the_policy() -> None:
+    places = [*(PACKAGE / "services").glob("*.py"), *(PACKAGE / "channels").glob("*.py")]
+    places += [PACKAGE / "cli.py", PACKAGE / "admin_cli.py"]
+    for path in places:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in ROLE_NAMES:
+                raise AssertionError(f"{path.name}:{node.lineno} names role {node.value!r}")

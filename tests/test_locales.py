@@ -14,16 +14,16 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
-from bot.channels.telegram import LEADER_COMMANDS, MENU_COMMANDS, STAFF_COMMANDS
 from bot.core.areas import Village
 from bot.core.contribution import DEFAULT_RATES, PAYMENT_PERIODS
 from bot.core.form import Contact, FormContext
+from bot.core.policy import ROLES
 from bot.core.questions import OCCUPATIONS, QUESTIONS, RELATIONSHIPS
 from bot.db.models import ACTIVE_STATUSES
 from bot.i18n import LANGUAGES, LOCALES_DIR, Translator
 from bot.services.areas import AreaDirectory
 from bot.services.broadcasts import AUDIENCES, TEMPLATES
-from bot.services.roles import RoleName
+from bot.services.routing import COMMANDS
 
 BOT_DIR = Path(__file__).resolve().parent.parent / "bot"
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -45,7 +45,7 @@ def families() -> dict[str, tuple[object, ...]]:
     village_kinds = get_args(get_type_hints(kind.fget)["return"])
     # /status lists every application except drafts.
     listed_statuses = (*ACTIVE_STATUSES, "rejected", "cancelled")
-    roles = tuple(r.value for r in RoleName)
+    roles = tuple(r.name for r in ROLES)
     return {
         "occupation.": OCCUPATIONS,
         "relationship.": RELATIONSHIPS,
@@ -55,10 +55,10 @@ def families() -> dict[str, tuple[object, ...]]:
         "status.": (*listed_statuses, "draft"),
         "village.describe.": village_kinds,
         "village.kind.": village_kinds,
-        "command.": (*MENU_COMMANDS, *LEADER_COMMANDS, *STAFF_COMMANDS),
+        "command.": tuple(c.name for c in COMMANDS if c.menu or c.helped),
         "role.": roles,
         # Invitations grant every role but admin.
-        "invite.accepted.": tuple(r for r in roles if r != RoleName.ADMIN),
+        "invite.accepted.": tuple(r.name for r in ROLES if r.invitable),
         "template.name.": TEMPLATES,
         "template.": TEMPLATES,
         "audience.": AUDIENCES,
@@ -195,6 +195,27 @@ def collect_code() -> Found:
         found = collect(path.read_text(encoding="utf-8"), str(path.relative_to(BOT_DIR.parent)))
         total.uses.extend(found.uses)
         total.unknown_families.extend(found.unknown_families)
+    # Ids kept in declarations (the policy's roles, the routing table): any id-shaped literal
+    # of a namespace some module uses for texts.
+    namespaces = {key.split(".")[0] for key in total.keys}
+    for path in sorted(BOT_DIR.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and DOTTED_KEY.match(node.value)
+                and node.value.split(".")[0] in namespaces
+            ):
+                total.uses.append(Use(node.value, None, f"{path.name}:{node.lineno}"))
+    for role in ROLES:
+        where = f"bot/core/policy.py ROLES[{role.name}]"
+        total.uses.append(Use(role.label, frozenset(), where))
+        if role.invitable:
+            total.uses.append(Use(role.accepted, frozenset({"place"}), where))
+    for command in COMMANDS:
+        if command.menu or command.helped:
+            where = f"bot/services/routing.py COMMANDS[{command.name}]"
+            total.uses.append(Use(command.help, frozenset(), where))
     prompt_params = _prompt_params()
     for question in QUESTIONS:
         where = f"bot/core/questions.py QUESTIONS[{question.key}]"
@@ -298,7 +319,7 @@ def test_the_key_collection_sees_every_way_the_code_names_a_text(code: Found) ->
         "contribution.error.income_too_low",  # InvalidInput over several lines
         "error.internal",  # translator(language)("...")
         "occupation.pemangku",  # t(f"occupation.{o}")
-        "command.batal",  # t(f"command.{name}") in the Telegram adapter
+        "command.batal",  # the routing table's COMMANDS
         "village.describe.kelurahan",
         "status.registered",
         "period.label.12",

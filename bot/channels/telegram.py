@@ -41,25 +41,11 @@ from bot.core.messages import Incoming, InputKind, Outcome
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.runtime import Runtime
 from bot.services.broadcasts import render
-from bot.services.roles import Grant, is_staff
+from bot.services.roles import Grant
+from bot.services.routing import menu_for as routed_menu
 from bot.services.updates import answer, menu_owner, purge_drafts, record_sent, set_blocked
 
 log = logging.getLogger(__name__)
-
-# The command menu, in the order Telegram shows it; descriptions come from locales/.
-MENU_COMMANDS = (
-    "daftar",
-    "status",
-    "iuran",
-    "info",
-    "ikuti",
-    "berhenti",
-    "bahasa",
-    "bantuan",
-    "batal",
-)
-LEADER_COMMANDS = ("siaran", "statistik", "tautan", "daftarkan", "peran")
-STAFF_COMMANDS = ("siaran", "undang", "cabut", "daftarkan", "peran")
 
 BotApp = Application[Any, Any, Any, Any, Any, Any]
 
@@ -111,12 +97,9 @@ async def handle_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await refresh_role_menu(context.bot, runtime, telegram_id)
 
 
-def menu_for(grants: list[Grant]) -> tuple[str, ...]:
-    """The commands a person sees: the worker's, plus their roles' (each once)."""
-    names: list[str] = list(MENU_COMMANDS)
-    extra = STAFF_COMMANDS if is_staff(grants) else LEADER_COMMANDS if grants else ()
-    names.extend(n for n in extra if n not in names)
-    return tuple(names)
+def menu_for(grants: list[Grant], language: str = "id") -> tuple[tuple[str, str], ...]:
+    """The commands a person sees, from the routing table: (name, description id)."""
+    return routed_menu(grants, language)
 
 
 async def refresh_role_menu(bot: Any, runtime: Runtime, telegram_id: int) -> None:
@@ -125,7 +108,7 @@ async def refresh_role_menu(bot: Any, runtime: Runtime, telegram_id: int) -> Non
     if person is None:
         return
     grants, language = person.grants, person.language
-    await _set_commands(bot, language, chat_id=telegram_id, names=menu_for(grants))
+    await _set_commands(bot, language, chat_id=telegram_id, menu=menu_for(grants, language))
 
 
 async def handle_member_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -204,10 +187,15 @@ async def _quietly(call: Any) -> None:
 
 
 async def _set_commands(
-    bot: Any, language: str, *, chat_id: int | None = None, names: tuple[str, ...] = ()
+    bot: Any,
+    language: str,
+    *,
+    chat_id: int | None = None,
+    menu: tuple[tuple[str, str], ...] | None = None,
 ) -> None:
     t = translator(language)
-    commands = [BotCommand(name, t(f"command.{name}")) for name in names or MENU_COMMANDS]
+    entries = menu if menu is not None else menu_for([], language)
+    commands = [BotCommand(name, t(description)) for name, description in entries]
     try:
         if chat_id is not None:
             await bot.set_my_commands(commands, scope=BotCommandScopeChat(chat_id))
@@ -230,7 +218,8 @@ async def set_command_menus(application: BotApp, default_language: str) -> None:
     for language in LANGUAGES:
         await _set_commands(application.bot, language)
     t = translator(default_language)
-    commands = [BotCommand(name, t(f"command.{name}")) for name in MENU_COMMANDS]
+    menu = menu_for([], default_language)
+    commands = [BotCommand(name, t(description)) for name, description in menu]
     try:
         await application.bot.set_my_commands(commands)
     except TelegramError as exc:

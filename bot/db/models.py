@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
@@ -30,25 +29,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class ApplicationStatus(StrEnum):
-    """Where an application stands (docs/registration.mmd draws the registration part)."""
-
-    DRAFT = "draft"
-    SUBMITTED = "submitted"
-    VERIFIED = "verified"
-    REGISTERED = "registered"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-
-
-class UserMode(StrEnum):
-    """What a free-text answer outside the registration means."""
-
-    CALCULATOR = "iuran"
-    INVITE = "invite"
-    COMPOSE = "compose"
 
 
 # Statuses that hold a NIK: a second application for the same NIK is refused while one exists.
@@ -283,6 +263,10 @@ class Broadcast(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # In whose name it goes out (a role name, none for the command line) and that role's
+    # place as residents know it ("Desa Dajan Peken"): recipients are told who sent it.
+    sender_role: Mapped[str | None] = mapped_column(String(20))
+    sender_place: Mapped[str | None] = mapped_column(String(120))
     # Where the live progress message is (the sender's chat), edited in place.
     progress_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     progress_message_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -10,9 +10,12 @@ from sqlalchemy import ColumnElement, Select, and_, func, insert, literal, or_, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.core.contribution import Program, contribution_for
+from bot.core.callbacks import MenuAction, encode
 from bot.core.messages import Attachment, Button, Reply
 from bot.core.money import format_rupiah
+from bot.core.policy import POLICY, Scope, ScopeKind
+from bot.core.questions import minimum_monthly
+from bot.core.states import BroadcastState, DeliveryState
 from bot.db.models import Application, Broadcast, Delivery, Follow, User
 from bot.i18n import translator
 from bot.services import audit
@@ -21,6 +24,8 @@ TEMPLATES = ("benefits", "minimum", "register", "payment")
 AUDIENCES = ("followers", "applicants", "status", "unfinished")
 STATUSES = ("submitted", "verified", "registered", "rejected")
 SCOPE_KINDS = ("village", "desa_adat", "regency", "all")
+# The whole branch is stored as "all" in broadcasts.scope_kind.
+_ALL = "all"
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,34 @@ class Target:
     status: str | None = None
 
 
+def target_for(scope: Scope, audience: str = "followers", status: str | None = None) -> Target:
+    """The broadcast target for a policy place."""
+    if scope.kind is ScopeKind.BRANCH:
+        return Target(_ALL, None, audience, status)
+    return Target(scope.kind.value, scope.code, audience, status)
+
+
+def scope_from(kind: str, code: str | None) -> Scope | None:
+    """The policy place of a stored (or button-carried) scope kind and code; None if unknown."""
+    if kind == _ALL:
+        return Scope.branch()
+    if kind not in (ScopeKind.VILLAGE, ScopeKind.DESA_ADAT, ScopeKind.REGENCY):
+        return None
+    return Scope(ScopeKind(kind), code)
+
+
+def broadcast_scope(broadcast: Broadcast) -> Scope:
+    """The policy place a broadcast is for."""
+    scope = scope_from(broadcast.scope_kind, broadcast.scope_code)
+    if scope is None:
+        raise ValueError(f"broadcast {broadcast.id} has an unknown scope {broadcast.scope_kind!r}")
+    return scope
+
+
 def _village_filter(column: Any, target: Target) -> ColumnElement[bool]:
-    if target.scope_kind == "village":
+    if target.scope_kind == ScopeKind.VILLAGE:
         return column == target.scope_code  # type: ignore[no-any-return]
-    if target.scope_kind == "regency":
+    if target.scope_kind == ScopeKind.REGENCY:
         return column.like(f"{target.scope_code}.%")  # type: ignore[no-any-return]
     return literal(True)
 
@@ -46,7 +75,7 @@ def recipients_query(target: Target, branch_regencies: list[str]) -> Select[Any]
     reachable = and_(User.opted_out_at.is_(None), User.blocked_at.is_(None))
     if target.audience == "followers":
         condition: ColumnElement[bool]
-        if target.scope_kind == "desa_adat":
+        if target.scope_kind == ScopeKind.DESA_ADAT:
             condition = Follow.desa_adat_id == int(target.scope_code or 0)
         elif target.scope_kind == "all":
             condition = or_(
@@ -66,7 +95,7 @@ def recipients_query(target: Target, branch_regencies: list[str]) -> Select[Any]
         "status": [target.status or "submitted"],
         "unfinished": ["draft"],
     }[target.audience]
-    if target.scope_kind == "desa_adat":
+    if target.scope_kind == ScopeKind.DESA_ADAT:
         condition = Application.desa_adat_id == int(target.scope_code or 0)
     elif target.scope_kind == "all":
         condition = literal(True)
@@ -102,10 +131,6 @@ async def create_broadcast(
     progress_chat_id: int | None = None,
 ) -> Broadcast:
     """Create a broadcast and one delivery row per recipient, ready for the delivery engine."""
-    if (text is None) == (template is None):
-        raise ValueError("a broadcast has either a text or a template")
-    if template is not None and template not in TEMPLATES:
-        raise ValueError(f"unknown template {template!r}")
     broadcast = Broadcast(
         created_by=created_by.id if created_by else None,
         scope_kind=target.scope_kind,
@@ -115,17 +140,56 @@ async def create_broadcast(
         template=template,
         text=text,
         photo=photo,
-        state="scheduled" if scheduled_at is not None else "sending",
-        scheduled_at=scheduled_at,
+        state=BroadcastState.COMPOSING.value,
         progress_chat_id=progress_chat_id,
     )
     session.add(broadcast)
+    await session.flush()
+    await release_broadcast(
+        session,
+        broadcast,
+        settings=settings,
+        created_by=created_by,
+        actor_label=actor_label,
+        scheduled_at=scheduled_at,
+    )
+    return broadcast
+
+
+async def release_broadcast(
+    session: AsyncSession,
+    broadcast: Broadcast,
+    *,
+    settings: Settings,
+    created_by: User | None = None,
+    actor_label: str | None = None,
+    scheduled_at: datetime | None = None,
+) -> None:
+    """Turn a composing broadcast into a sending or scheduled one, one delivery per recipient."""
+    if (broadcast.text is None) == (broadcast.template is None):
+        raise ValueError("a broadcast has either a text or a template")
+    if broadcast.template is not None and broadcast.template not in TEMPLATES:
+        raise ValueError(f"unknown template {broadcast.template!r}")
+    if broadcast.state != BroadcastState.COMPOSING:
+        raise ValueError(f"broadcast {broadcast.id} is {broadcast.state}, not composing")
+    target = Target(
+        broadcast.scope_kind, broadcast.scope_code, broadcast.audience, broadcast.status_filter
+    )
+    broadcast.state = (
+        BroadcastState.SCHEDULED if scheduled_at is not None else BroadcastState.SENDING
+    ).value
+    broadcast.scheduled_at = scheduled_at
     await session.flush()
     recipients = recipients_query(target, settings.branch_regencies).subquery()
     await session.execute(
         insert(Delivery).from_select(
             ["broadcast_id", "user_id", "state", "attempts"],
-            select(literal(broadcast.id), recipients.c.id, literal("pending"), literal(0)),
+            select(
+                literal(broadcast.id),
+                recipients.c.id,
+                literal(DeliveryState.PENDING.value),
+                literal(0),
+            ),
         )
     )
     count = await session.scalar(
@@ -142,7 +206,6 @@ async def create_broadcast(
         recipients=count,
         scheduled=scheduled_at.isoformat() if scheduled_at else None,
     )
-    return broadcast
 
 
 async def record_progress_message(
@@ -161,18 +224,23 @@ def render(broadcast: Broadcast, user: User, settings: Settings) -> Reply:
     """The message one recipient reads, in their own language."""
     t = translator(user.language or settings.default_language)
     if broadcast.template is not None:
-        minimum = contribution_for(
-            settings.min_income, [Program.JKK, Program.JKM], 1, settings.rates
-        ).monthly
+        minimum = minimum_monthly(settings.rates)
         body = t(f"template.{broadcast.template}", minimum=format_rupiah(minimum))
     else:
         body = broadcast.text or ""
     text = f"{body}\n\n{t('broadcast.footer')}"
+    role = broadcast.sender_role
+    if role is not None and POLICY.is_branch_role(role):
+        text = f"{t('broadcast.from_branch')}\n\n{text}"
+    elif role is not None and (spec := POLICY.role(role)) is not None:
+        sender = t("broadcast.from", role=t(spec.label), place=broadcast.sender_place or "-")
+        text = f"{sender}\n\n{text}"
+    register = encode(MenuAction("register"))
     buttons: tuple[tuple[Button, ...], ...] = ()
     if broadcast.audience == "unfinished":
-        buttons = ((Button(t("menu.continue"), "menu:register"),),)
+        buttons = ((Button(t("menu.continue"), register),),)
     elif broadcast.template in ("benefits", "minimum", "register"):
-        buttons = ((Button(t("menu.register"), "menu:register"),),)
+        buttons = ((Button(t("menu.register"), register),),)
     attachment = (
         Attachment("siaran.jpg", broadcast.photo, is_photo=True) if broadcast.photo else None
     )

@@ -8,12 +8,9 @@ engine in `bot/services/registration.py`; the resident and leader side is `Commu
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import LANGUAGES
 from bot.core import areas as area_data
 from bot.core.contribution import PAYMENT_PERIODS, check_income
 from bot.core.dates import format_date
@@ -22,9 +19,11 @@ from bot.core.form import Form
 from bot.core.messages import Button, Incoming, InputKind, Outcome, Reply, button_rows
 from bot.core.money import format_rupiah, parse_rupiah
 from bot.core.questions import REGISTRATION, minimum_monthly, package
-from bot.db.models import Application, ApplicationStatus, User, UserMode
+from bot.core.states import ApplicationStatus, UserMode
+from bot.db.models import Application, User
 from bot.i18n import translator
 from bot.services.registration import Registration
+from bot.services.routing import Router
 from bot.services.turn import Services, Turn
 
 # A first message people send before anything else: answered with the welcome.
@@ -57,25 +56,12 @@ class Conversation:
     """Handles every input of a person, whatever the channel."""
 
     def __init__(self, services: Services, form: Form = REGISTRATION) -> None:
-        from bot.services.community import Community
-
         self.s = services
         self.registration = Registration(services, form, self._after_submit, self._menu)
-        self.community = Community(services, self._start_registration)
-        self._commands: dict[str, Callable[[Turn, str], Awaitable[None]]] = {
-            "start": self._cmd_start,
-            "daftar": self._cmd_register,
-            "bahasa": self._cmd_language,
-            "language": self._cmd_language,
-            "batal": self._cmd_cancel,
-            "cancel": self._cmd_cancel,
-            "register": self._cmd_register,
-            "bantuan": self._cmd_help,
-            "help": self._cmd_help,
-            "status": self._cmd_status,
-            "iuran": self._cmd_calculator,
-            "info": self._cmd_info,
-        }
+        # Commands, buttons and typed steps are declared once, in the routing table.
+        self.router = Router(self)
+        # Submitting follows the domicile's village through the residents' feature.
+        self.following = self.router.features.following
 
     # ------------------------------------------------------------------ entry point
 
@@ -85,25 +71,18 @@ class Conversation:
         # Writing to the bot again means they have not (or no longer) blocked it.
         user.blocked_at = None
         await self.registration.load(turn)
-        if not await self.community.handle(turn, incoming):
+        if not await self.router.handle(turn, incoming):
             await self._registration_input(turn, incoming)
         self.registration.save(turn)
         return turn.outcome
 
     async def _registration_input(self, turn: Turn, incoming: Incoming) -> None:
-        """Everything that is not the community side: menu, commands, the form itself."""
-        user = turn.user
+        """What the routing table left: unknown commands, form buttons, the form itself."""
         if incoming.kind is InputKind.COMMAND:
-            command = self._commands.get(incoming.text.lower())
-            if command is None:
-                turn.text("command.unknown")
-                await self._repeat_or_menu(turn)
-            else:
-                await command(turn, incoming.args)
+            turn.text("command.unknown")
+            await self._repeat_or_menu(turn)
         elif incoming.kind is InputKind.BUTTON:
             await self._button(turn, incoming.text)
-        elif user.mode == UserMode.CALCULATOR and incoming.kind is InputKind.TEXT:
-            await self._calculator_answer(turn, incoming.text)
         elif self.registration.in_progress(turn):
             await self.registration.typed(turn, incoming)
         elif incoming.kind is InputKind.MEDIA:
@@ -116,9 +95,9 @@ class Conversation:
             self._menu(turn)
 
     async def _after_submit(self, session: AsyncSession, user: User, app: Application) -> None:
-        await self.community.follow_application(session, user, app)
+        await self.following.follow_application(session, user, app)
 
-    async def _start_registration(
+    async def _cmd_register(
         self, turn: Turn, _args: str = "", village_hint: str = "", assisted: bool = False
     ) -> None:
         if not assisted and await self._say_if_registered(turn):
@@ -189,9 +168,6 @@ class Conversation:
             turn.text("start.draft_waiting")
         self._menu(turn)
 
-    async def _cmd_register(self, turn: Turn, _args: str = "") -> None:
-        await self._start_registration(turn)
-
     async def _cmd_language(self, turn: Turn, _args: str) -> None:
         turn.say(
             Reply(
@@ -214,9 +190,7 @@ class Conversation:
             turn.text(key)
             await self.registration.show(turn)
         else:
-            turn.text("help.general")
-            if await self.community.has_roles(turn):
-                turn.text("help.leader")
+            turn.say(Reply(await self.router.help_text(turn)))
 
     async def _cmd_info(self, turn: Turn, _args: str) -> None:
         t = turn.t
@@ -283,7 +257,7 @@ class Conversation:
         turn.say(Reply("\n\n".join(lines)))
 
     async def _cmd_calculator(self, turn: Turn, _args: str) -> None:
-        turn.user.mode = UserMode.CALCULATOR
+        turn.user.mode = UserMode.IURAN
         buttons = [
             Button(format_rupiah(amount), f"iuran:{amount}")
             for amount in self.s.settings.income_options
@@ -357,14 +331,8 @@ class Conversation:
     # ------------------------------------------------------------------ buttons
 
     async def _button(self, turn: Turn, data: str) -> None:
-        scope, _, rest = data.partition(":")
-        if scope == "menu":
-            await self._menu_button(turn, rest)
-        elif scope == "lang" and rest in LANGUAGES:
-            await self._set_language(turn, rest)
-        elif scope == "iuran" and rest.isdigit():
-            await self._calculator_result(turn, int(rest))
-        elif turn.draft is None or not await self.registration.button(turn, data):
+        # Menu, language and calculator buttons are routed by the table (bot.services.routing).
+        if turn.draft is None or not await self.registration.button(turn, data):
             await self._stale(turn)
 
     async def _stale(self, turn: Turn) -> None:
@@ -374,6 +342,7 @@ class Conversation:
         await self._repeat_or_menu(turn)
 
     async def _menu_button(self, turn: Turn, action: str) -> None:
+        """A main-menu button (routed here by the table)."""
         if action == "register":
             await self._cmd_register(turn, "")
         elif action == "info":

@@ -27,7 +27,14 @@ from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased, defer
 
+from bot.core.callbacks import BroadcastControl, encode
 from bot.core.messages import Button, Reply
+from bot.core.states import (
+    FINAL_DELIVERY_STATES,
+    BroadcastState,
+    DeliveryState,
+    sources_of,
+)
 from bot.db.models import Broadcast, Delivery, User, utcnow
 from bot.i18n import translator
 
@@ -35,15 +42,11 @@ log = logging.getLogger(__name__)
 
 OutcomeKind = Literal["sent", "retry_after", "blocked", "failed", "transient", "uncertain"]
 # Where a delivery row ends; "pending" and "sending" are the only states still moving.
-FINAL_STATES = ("sent", "blocked", "failed", "uncertain", "skipped")
+FINAL_STATES = FINAL_DELIVERY_STATES
 # A little over a second: requests reach Telegram with some jitter, and it counts arrivals.
 PER_CHAT_INTERVAL = 1.05
-# What `set_broadcast_state` may change a broadcast to, and from which states.
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "paused": ("sending", "scheduled"),
-    "sending": ("paused",),
-    "cancelled": ("composing", "scheduled", "sending", "paused"),
-}
+# What `set_broadcast_state` may change a broadcast to (the rest is the engine's own work).
+CONTROLLED = (BroadcastState.PAUSED, BroadcastState.SENDING, BroadcastState.CANCELLED)
 _NO_SYNC = {"synchronize_session": False}
 
 
@@ -117,7 +120,7 @@ async def broadcast_counts(session: AsyncSession, broadcast_id: int) -> Counts:
         .group_by(Delivery.state)
     )
     by_state = {state: count for state, count in rows}
-    known = {name: by_state.get(name, 0) for name in ("pending", "sending", *FINAL_STATES)}
+    known = {s.value: by_state.get(s, 0) for s in DeliveryState}
     return Counts(total=sum(by_state.values()), **known)
 
 
@@ -128,15 +131,20 @@ async def set_broadcast_state(session: AsyncSession, broadcast_id: int, state: s
     cancelled, ...). Cancelling skips every row not yet sent; rows being sent at that moment
     finish as they go. A resumed broadcast whose scheduled time has not come waits for it.
     """
-    sources = TRANSITIONS.get(state)
-    if sources is None:
+    if state not in CONTROLLED:
         raise ValueError(f"no transition to broadcast state {state!r}")
+    # Resuming is from a pause only; composing and scheduled broadcasts start on their own.
+    target = BroadcastState(state)
+    resume = target is BroadcastState.SENDING
+    sources = (BroadcastState.PAUSED,) if resume else sources_of(target)
     now = utcnow()
     values: dict[str, Any] = {"state": state}
-    if state == "sending":
+    if state == BroadcastState.SENDING:
         not_yet = and_(Broadcast.started_at.is_(None), Broadcast.scheduled_at > now)
-        values["state"] = case((not_yet, "scheduled"), else_="sending")
-    if state == "cancelled":
+        values["state"] = case(
+            (not_yet, BroadcastState.SCHEDULED.value), else_=BroadcastState.SENDING.value
+        )
+    if state == BroadcastState.CANCELLED:
         values["finished_at"] = now
     changed = await session.execute(
         update(Broadcast)
@@ -147,11 +155,11 @@ async def set_broadcast_state(session: AsyncSession, broadcast_id: int, state: s
     )
     if changed.first() is None:
         return False
-    if state == "cancelled":
+    if state == BroadcastState.CANCELLED:
         await session.execute(
             update(Delivery)
-            .where(Delivery.broadcast_id == broadcast_id, Delivery.state == "pending")
-            .values(state="skipped", error="cancelled")
+            .where(Delivery.broadcast_id == broadcast_id, Delivery.state == DeliveryState.PENDING)
+            .values(state=DeliveryState.SKIPPED.value, error="cancelled")
             .execution_options(**_NO_SYNC)
         )
     return True
@@ -159,12 +167,12 @@ async def set_broadcast_state(session: AsyncSession, broadcast_id: int, state: s
 
 # Texts of the progress message and the final report.
 
-_STATUS_KEYS = {
-    "scheduled": "broadcast.progress.scheduled",
-    "sending": "broadcast.progress.sending",
-    "paused": "broadcast.progress.paused",
-    "cancelled": "broadcast.progress.cancelled",
-    "done": "broadcast.progress.done",
+_STATUS_KEYS: dict[str, str] = {
+    BroadcastState.SCHEDULED: "broadcast.progress.scheduled",
+    BroadcastState.SENDING: "broadcast.progress.sending",
+    BroadcastState.PAUSED: "broadcast.progress.paused",
+    BroadcastState.CANCELLED: "broadcast.progress.cancelled",
+    BroadcastState.DONE: "broadcast.progress.done",
 }
 
 
@@ -177,9 +185,9 @@ def progress_bar(done: int, total: int, width: int = 10) -> str:
 
 def _eta_text(language: str, state: str, eta_seconds: float | None) -> str:
     t = translator(language)
-    if state in ("done", "cancelled"):
+    if state in (BroadcastState.DONE, BroadcastState.CANCELLED):
         return t("broadcast.progress.eta.done")
-    if state != "sending":
+    if state != BroadcastState.SENDING:
         return t("broadcast.progress.eta.waiting")
     if eta_seconds is None:
         return t("broadcast.progress.eta.unknown")
@@ -191,12 +199,16 @@ def _eta_text(language: str, state: str, eta_seconds: float | None) -> str:
 def control_buttons(broadcast_id: int, state: str, language: str) -> tuple[tuple[Button, ...], ...]:
     """Pause/resume and cancel buttons for a broadcast in `state` (none once it has ended)."""
     t = translator(language)
-    cancel = Button(t("broadcast.progress.cancel"), f"bc:cancel:{broadcast_id}")
-    if state == "sending":
-        return ((Button(t("broadcast.progress.pause"), f"bc:pause:{broadcast_id}"), cancel),)
-    if state == "paused":
-        return ((Button(t("broadcast.progress.resume"), f"bc:resume:{broadcast_id}"), cancel),)
-    if state == "scheduled":
+
+    def button(key: str, action: str) -> Button:
+        return Button(t(key), encode(BroadcastControl(action, broadcast_id)))
+
+    cancel = button("broadcast.progress.cancel", "cancel")
+    if state == BroadcastState.SENDING:
+        return ((button("broadcast.progress.pause", "pause"), cancel),)
+    if state == BroadcastState.PAUSED:
+        return ((button("broadcast.progress.resume", "resume"), cancel),)
+    if state == BroadcastState.SCHEDULED:
         return ((cancel,),)
     return ()
 
@@ -210,7 +222,12 @@ def default_progress(
         "broadcast.progress",
         number=broadcast.id,
         status=t(_STATUS_KEYS.get(broadcast.state, "broadcast.progress.sending")),
-        bar=progress_bar(counts.settled, counts.total),
+        # A cancelled broadcast's skipped rows are settled but were never sent: the bar shows
+        # what went out, so a cancelled card never reads 100 %.
+        bar=progress_bar(
+            counts.sent if broadcast.state == BroadcastState.CANCELLED else counts.settled,
+            counts.total,
+        ),
         sent=counts.sent,
         total=counts.total,
         blocked=counts.blocked,
@@ -221,6 +238,17 @@ def default_progress(
     return Reply(text, buttons=control_buttons(broadcast.id, broadcast.state, language))
 
 
+def duration_text(language: str, seconds: int) -> str:
+    """A duration as people say it: "1 detik", "2 menit", "2 menit 5 detik"."""
+    t = translator(language)
+    minutes, rest = divmod(max(0, seconds), 60)
+    if minutes == 0:
+        return t("broadcast.report.duration.seconds", seconds=rest)
+    if rest == 0:
+        return t("broadcast.report.duration.minutes", minutes=minutes)
+    return t("broadcast.report.duration", minutes=minutes, seconds=rest)
+
+
 def final_report(broadcast: Broadcast, counts: Counts, language: str) -> Reply:
     """The report sent to the leader when a broadcast has finished (or was cancelled)."""
     t = translator(language)
@@ -228,8 +256,12 @@ def final_report(broadcast: Broadcast, counts: Counts, language: str) -> Reply:
     if broadcast.started_at is not None:
         end = broadcast.finished_at or utcnow()
         seconds = max(0, round((end - broadcast.started_at).total_seconds()))
-    duration = t("broadcast.report.duration", minutes=seconds // 60, seconds=seconds % 60)
-    key = "broadcast.report.cancelled" if broadcast.state == "cancelled" else "broadcast.report"
+    duration = duration_text(language, seconds)
+    key = (
+        "broadcast.report.cancelled"
+        if broadcast.state == BroadcastState.CANCELLED
+        else "broadcast.report"
+    )
     text = t(
         key,
         number=broadcast.id,
@@ -548,7 +580,7 @@ class DeliveryEngine:
             return await self._expire(session, None if single else self.clock() - self.lease)
 
     async def _expire(self, session: AsyncSession, claimed_before: datetime | None) -> int:
-        stale = [Delivery.state == "sending"]
+        stale = [Delivery.state == DeliveryState.SENDING]
         if claimed_before is not None:
             stale.append(Delivery.claimed_at < claimed_before)
         result = await session.execute(
@@ -571,8 +603,8 @@ class DeliveryEngine:
             select(row.id)
             .join(Broadcast, Broadcast.id == row.broadcast_id)
             .where(
-                row.state == "pending",
-                Broadcast.state == "sending",
+                row.state == DeliveryState.PENDING,
+                Broadcast.state == BroadcastState.SENDING,
                 or_(row.next_attempt_at.is_(None), row.next_attempt_at <= now),
             )
             .order_by(row.id)
@@ -667,7 +699,7 @@ class DeliveryEngine:
                 .where(
                     Delivery.id == row.delivery_id,
                     Delivery.claimed_by == self.worker_id,
-                    Delivery.state == "sending",
+                    Delivery.state == DeliveryState.SENDING,
                 )
                 .values(state=state)
                 .execution_options(**_NO_SYNC)
@@ -702,7 +734,7 @@ class DeliveryEngine:
                     Delivery.id == row.delivery_id,
                     Delivery.claimed_by == self.worker_id,
                     # A row whose lease ran out meanwhile is "uncertain"; the truth wins.
-                    Delivery.state.in_(("sending", "uncertain")),
+                    Delivery.state.in_((DeliveryState.SENDING, DeliveryState.UNCERTAIN)),
                 )
                 .values(**values)
                 .execution_options(**_NO_SYNC)
@@ -723,24 +755,25 @@ class DeliveryEngine:
         async with self.sessions() as session, session.begin():
             await session.execute(
                 update(Broadcast)
-                .where(Broadcast.state == "scheduled", Broadcast.scheduled_at <= now)
-                .values(state="sending")
+                .where(Broadcast.state == BroadcastState.SCHEDULED, Broadcast.scheduled_at <= now)
+                .values(state=BroadcastState.SENDING.value)
                 .execution_options(**_NO_SYNC)
             )
             await session.execute(
                 update(Broadcast)
-                .where(Broadcast.state == "sending", Broadcast.started_at.is_(None))
+                .where(Broadcast.state == BroadcastState.SENDING, Broadcast.started_at.is_(None))
                 .values(started_at=now)
                 .execution_options(**_NO_SYNC)
             )
             await self._expire(session, now - self.lease)
             left = exists().where(
-                Delivery.broadcast_id == Broadcast.id, Delivery.state.in_(("pending", "sending"))
+                Delivery.broadcast_id == Broadcast.id,
+                Delivery.state.in_((DeliveryState.PENDING, DeliveryState.SENDING)),
             )
             finished = await session.execute(
                 update(Broadcast)
-                .where(Broadcast.state == "sending", ~left)
-                .values(state="done", finished_at=now)
+                .where(Broadcast.state == BroadcastState.SENDING, ~left)
+                .values(state=BroadcastState.DONE.value, finished_at=now)
                 .returning(Broadcast.id)
                 .execution_options(**_NO_SYNC)
             )
@@ -753,7 +786,7 @@ class DeliveryEngine:
                     or_(
                         Broadcast.id.in_(done_ids | set(self._in_flight)),
                         and_(
-                            Broadcast.state == "sending",
+                            Broadcast.state == BroadcastState.SENDING,
                             Broadcast.progress_message_id.is_not(None),
                         ),
                     )
@@ -761,9 +794,15 @@ class DeliveryEngine:
             )
             shown = (await session.execute(watched)).all()
             sending = set(
-                await session.scalars(select(Broadcast.id).where(Broadcast.state == "sending"))
+                await session.scalars(
+                    select(Broadcast.id).where(Broadcast.state == BroadcastState.SENDING)
+                )
             )
-        self._halted = {b.id: b.state for b, _ in shown if b.state not in ("sending", "done")}
+        self._halted = {
+            b.id: b.state
+            for b, _ in shown
+            if b.state not in (BroadcastState.SENDING, BroadcastState.DONE)
+        }
         live = {broadcast.id for broadcast, _ in shown}
         for gone in self._progress.keys() - live:
             del self._progress[gone]
@@ -786,7 +825,7 @@ class DeliveryEngine:
             self._progress.pop(broadcast.id, None)
         else:
             due = now - state.shown_at >= self.progress_interval
-            if lock.locked() or broadcast.state != "sending" or not due:
+            if lock.locked() or broadcast.state != BroadcastState.SENDING or not due:
                 return
         state.shown_at = now
         self._spawn(self._side_tasks, self._show_progress(broadcast, language, state, finished))

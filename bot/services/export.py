@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.core.form import Form, FormContext
 from bot.core.questions import REGISTRATION
-from bot.db.models import Application, ApplicationStatus
+from bot.core.states import ApplicationStatus
+from bot.db.models import Application
 from bot.i18n import translator
 from bot.security import Cipher
 from bot.services.areas import AreaDirectory

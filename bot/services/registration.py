@@ -35,10 +35,10 @@ from bot.core.form import (
 from bot.core.messages import Button, Incoming, InputKind, Reply, button_rows
 from bot.core.money import format_rupiah
 from bot.core.questions import DidYouMean, contribution_of
+from bot.core.states import ApplicationStatus
 from bot.db.models import (
     ACTIVE_STATUSES,
     Application,
-    ApplicationStatus,
     Consent,
     DesaAdat,
     User,

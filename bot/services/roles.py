@@ -1,64 +1,32 @@
-"""Roles, their scopes, and one-time invitations that grant them."""
+"""Grants and invitations in the database; what a role may do is decided in bot.core.policy."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.errors import InvalidInput
-from bot.db.models import DesaAdat, Invitation, Role, User, utcnow
+from bot.core.policy import POLICY, Action, Grant, RoleName, Scope, ScopeKind
+from bot.core.states import BroadcastState
+from bot.db.models import Broadcast, DesaAdat, Invitation, Role, User, utcnow
 from bot.services import audit
 from bot.services.areas import AreaDirectory
+from bot.services.broadcasts import broadcast_scope
+from bot.services.delivery import set_broadcast_state
+
+__all__ = ["Grant", "RoleName", "create_invitation", "grants_of", "revoke_role"]
 
 INVITE_PREFIX = "inv_"
-
-
-class RoleName(StrEnum):
-    """The roles the bot knows."""
-
-    ADMIN = "admin"
-    STAFF = "staff"
-    PERBEKEL = "perbekel"
-    LURAH = "lurah"
-    BENDESA_ADAT = "bendesa_adat"
-
-
-BRANCH_ROLES = frozenset({RoleName.ADMIN, RoleName.STAFF})
-LEADER_ROLES = frozenset({RoleName.PERBEKEL, RoleName.LURAH, RoleName.BENDESA_ADAT})
-
-
-@dataclass(frozen=True)
-class Grant:
-    """One role with its scope: the whole branch, one village, or one desa adat."""
-
-    role: RoleName
-    village_code: str | None = None
-    desa_adat_id: int | None = None
-
-    @property
-    def is_branch(self) -> bool:
-        """Whether the role covers the whole branch."""
-        return self.role in BRANCH_ROLES
-
-    def covers_village(self, village_code: str) -> bool:
-        """Whether this grant may act on a village."""
-        return self.is_branch or self.village_code == village_code
-
-    def covers_desa_adat(self, desa_adat_id: int) -> bool:
-        """Whether this grant may act on a desa adat."""
-        return self.is_branch or self.desa_adat_id == desa_adat_id
 
 
 async def grants_of(session: AsyncSession, user: User, admin_ids: list[int]) -> list[Grant]:
     """Every role the user holds; admins come from ADMIN_TELEGRAM_IDS."""
     grants = [
-        Grant(RoleName(r.role), r.village_code, r.desa_adat_id)
+        Grant(r.role, r.village_code, r.desa_adat_id)
         for r in await session.scalars(
             select(Role).where(Role.user_id == user.id).order_by(Role.id)
         )
@@ -68,36 +36,33 @@ async def grants_of(session: AsyncSession, user: User, admin_ids: list[int]) -> 
     return grants
 
 
-def is_staff(grants: list[Grant]) -> bool:
-    """Whether any grant covers the whole branch."""
-    return any(g.is_branch for g in grants)
-
-
 async def check_target(
     session: AsyncSession,
     areas: AreaDirectory,
-    role: RoleName,
+    role: str,
     village_code: str | None,
     desa_adat_id: int | None,
 ) -> None:
-    """Refuse a role/scope combination that makes no sense (with a message id)."""
-    if role is RoleName.ADMIN:
-        raise InvalidInput("invite.error.admin")
-    if role is RoleName.STAFF:
-        if village_code or desa_adat_id:
-            raise InvalidInput("invite.error.staff_scope")
-        return
-    if role is RoleName.BENDESA_ADAT:
+    """Refuse a role/place combination the policy does not allow (with a message id)."""
+    spec = POLICY.role(role)
+    kind = spec.scope if spec is not None else ScopeKind.BRANCH
+    village_kind = None
+    if village_code or kind is ScopeKind.VILLAGE:
+        village = areas.village_by_code.get(village_code or "")
+        if village is None:
+            raise InvalidInput("invite.error.village", code=village_code or "-")
+        scope, village_kind = Scope(ScopeKind.VILLAGE, village.code), village.kind
+    elif desa_adat_id is not None or kind is ScopeKind.DESA_ADAT:
         if desa_adat_id is None or await session.get(DesaAdat, desa_adat_id) is None:
             raise InvalidInput("invite.error.desa_adat")
-        return
-    village = areas.village_by_code.get(village_code or "")
-    if village is None:
-        raise InvalidInput("invite.error.village", code=village_code or "-")
-    if role is RoleName.PERBEKEL and village.kind != "desa":
-        raise InvalidInput("invite.error.kind_desa", village=village.name)
-    if role is RoleName.LURAH and village.kind != "kelurahan":
-        raise InvalidInput("invite.error.kind_kelurahan", village=village.name)
+        scope = Scope(ScopeKind.DESA_ADAT, str(desa_adat_id))
+    else:
+        scope = Scope.branch()
+    problem = POLICY.fits(role, scope, village_kind)
+    if problem is not None:
+        village = areas.village_by_code.get(village_code or "")
+        name = village.name if village else "-"
+        raise InvalidInput(problem, village=name, code=village_code or "-")
 
 
 def _hash(token: str) -> str:
@@ -108,7 +73,7 @@ async def create_invitation(
     session: AsyncSession,
     areas: AreaDirectory,
     *,
-    role: RoleName,
+    role: str,
     village_code: str | None = None,
     desa_adat_id: int | None = None,
     created_by: User | None = None,
@@ -121,7 +86,7 @@ async def create_invitation(
     session.add(
         Invitation(
             token_hash=_hash(token),
-            role=role.value,
+            role=str(role),
             village_code=village_code,
             desa_adat_id=desa_adat_id,
             created_by=created_by.id if created_by else None,
@@ -134,7 +99,7 @@ async def create_invitation(
         actor=created_by,
         actor_label=actor_label,
         target=village_code or (f"desa_adat:{desa_adat_id}" if desa_adat_id else "branch"),
-        role=role.value,
+        role=str(role),
     )
     return INVITE_PREFIX + token
 
@@ -161,14 +126,14 @@ async def redeem_invitation(session: AsyncSession, payload: str, user: User) -> 
         raise InvalidInput("invite.error.expired")
     invitation.used_at = utcnow()
     invitation.used_by = user.id
-    grant = Grant(RoleName(invitation.role), invitation.village_code, invitation.desa_adat_id)
+    grant = Grant(invitation.role, invitation.village_code, invitation.desa_adat_id)
     await add_role(session, user, grant, granted_by=invitation.created_by)
     await audit.record(
         session,
         "role_grant",
         actor=user,
         target=grant.village_code or str(grant.desa_adat_id or "branch"),
-        role=grant.role.value,
+        role=grant.role,
         invitation=invitation.id,
     )
     return grant
@@ -181,7 +146,7 @@ async def add_role(
     existing = await session.scalar(
         select(Role).where(
             Role.user_id == user.id,
-            Role.role == grant.role.value,
+            Role.role == grant.role,
             Role.village_code.is_(None)
             if grant.village_code is None
             else Role.village_code == grant.village_code,
@@ -194,7 +159,7 @@ async def add_role(
         session.add(
             Role(
                 user_id=user.id,
-                role=grant.role.value,
+                role=grant.role,
                 village_code=grant.village_code,
                 desa_adat_id=grant.desa_adat_id,
                 granted_by=granted_by,
@@ -206,14 +171,18 @@ async def add_role(
 async def revoke_role(
     session: AsyncSession,
     user: User,
-    role: RoleName,
+    role: str,
     *,
     actor: User | None = None,
     actor_label: str | None = None,
+    admin_ids: list[int] | None = None,
 ) -> int:
-    """Remove every grant of `role` from `user`; return how many were removed."""
+    """Remove every grant of `role` from `user`; return how many were removed.
+
+    Their scheduled or paused broadcasts to places they no longer cover are cancelled.
+    """
     result = await session.execute(
-        delete(Role).where(Role.user_id == user.id, Role.role == role.value)
+        delete(Role).where(Role.user_id == user.id, Role.role == str(role))
     )
     removed = int(getattr(result, "rowcount", 0) or 0)
     await audit.record(
@@ -222,7 +191,39 @@ async def revoke_role(
         actor=actor,
         actor_label=actor_label,
         target=f"user:{user.id}",
-        role=role.value,
+        role=str(role),
         removed=removed,
     )
+    if removed:
+        await _cancel_orphaned_broadcasts(session, user, actor, actor_label, admin_ids or [])
     return removed
+
+
+async def _cancel_orphaned_broadcasts(
+    session: AsyncSession,
+    user: User,
+    actor: User | None,
+    actor_label: str | None,
+    admin_ids: list[int],
+) -> None:
+    # Waiting broadcasts speak in the person's name; without the role they must not go out.
+    grants = await grants_of(session, user, admin_ids)
+    waiting = await session.scalars(
+        select(Broadcast).where(
+            Broadcast.created_by == user.id,
+            Broadcast.state.in_((BroadcastState.SCHEDULED, BroadcastState.PAUSED)),
+        )
+    )
+    for broadcast in list(waiting):
+        scope = broadcast_scope(broadcast)
+        if POLICY.permits(grants, Action.BROADCAST, scope):
+            continue
+        if await set_broadcast_state(session, broadcast.id, BroadcastState.CANCELLED):
+            await audit.record(
+                session,
+                "broadcast_cancel",
+                actor=actor,
+                actor_label=actor_label,
+                target=f"broadcast:{broadcast.id}",
+                reason="role_revoked",
+            )

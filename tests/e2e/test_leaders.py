@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from bot.core.schedule import example_time
 from bot.db.models import (
     Application,
     AuditEntry,
@@ -417,11 +418,13 @@ async def test_a_scheduled_broadcast_can_be_cancelled_from_its_progress_message(
     await perbekel.say("/siaran")
     await perbekel.tap("template.name.payment")
     await perbekel.tap("audience.followers")
-    await perbekel.tap("compose.schedule")
+    replies = await perbekel.tap("compose.schedule")
+    example = example_time(datetime.now(bot.runtime.settings.tz))
+    assert perbekel.t("compose.when", example=example) in texts(replies)
     replies = await perbekel.say("kemarin sore")
-    assert perbekel.t("compose.error.when") in texts(replies)
+    assert perbekel.t("compose.error.when", example=example) in texts(replies)
     replies = await perbekel.say("01-01-2099 09:00")
-    assert perbekel.t("compose.error.when") in texts(replies)
+    assert perbekel.t("compose.error.when_far", days=90, example=example) in texts(replies)
     later = (datetime.now(bot.runtime.settings.tz) + timedelta(days=2)).strftime("%d-%m-%Y 09:00")
     replies = await perbekel.say(later)
     assert later in texts(replies)
@@ -435,7 +438,14 @@ async def test_a_scheduled_broadcast_can_be_cancelled_from_its_progress_message(
     assert stranger.t("role.denied") in texts(await stranger.user.replies())
     await perbekel.user.press(perbekel.t("broadcast.progress.cancel"), message=progress)
     replies = await perbekel.user.replies()
+    # Cancelling asks first, on the progress message itself.
+    assert perbekel.t("broadcast.cancel_confirm") in texts(replies)
+    card = next(m for m in replies if m.message_id == progress.message_id)
+    await perbekel.user.press(perbekel.t("broadcast.cancel_yes"), message=card)
+    replies = await perbekel.user.replies()
     assert perbekel.t("broadcast.cancelled") in texts(replies)
+    card = next(m for m in replies if m.message_id == progress.message_id)
+    assert "100%" not in (card.text or "") and " 0%" in (card.text or "")
     async with bot.runtime.sessions() as session:
         broadcast = await session.scalar(select(Broadcast))
         states = (await session.scalars(select(Delivery.state))).all()
