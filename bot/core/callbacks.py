@@ -108,7 +108,7 @@ def decode(data: str) -> Payload:
 @payload
 @dataclass(frozen=True)
 class FormAnswer(Payload):
-    """An option of a form question (`value` may be a page: "page2")."""
+    """An option of a form question, by the option's code."""
 
     TAG: ClassVar[str] = "f"
     step: str
@@ -131,6 +131,25 @@ class FormSkip(Payload):
 
     TAG: ClassVar[str] = "skip"
     step: str
+
+
+@payload
+@dataclass(frozen=True)
+class FormPage(Payload):
+    """Another page of a long option list (the villages of a kecamatan)."""
+
+    TAG: ClassVar[str] = "pg"
+    step: str
+    page: int
+
+
+@payload
+@dataclass(frozen=True)
+class ConfirmAnswer(Payload):
+    """Keep ("yes") or change ("no") an answer the bot queried."""
+
+    TAG: ClassVar[str] = "ok"
+    answer: str
 
 
 @payload

@@ -20,6 +20,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import areas as area_data
+from bot.core.callbacks import (
+    CancelAnswer,
+    ConfirmAnswer,
+    ConsentAnswer,
+    EditPick,
+    FormAnswer,
+    FormBack,
+    FormPage,
+    FormSkip,
+    Payload,
+    SummaryAction,
+    decode,
+    encode,
+)
 from bot.core.contribution import Contribution, Program
 from bot.core.errors import InvalidInput
 from bot.core.form import (
@@ -107,12 +121,23 @@ class ButtonStage:
     and typing one of its words all go through this one description.
     """
 
-    scope: str  # the callback data prefix of its buttons
+    # Its buttons' payload type: one text field, the choice's action.
+    payload: type[Payload]
     render: Callable[[Turn], Awaitable[Reply]]
     choices: Callable[[Turn], list[Choice]]
     act: Callable[[Turn, str], Awaitable[None]]
     # What a typed answer that means none of the buttons repeats (default: the whole stage).
     repeat: Callable[[Turn], Awaitable[Reply]] | None = None
+
+    def button(self, choice: Choice) -> Button:
+        """The button of one choice."""
+        make: Callable[[str], Payload] = self.payload
+        return Button(choice.label, encode(make(choice.action)))
+
+    @staticmethod
+    def action_of(pressed: Payload) -> str:
+        """The action a pressed button of this stage carries."""
+        return str(next(iter(vars(pressed).values())))
 
 
 class Registration:
@@ -132,7 +157,7 @@ class Registration:
         self.show_menu = show_menu
         self.stages: dict[Stage, ButtonStage] = {
             Stage.CONSENT: ButtonStage(
-                "consent",
+                ConsentAnswer,
                 self._consent_full,
                 self._consent_choices,
                 self._consent_answer,
@@ -140,13 +165,13 @@ class Registration:
                 repeat=self._consent_short,
             ),
             Stage.SUMMARY: ButtonStage(
-                "sum", self._summary, self._summary_choices, self._summary_action
+                SummaryAction, self._summary, self._summary_choices, self._summary_action
             ),
             Stage.EDIT_PICK: ButtonStage(
-                "edit", self._edit_pick, self._edit_choices, self._edit_action
+                EditPick, self._edit_pick, self._edit_choices, self._edit_action
             ),
             Stage.CONFIRM: ButtonStage(
-                "ok", self._confirm_reply, self._confirm_choices, self._confirm_answer
+                ConfirmAnswer, self._confirm_reply, self._confirm_choices, self._confirm_answer
             ),
         }
 
@@ -349,8 +374,8 @@ class Registration:
         self, stage: Stage, choices: Sequence[Choice], layout: Sequence[int]
     ) -> tuple[tuple[Button, ...], ...]:
         """A stage's buttons laid out `layout[i]` to row i."""
-        scope = self.stages[stage].scope
-        buttons = [Button(c.label, f"{scope}:{c.action}") for c in choices]
+        spec = self.stages[stage]
+        buttons = [spec.button(c) for c in choices]
         rows: list[tuple[Button, ...]] = []
         for size in layout:
             rows.append(tuple(buttons[:size]))
@@ -374,20 +399,22 @@ class Registration:
             start = turn.state.page * question.page_size
             if turn.state.page > 0:
                 page_row.append(
-                    Button(t("village.previous"), f"pg:{question.key}:{turn.state.page - 1}")
+                    Button(
+                        t("village.previous"), encode(FormPage(question.key, turn.state.page - 1))
+                    )
                 )
             if start + question.page_size < len(options):
                 page_row.append(
-                    Button(t("village.next"), f"pg:{question.key}:{turn.state.page + 1}")
+                    Button(t("village.next"), encode(FormPage(question.key, turn.state.page + 1)))
                 )
             options = options[start : start + question.page_size]
-        buttons = [Button(o.label, f"f:{question.key}:{o.code}") for o in options]
+        buttons = [Button(o.label, encode(FormAnswer(question.key, o.code))) for o in options]
         rows = list(button_rows(buttons, question.per_row))
         if page_row:
             rows.append(tuple(page_row))
-        nav = [Button(t("nav.back"), f"back:{question.key}")]
+        nav = [Button(t("nav.back"), encode(FormBack(question.key)))]
         if question.may_skip(ctx):
-            nav.append(Button(t("nav.skip"), f"skip:{question.key}"))
+            nav.append(Button(t("nav.skip"), encode(FormSkip(question.key))))
         rows.append(tuple(nav))
         if question.skippable_when_assisted and ctx.assisted:
             parts.append(t(question.assisted_hint_key))
@@ -458,34 +485,37 @@ class Registration:
 
     async def button(self, turn: Turn, data: str) -> bool:
         """A button of the form was pressed; False if it is not one of the form's."""
-        scope, _, rest = data.partition(":")
-        handlers = {spec.scope: (stage, spec.act) for stage, spec in self.stages.items()}
-        if scope == "cancel":
-            if turn.state.confirm_cancel and rest in ("yes", "no"):
-                await self.cancel_answer(turn, rest == "yes")
+        pressed = decode(data)
+        if isinstance(pressed, CancelAnswer):
+            if turn.state.confirm_cancel and pressed.answer in ("yes", "no"):
+                await self.cancel_answer(turn, pressed.answer == "yes")
             else:
                 await self.stale(turn)
             return True
-        if scope in handlers:
-            stage, handler = handlers[scope]
-            if self.stage(turn) is stage:
-                await handler(turn, rest)
-            else:
-                await self.stale(turn)
-            return True
-        if scope in ("f", "back", "skip", "pg"):
-            key, _, value = rest.partition(":")
+        for stage, spec in self.stages.items():
+            if isinstance(pressed, spec.payload):
+                if self.stage(turn) is stage:
+                    await spec.act(turn, spec.action_of(pressed))
+                else:
+                    await self.stale(turn)
+                return True
+        if isinstance(pressed, FormAnswer | FormBack | FormSkip | FormPage):
             question = self.current(turn)
-            if question is None or key != question.key or self.stage(turn) is not Stage.QUESTION:
+            if (
+                question is None
+                or pressed.step != question.key
+                or self.stage(turn) is not Stage.QUESTION
+            ):
+                # A button of a question that has passed (or was never asked).
                 await self.stale(turn)
-            elif scope == "back":
+            elif isinstance(pressed, FormBack):
                 await self.go_back(turn)
-            elif scope == "skip":
+            elif isinstance(pressed, FormSkip):
                 await self._skip(turn, question)
-            elif scope == "pg":
-                await self._page(turn, question, value)
+            elif isinstance(pressed, FormPage):
+                await self._page(turn, question, pressed.page)
             else:
-                await self._option_pressed(turn, question, value)
+                await self._option_pressed(turn, question, pressed.value)
             return True
         return False
 
@@ -496,11 +526,11 @@ class Registration:
         if self.in_progress(turn):
             await self.show(turn)
 
-    async def _page(self, turn: Turn, question: Question, value: str) -> None:
-        if not value.isdigit():
+    async def _page(self, turn: Turn, question: Question, page: int) -> None:
+        if page < 0:
             await self.stale(turn)
             return
-        turn.state.page = int(value)
+        turn.state.page = page
         turn.say(await self._render_question(turn, question, edit=True))
 
     async def _option_pressed(self, turn: Turn, question: Question, code: str) -> None:
@@ -590,7 +620,10 @@ class Registration:
             Reply(
                 t("cancel.confirm"),
                 buttons=(
-                    (Button(t("cancel.yes"), "cancel:yes"), Button(t("cancel.no"), "cancel:no")),
+                    (
+                        Button(t("cancel.yes"), encode(CancelAnswer("yes"))),
+                        Button(t("cancel.no"), encode(CancelAnswer("no"))),
+                    ),
                 ),
             )
         )
@@ -709,7 +742,9 @@ class Registration:
             else:
                 value, then = self._text_answer(question, incoming.text, ctx)
         except DidYouMean as choices:
-            buttons = [Button(o.label, f"f:{question.key}:{o.code}") for o in choices.options]
+            buttons = [
+                Button(o.label, encode(FormAnswer(question.key, o.code))) for o in choices.options
+            ]
             turn.say(Reply(turn.t(choices.key), buttons=button_rows(buttons, 1)))
             return
         except InvalidInput as exc:
