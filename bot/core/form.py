@@ -171,6 +171,9 @@ class FormContext:
     income_options: Sequence[int] = ()
     min_age: int = 18
     max_age: int = 65
+    # Where a person the bot cannot register is sent (settings BRANCH_ADDRESS, CALL_CENTRE).
+    branch_address: str = ""
+    call_centre: str = ""
     # A leader fills the form for a resident (assisted registration).
     assisted: bool = False
     # Screens for the person herself show the NIK in full; others see it masked.

@@ -23,7 +23,7 @@ from bot.core.contribution import (
     check_income,
     contribution_for,
 )
-from bot.core.dates import check_age, format_date, parse_date
+from bot.core.dates import age_on, check_age, format_date, parse_date
 from bot.core.errors import InvalidInput
 from bot.core.form import (
     Answers,
@@ -277,7 +277,16 @@ def _name_columns(key: str) -> tuple[Column, ...]:
 
 
 def _check_birth_date(value: Any, ctx: FormContext) -> None:
-    check_age(date.fromisoformat(str(value)), ctx.today, ctx.min_age, ctx.max_age)
+    birth = date.fromisoformat(str(value))
+    if birth <= ctx.today and age_on(birth, ctx.today) >= ctx.max_age:
+        # Nothing to type better: say once where a person can help instead.
+        raise InvalidInput(
+            "birth_date.error.over_age",
+            max_age=ctx.max_age - 1,
+            address=ctx.branch_address,
+            call_centre=ctx.call_centre,
+        )
+    check_age(birth, ctx.today, ctx.min_age, ctx.max_age)
 
 
 def _parse_birth_date(text: str, ctx: FormContext) -> str:

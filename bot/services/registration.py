@@ -314,6 +314,8 @@ class Registration:
             income_options=settings.income_options,
             min_age=settings.min_age,
             max_age=settings.max_age,
+            branch_address=settings.branch_address,
+            call_centre=settings.call_centre,
             assisted=assisted,
             own_screen=not assisted,
             page=turn.state.page,

@@ -209,7 +209,12 @@ async def test_too_old_is_told_once_and_kembali_says_so(bot: RunningBot) -> None
     replies = await person.say("Ni Nyoman Rai")
     assert t("birth_date.use_nik", date="7 Agustus 1950") not in str(replies[-1].buttons())
     replies = await person.say("07-08-1950")
-    assert t("birth_date.error.too_old", max_age=64) in texts(replies)
+    assert t(
+        "birth_date.error.over_age",
+        max_age=64,
+        address=bot.runtime.settings.branch_address,
+        call_centre=bot.runtime.settings.call_centre,
+    ) in texts(replies)
     assert "7 Agustus 1950" not in str(replies[-1].buttons())
     await person.say("07-08-1975")
     await person.tap("confirm.yes")

@@ -300,7 +300,12 @@ async def test_assisted_registration_and_claim(bot: RunningBot) -> None:
     await perbekel.tap("consent.assisted_yes")
     for answer in ("5102054708500001", "Ni Nyoman Rai", "07-08-1950"):
         replies = await perbekel.say(answer)
-    assert t("birth_date.error.too_old", max_age=64) in texts(replies)
+    assert t(
+        "birth_date.error.over_age",
+        max_age=64,
+        address=bot.runtime.settings.branch_address,
+        call_centre=bot.runtime.settings.call_centre,
+    ) in texts(replies)
     replies = await perbekel.say("07-08-1965")
     # The NIK says 1950: asked once, then kept as typed.
     assert t("birth_date.confirm_nik", nik_date="7 Agustus 1950") in texts(replies)
