@@ -176,16 +176,20 @@ def collect(
     found = _Collector(tree, name, families() if expansions is None else expansions).run()
     # Ids kept in variables or tables before being looked up: any id-shaped literal of a
     # namespace the code already uses for texts.
-    namespaces = {key.split(".")[0] for key in found.keys}
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Constant)
-            and isinstance(node.value, str)
-            and DOTTED_KEY.match(node.value)
-            and node.value.split(".")[0] in namespaces
-        ):
-            found.uses.append(Use(node.value, None, f"{name}:{node.lineno}"))
+    found.uses.extend(_dotted_literals(tree, {key.split(".")[0] for key in found.keys}, name))
     return found
+
+
+def _dotted_literals(tree: ast.Module, namespaces: set[str], name: str) -> list[Use]:
+    """Id-shaped string literals of the given namespaces, wherever they stand."""
+    return [
+        Use(node.value, None, f"{name}:{node.lineno}")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and DOTTED_KEY.match(node.value)
+        and node.value.split(".")[0] in namespaces
+    ]
 
 
 def collect_code() -> Found:
@@ -199,14 +203,8 @@ def collect_code() -> Found:
     # of a namespace some module uses for texts.
     namespaces = {key.split(".")[0] for key in total.keys}
     for path in (BOT_DIR / "core" / "policy.py", BOT_DIR / "services" / "routing.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (
-                isinstance(node, ast.Constant)
-                and isinstance(node.value, str)
-                and DOTTED_KEY.match(node.value)
-                and node.value.split(".")[0] in namespaces
-            ):
-                total.uses.append(Use(node.value, None, f"{path.name}:{node.lineno}"))
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        total.uses.extend(_dotted_literals(tree, namespaces, path.name))
     for role in ROLES:
         where = f"bot/core/policy.py ROLES[{role.name}]"
         total.uses.append(Use(role.label, frozenset(), where))

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.db.models import Application
+from bot.fakebot import BotMessage
 from bot.services.export import export_rows, write_export
 from bot.services.roles import RoleName
 from tests.conftest import RunningBot
@@ -22,6 +23,18 @@ async def consent(person: Person) -> None:
     """Open the form and agree."""
     await person.say("/daftar")
     await person.tap("consent.yes")
+
+
+async def to_village(person: Person, name: str = "I Made Sukadana") -> list[BotMessage]:
+    """Consent, then good answers up to the village question (Kecamatan Tabanan)."""
+    await consent(person)
+    await person.say(NIK)
+    await person.say(name)
+    await person.tap("birth_date.use_nik", date="17 Agustus 1985")
+    await person.tap("gender.male")
+    await person.share_contact("6281234567890")
+    await person.tap_label("Kabupaten Tabanan")
+    return await person.tap_label("Tabanan")
 
 
 async def test_a_birth_date_or_gender_unlike_the_nik_is_asked_once_and_marked(
@@ -168,16 +181,8 @@ async def test_names_email_typos_and_an_heirs_own_number(bot: RunningBot) -> Non
     """Names shown in title case; a gmial.com and the worker's own number as heir asked once."""
     person = Person(bot.fake.user(8109, "Made"))
     t = person.t
-    await consent(person)
-    await person.say(NIK)
-    await person.say("i made sukadana")
+    await to_village(person, "i made sukadana")
     assert (await stored_answers(bot.runtime, 8109))["full_name"] == "i made sukadana"
-    for _ in range(1):
-        await person.tap("birth_date.use_nik", date="17 Agustus 1985")
-    await person.tap("gender.male")
-    await person.share_contact("6281234567890")
-    await person.tap_label("Kabupaten Tabanan")
-    await person.tap_label("Tabanan")
     await person.say("dajan peken")
     await person.tap("nav.skip")
     await person.tap("nav.skip")
@@ -228,15 +233,7 @@ async def test_village_prompts_fit_the_chosen_kecamatan(bot: RunningBot) -> None
     """The example comes from the chosen kecamatan; no desa adat loaded is said plainly."""
     person = Person(bot.fake.user(8111, "Gede"))
     t = person.t
-    await consent(person)
-    await person.say(NIK)
-    await person.say("I Made Sukadana")
-    await person.tap("birth_date.use_nik", date="17 Agustus 1985")
-    await person.tap("gender.male")
-    await person.share_contact("6281234567890")
-    await person.tap_label("Kabupaten Tabanan")
-    replies = await person.tap_label("Tabanan")
-    prompt = texts(replies)
+    prompt = texts(await to_village(person))
     assert "Sidakarya" not in prompt
     example = prompt.split(t("q.village.prompt", district="Tabanan", example="").split("\n")[-1])[
         -1
