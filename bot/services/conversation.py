@@ -8,21 +8,16 @@ engine in `bot/services/registration.py`; the resident and leader side is `Commu
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import areas as area_data
-from bot.core.contribution import PAYMENT_PERIODS, check_income
-from bot.core.dates import format_date
-from bot.core.errors import InvalidInput
 from bot.core.form import Form
-from bot.core.messages import Button, Incoming, InputKind, Outcome, Reply, button_rows
-from bot.core.money import format_rupiah, parse_rupiah
-from bot.core.questions import REGISTRATION, minimum_monthly, package
-from bot.core.states import ApplicationStatus, UserMode
+from bot.core.messages import Button, Incoming, InputKind, Outcome, Reply
+from bot.core.money import format_rupiah
+from bot.core.questions import REGISTRATION, minimum_monthly
 from bot.db.models import Application, User
 from bot.i18n import translator
-from bot.services.registration import Registration
+from bot.services.registration import Registration, active_application
 from bot.services.routing import Router
 from bot.services.turn import Services, Turn
 
@@ -104,28 +99,11 @@ class Conversation:
             return
         await self.registration.start(turn, village_hint=village_hint, assisted=assisted)
 
-    async def _active_application(self, turn: Turn) -> Application | None:
-        return await turn.session.scalar(
-            select(Application)
-            .where(
-                Application.user_id == turn.user.id,
-                Application.status.in_(
-                    (
-                        ApplicationStatus.SUBMITTED,
-                        ApplicationStatus.VERIFIED,
-                        ApplicationStatus.REGISTERED,
-                    )
-                ),
-            )
-            .order_by(Application.id.desc())
-            .limit(1)
-        )
-
     async def _say_if_registered(self, turn: Turn) -> bool:
         """A worker who already sent an application is told so instead of starting again."""
         if turn.draft is not None:
             return False
-        application = await self._active_application(turn)
+        application = await active_application(turn)
         if application is None:
             return False
         turn.say(
@@ -206,122 +184,6 @@ class Conversation:
             )
         )
 
-    async def _cmd_status(self, turn: Turn, _args: str) -> None:
-        t = turn.t
-        applications = (
-            await turn.session.scalars(
-                select(Application)
-                .where(
-                    Application.user_id == turn.user.id,
-                    Application.status != ApplicationStatus.DRAFT,
-                )
-                .order_by(Application.id)
-            )
-        ).all()
-        lines = [t("status.header")]
-        for app in applications:
-            when = app.submitted_at or app.created_at
-            local = when.astimezone(self.s.settings.tz)
-            lines.append(
-                t(
-                    "status.line",
-                    reference=app.reference or "-",
-                    status=t(f"status.{app.status}"),
-                    date=format_date(local.date(), t.language),
-                )
-            )
-        if turn.draft is not None:
-            step = self.registration.progress_step(turn)
-            total = self.registration.form.total_steps
-            line = (
-                t("status.unfinished", step=step, total=total)
-                if step is not None
-                else t("status.unfinished_started")
-            )
-            lines.append(line)
-            turn.say(
-                Reply(
-                    "\n\n".join(lines[1:] if not applications else lines),
-                    buttons=((Button(t("menu.continue"), "menu:register"),),),
-                )
-            )
-            return
-        if not applications:
-            turn.say(
-                Reply(
-                    t("status.none"),
-                    buttons=((Button(t("menu.register"), "menu:register"),),),
-                )
-            )
-            return
-        turn.say(Reply("\n\n".join(lines)))
-
-    async def _cmd_calculator(self, turn: Turn, _args: str) -> None:
-        turn.user.mode = UserMode.IURAN
-        buttons = [
-            Button(format_rupiah(amount), f"iuran:{amount}")
-            for amount in self.s.settings.income_options
-        ]
-        turn.say(Reply(turn.t("calculator.prompt"), buttons=button_rows(buttons, 2)))
-
-    async def _calculator_answer(self, turn: Turn, text: str) -> None:
-        try:
-            income = parse_rupiah(text)
-            check_income(income, self.s.settings.rates)
-        except InvalidInput as exc:
-            turn.error(exc)
-            await self._cmd_calculator(turn, "")
-            return
-        await self._calculator_result(turn, income)
-
-    async def _calculator_result(self, turn: Turn, income: int) -> None:
-        t = turn.t
-        turn.user.mode = None
-        rates = self.s.settings.rates
-        basic = package(income, rates, with_jht=False)
-        full = package(income, rates, with_jht=True)
-        periods = "\n".join(
-            t(
-                "calculator.period_line",
-                months=months,
-                basic=format_rupiah(basic.monthly * months),
-                full=format_rupiah(full.monthly * months),
-            )
-            for months in PAYMENT_PERIODS
-        )
-        turn.text(
-            "calculator.result",
-            income=format_rupiah(income),
-            jkk=format_rupiah(basic.jkk),
-            jkm=format_rupiah(basic.jkm),
-            jht=format_rupiah(full.jht),
-            basic=format_rupiah(basic.monthly),
-            full=format_rupiah(full.monthly),
-            periods=periods,
-        )
-        registered = turn.draft is None and await self._active_application(turn) is not None
-        if registered:
-            # Nothing to register again: the calculator is just a calculator for her now.
-            turn.say(
-                Reply(
-                    t("calculator.next_registered"),
-                    buttons=((Button(t("menu.calculator_again"), "menu:iuran"),),),
-                )
-            )
-            return
-        register = "menu.continue" if turn.draft is not None else "menu.register"
-        turn.say(
-            Reply(
-                t("calculator.next"),
-                buttons=(
-                    (
-                        Button(t(register), "menu:register"),
-                        Button(t("menu.calculator_again"), "menu:iuran"),
-                    ),
-                ),
-            )
-        )
-
     async def _repeat_or_menu(self, turn: Turn) -> None:
         if self.registration.in_progress(turn):
             await self.registration.show(turn)
@@ -348,7 +210,7 @@ class Conversation:
         elif action == "info":
             await self._cmd_info(turn, "")
         elif action == "iuran":
-            await self._cmd_calculator(turn, "")
+            await self.router.features.calculator.cmd_calculator(turn)
         elif action == "language":
             await self._cmd_language(turn, "")
         else:

@@ -914,6 +914,19 @@ class Registration:
         turn.draft = None
 
 
+async def active_application(turn: Turn) -> Application | None:
+    """The person's newest application that was sent and still holds its NIK, if any."""
+    return await turn.session.scalar(
+        select(Application)
+        .where(
+            Application.user_id == turn.user.id,
+            Application.status.in_(ACTIVE_STATUSES),
+        )
+        .order_by(Application.id.desc())
+        .limit(1)
+    )
+
+
 def contribution_text(turn: Turn, c: Contribution) -> str:
     """The contribution per programme, per month and per payment, as the summary shows it."""
     t = turn.t

@@ -33,11 +33,14 @@ from bot.core.policy import POLICY, Action, Grant, Policy
 from bot.core.states import UserMode
 from bot.i18n import LANGUAGES
 from bot.services.assisted import Assisted
+from bot.services.calculator import Calculator
 from bot.services.common import allowed, grants, set_mode
 from bot.services.composing import Composing
 from bot.services.following import Following, is_stop_word
 from bot.services.invitations import Invitations
 from bot.services.leader_tools import LeaderTools
+from bot.services.registration import Registration
+from bot.services.status import Status
 from bot.services.turn import Turn
 
 Handler = Callable[[Turn, str], Awaitable[None]]
@@ -46,20 +49,18 @@ Handler = Callable[[Turn, str], Awaitable[None]]
 class RegistrationSide(Protocol):
     """The parts of the registration conversation the table routes to."""
 
+    registration: Registration
+
     async def _cmd_start(self, turn: Turn, args: str) -> None: ...
     async def _cmd_register(
         self, turn: Turn, args: str = "", village_hint: str = "", assisted: bool = False
     ) -> None: ...
-    async def _cmd_status(self, turn: Turn, args: str) -> None: ...
-    async def _cmd_calculator(self, turn: Turn, args: str) -> None: ...
     async def _cmd_info(self, turn: Turn, args: str) -> None: ...
     async def _cmd_language(self, turn: Turn, args: str) -> None: ...
     async def _cmd_cancel(self, turn: Turn, args: str) -> None: ...
     async def _cmd_help(self, turn: Turn, args: str) -> None: ...
     async def _menu_button(self, turn: Turn, action: str) -> None: ...
     async def _set_language(self, turn: Turn, language: str) -> None: ...
-    async def _calculator_answer(self, turn: Turn, text: str) -> None: ...
-    async def _calculator_result(self, turn: Turn, income: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class Features:
     """Every feature the table routes to, built once."""
 
     registration: RegistrationSide
+    calculator: Calculator
+    status: Status
     following: Following
     invitations: Invitations
     composing: Composing
@@ -150,18 +153,11 @@ def _language(f: Features) -> Callable[[Turn, LanguagePick], Awaitable[None]]:
     return press
 
 
-def _calculator(f: Features) -> Callable[[Turn, CalculatorAmount], Awaitable[None]]:
-    async def press(turn: Turn, pick: CalculatorAmount) -> None:
-        await f.registration._calculator_result(turn, pick.amount)
-
-    return press
-
-
 COMMANDS: tuple[Command, ...] = (
     Command("start", "start", None, lambda f: _reg(f)._cmd_start, menu=False, helped=False),
     Command("daftar", "register", None, lambda f: _reg(f)._cmd_register),
-    Command("status", "status", None, lambda f: _reg(f)._cmd_status),
-    Command("iuran", "contribution", None, lambda f: _reg(f)._cmd_calculator),
+    Command("status", "status", None, lambda f: f.status.cmd_status),
+    Command("iuran", "contribution", None, lambda f: f.calculator.cmd_calculator),
     Command("info", "info", None, lambda f: _reg(f)._cmd_info),
     Command("ikuti", "follow", None, lambda f: f.following.cmd_follow),
     Command("berhenti", "stop", None, lambda f: f.following.cmd_opt_out),
@@ -188,7 +184,7 @@ COMMANDS: tuple[Command, ...] = (
 BUTTONS: tuple[ButtonRoute, ...] = (
     ButtonRoute(MenuAction, None, _menu),
     ButtonRoute(LanguagePick, None, _language),
-    ButtonRoute(CalculatorAmount, None, _calculator),
+    ButtonRoute(CalculatorAmount, None, lambda f: f.calculator.amount_button),
     ButtonRoute(FollowPick, None, lambda f: f.following.follow_button),
     ButtonRoute(InviteRole, Action.INVITE, lambda f: f.invitations.role_button),
     ButtonRoute(InvitePlace, Action.INVITE, lambda f: f.invitations.place_button),
@@ -200,7 +196,7 @@ BUTTONS: tuple[ButtonRoute, ...] = (
 )
 
 TYPED: tuple[TypedStep, ...] = (
-    TypedStep(UserMode.IURAN, None, lambda f: _reg(f)._calculator_answer),
+    TypedStep(UserMode.IURAN, None, lambda f: f.calculator.typed),
     TypedStep(UserMode.INVITE, Action.INVITE, lambda f: f.invitations.place_text),
     TypedStep(UserMode.COMPOSE, Action.BROADCAST, lambda f: f.composing.typed),
 )
@@ -232,6 +228,8 @@ class Router:
         start = registration._cmd_register
         self.features = Features(
             registration=registration,
+            calculator=Calculator(),
+            status=Status(registration.registration),
             following=Following(start),
             invitations=Invitations(),
             composing=Composing(),
