@@ -11,6 +11,7 @@ from bot.core.messages import Button, Reply, button_rows
 from bot.db.models import Application, DesaAdat, Follow, User, utcnow
 from bot.services import audit
 from bot.services.common import StartRegistration, follow, follow_application, village_label
+from bot.services.registration import active_application
 from bot.services.turn import Turn
 
 STOP_WORDS = frozenset({"berhenti", "stop", "berhenti langganan", "unsubscribe"})
@@ -60,6 +61,11 @@ class Following:
         elif pick.level == "v" and code in areas.village_by_code:
             added = await follow(turn.session, turn.user, village_code=code)
             key = "follow.done" if added else "follow.already"
+            if not added:
+                registered = await active_application(turn)
+                if registered is not None and registered.village_code == code:
+                    # Registering made her follow it; say so, and how to stop.
+                    key = "follow.since_registered"
             turn.text(key, village=village_label(turn, code))
         else:
             turn.outcome.stale_button = True

@@ -245,3 +245,16 @@ async def test_village_prompts_fit_the_chosen_kecamatan(bot: RunningBot) -> None
     assert t("desa_adat.none_known", village="Dajan Peken") in texts(replies)
     async with bot.runtime.sessions() as session:
         assert await session.scalar(select(Application.village_code)) == DAJAN_PEKEN
+
+
+async def test_following_ones_own_village_again_says_since_registering(bot: RunningBot) -> None:
+    """/ikuti of the village she registered in says she has had its news since then."""
+    person = Person(bot.fake.user(8112, "Putu"))
+    await register_until_summary(person)
+    await person.tap("summary.send")
+    await person.say("/ikuti")
+    await person.tap_label("Kabupaten Tabanan")
+    await person.tap_label("Tabanan")
+    replies = await person.tap_label("Dajan Peken")
+    village = person.t("village.kind.desa", village="Dajan Peken")
+    assert person.t("follow.since_registered", village=village) in texts(replies)
