@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Literal
 
+from rapidfuzz.distance import OSA
+
 MATCH_THRESHOLD = 0.75
+# No place name is this long; a longer text is not a name, and matching it would only cost time.
+MAX_NAME_LENGTH = 100
 """Lowest score :func:`match_names` returns; two typos in a ten-letter name still pass."""
 
 _DATA = files("bot") / "data" / "areas"
@@ -132,25 +136,6 @@ def normalise_name(text: str) -> str:
     return " ".join("".join(kept).split())
 
 
-def _distance(a: str, b: str) -> int:
-    """Count the edits (insert, delete, replace, swap two neighbours) that turn a into b."""
-    if a == b:
-        return 0
-    previous: list[int] = []
-    current = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, 1):
-        before, previous, current = previous, current, [i] + [0] * len(b)
-        for j, char_b in enumerate(b, 1):
-            current[j] = min(
-                previous[j] + 1,
-                current[j - 1] + 1,
-                previous[j - 1] + (char_a != char_b),
-            )
-            if i > 1 and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b:
-                current[j] = min(current[j], before[j - 2] + 1)
-    return current[-1]
-
-
 def _similarity(a: str, b: str, floor: float) -> float:
     """Score two strings from 0 to 1 (equal) by edit distance; 0 when surely below floor."""
     longest = max(len(a), len(b))
@@ -159,7 +144,8 @@ def _similarity(a: str, b: str, floor: float) -> float:
     if abs(len(a) - len(b)) > longest * (1 - floor):
         # The length difference alone keeps it below the floor; skip the quadratic work.
         return 0.0
-    return 1 - _distance(a, b) / longest
+    # Optimal string alignment: insert, delete, replace, or swap two neighbours, one edit each.
+    return 1 - OSA.distance(a, b) / longest
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +192,10 @@ def match_names(
     min_score: float = MATCH_THRESHOLD,
 ) -> list[tuple[str, float]]:
     """Return the keys of the candidate names closest to the query, best first, with scores."""
+    if len(query) > 4 * MAX_NAME_LENGTH:
+        return []
     wanted = _Name.of(query)
-    if not wanted.compact or limit <= 0:
+    if not wanted.compact or limit <= 0 or len(wanted.compact) > MAX_NAME_LENGTH:
         return []
     spaced = " ".join(wanted.words)
     scored: list[tuple[float, bool, int, str]] = []

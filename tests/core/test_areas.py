@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.areas import (
+    MAX_NAME_LENGTH,
     Village,
     match_names,
     normalise_name,
@@ -323,3 +324,11 @@ def test_the_command_line_rebuilds_and_reports_counts(
 )
 def test_all_caps_names_get_display_case(capitals: str, display: str) -> None:
     assert title_case(capitals) == display
+
+
+def test_a_text_longer_than_any_name_matches_nothing() -> None:
+    """A pasted paragraph is not a village name: no fuzzy matching is tried on it."""
+    candidates = [("1", "Dajan Peken"), ("2", "Sidakarya")]
+    assert match_names("Dajan Peken " * 400, candidates) == []
+    assert match_names("x" * (MAX_NAME_LENGTH + 1), candidates) == []
+    assert match_names("dajan peken", candidates)[0][0] == "1"
