@@ -52,35 +52,13 @@ def remove_texts(language: str, keys: list[str]) -> None:
         _ADDED[language].pop(key, None)
 
 
-class _Texts(gettext.NullTranslations):
-    """Texts held in a dict, in front of a compiled catalog."""
-
-    def __init__(self, texts: dict[str, str]) -> None:
-        super().__init__()
-        self._texts = texts
-
-    def gettext(self, message: str) -> str:
-        """The text of a message id, or the catalog's."""
-        if message in self._texts:
-            return self._texts[message]
-        return super().gettext(message)
-
-
 class Translator:
     """Texts of one language; a missing text falls back to Bahasa Indonesia."""
 
     def __init__(self, language: str) -> None:
         self.language = language if language in LANGUAGES else FALLBACK
-        self._primary: gettext.NullTranslations = _catalog(self.language)
+        self._primary = _catalog(self.language)
         self._fallback = _catalog(FALLBACK)
-
-    def with_texts(self, texts: dict[str, str]) -> Translator:
-        """A translator that knows some more texts first (a new role's, before its catalog)."""
-        extra = _Texts(texts)
-        extra.add_fallback(self._primary)
-        copy = Translator(self.language)
-        copy._primary = extra
-        return copy
 
     def __call__(self, key: str, /, **params: Any) -> str:
         """The text for a message id, with `%(name)s` placeholders filled."""

@@ -8,6 +8,7 @@ one `Question(...)` here plus its texts (`q.<key>.prompt`, `.help`, `.label`) in
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -238,9 +239,7 @@ def differs_from_nik(answers: Answers, ctx: FormContext) -> bool:
 
 
 def _with_answers(ctx: FormContext, answers: Answers) -> FormContext:
-    if ctx.answers is answers:
-        return ctx
-    return FormContext(answers=answers, t=ctx.t, areas=ctx.areas, rates=ctx.rates, today=ctx.today)
+    return ctx if ctx.answers is answers else dataclasses.replace(ctx, answers=answers)
 
 
 # ---------------------------------------------------------------------- NIK

@@ -21,12 +21,15 @@ from bot.i18n import translator
 from bot.security import Cipher
 from bot.services.areas import AreaDirectory
 
+
 # Form answers go out as the form declares them (full NIK: staff key it into the national
 # system), with the names behind the codes and the computed contribution.
-COLUMNS: tuple[str, ...] = (
-    *REGISTRATION.leading_columns,
-    *(c.name for c in REGISTRATION.columns()),
-)
+def columns_of(form: Form) -> tuple[str, ...]:
+    """The export's column names for a form."""
+    return (*form.leading_columns, *(c.name for c in form.columns()))
+
+
+COLUMNS = columns_of(REGISTRATION)
 
 
 def _row(
@@ -70,11 +73,6 @@ async def export_rows(
     async for app in result:
         answers = cipher.decrypt(app.answers_enc) if app.answers_enc else {}
         yield _row(app, answers, ctx, settings, form)
-
-
-def columns_of(form: Form) -> tuple[str, ...]:
-    """The export's column names for a form."""
-    return (*form.leading_columns, *(c.name for c in form.columns()))
 
 
 async def write_csv(

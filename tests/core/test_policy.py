@@ -12,7 +12,7 @@ from bot.core.policy import (
     Scope,
     ScopeKind,
 )
-from bot.i18n import translator
+from bot.i18n import add_texts, remove_texts, translator
 from bot.services.routing import menu_for
 
 DAJAN_PEKEN = Scope(ScopeKind.VILLAGE, "51.02.05.2006")
@@ -65,9 +65,9 @@ def test_a_new_role_is_one_declaration_plus_its_texts() -> None:
         invited_by=frozenset({RoleName.STAFF.value, RoleName.ADMIN.value}),
     )
     policy = POLICY.with_role(kelian)
-    t = translator("id").with_texts(
-        {"role.kelian_banjar": "Kelian Banjar", "invite.accepted.kelian_banjar": "Selamat datang"}
-    )
+    texts = {"role.kelian_banjar": "Kelian Banjar", "invite.accepted.kelian_banjar": "Selamat"}
+    add_texts("id", texts)
+    t = translator("id")
     grant = Grant("kelian_banjar", village_code=DAJAN_PEKEN.code)
     assert t(policy.role("kelian_banjar").label) == "Kelian Banjar"  # type: ignore[union-attr]
     assert policy.permits([grant], Action.BROADCAST, DAJAN_PEKEN)
@@ -83,3 +83,4 @@ def test_a_new_role_is_one_declaration_plus_its_texts() -> None:
     # The bot's own policy is untouched.
     assert POLICY.role("kelian_banjar") is None
     assert not POLICY.permits([grant], Action.BROADCAST, DAJAN_PEKEN)
+    remove_texts("id", list(texts))
