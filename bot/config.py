@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     min_income: int = 1_000_000
     broadcast_rate: float = 25.0
     broadcast_max_attempts: int = 5
+    # Chats whose updates are handled at the same time (each chat's own in order).
+    inbox_workers: int = 8
+    # Flood control per person: a burst of this many updates, refilled at this many a minute;
+    # beyond it one polite warning, then their updates are dropped for the pause.
+    flood_burst: int = 20
+    flood_per_minute: float = 30.0
+    flood_pause_seconds: float = 60.0
     invitation_days: int = 7
     # The human contact at the end of /bantuan.
     branch_address: str = "Kantor Cabang BPJS Ketenagakerjaan Bali Denpasar"
@@ -136,6 +143,10 @@ class Settings(BaseSettings):
         "broadcast_rate",
         "broadcast_max_attempts",
         "invitation_days",
+        "inbox_workers",
+        "flood_burst",
+        "flood_per_minute",
+        "flood_pause_seconds",
     )
     @classmethod
     def _check_positive(cls, value: float) -> float:

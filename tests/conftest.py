@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-from telegram import Update
-from telegram.ext import TypeHandler
 
 from bot.channels.telegram import serving
 from bot.config import Settings, load_settings
@@ -30,6 +28,8 @@ PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Tables that tests fill; the area tables are loaded once and kept.
 USER_TABLES = (
+    "inbox",
+    "outbox",
     "deliveries",
     "broadcasts",
     "follows",
@@ -164,15 +164,10 @@ class RunningBot:
 async def start_bot(fake: FakeTelegram, runtime: Runtime) -> RunningBot:
     """Start the real bot against the fake Telegram (real HTTP on loopback)."""
     context = serving(runtime, fake.token, fake.base_url, poll_timeout=1)
-    application = await context.__aenter__()
-
-    async def handled(update: Update, _context: object) -> None:
-        # Runs after the bot's own handler (a later group): its replies are all sent.
-        if update.effective_chat is not None:
-            fake.note_handled(update.effective_chat.id)
-
-    application.add_handler(TypeHandler(Update, handled), group=1)
-    return RunningBot(fake, runtime, application, context)
+    served = await context.__aenter__()
+    # Told once an update is handled and every reply to it has been sent.
+    served.on_handled.append(fake.note_handled)
+    return RunningBot(fake, runtime, served, context)
 
 
 @pytest.fixture

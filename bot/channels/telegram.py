@@ -1,7 +1,10 @@
-"""The Telegram adapter: turns updates into `Incoming`, and `Reply` objects into Bot API calls.
+"""The Telegram adapter: updates in through the inbox, Bot API calls out through the outbox.
 
-It holds no state and runs no queries of its own: every read and write of an update is done
-by `bot.services.updates` in one transaction, committed before the replies are sent.
+Long polling (`poll`) or the webhook hands updates to the `Intake`, which commits them
+before Telegram is told they arrived. `TelegramHandler` turns a stored update into
+`Incoming`, lets the services answer it inside the inbox worker's transaction, and turns
+the outcome into outbox rows (`outgoing_for`). `TelegramSender` performs those rows. The
+adapter runs no queries of its own.
 """
 
 from __future__ import annotations
@@ -9,45 +12,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, TypeVar
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import (
+    Bot,
     BotCommand,
     BotCommandScopeChat,
     BotCommandScopeDefault,
     Message,
-    ReplyKeyboardMarkup,
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import BadRequest, TelegramError
-from telegram.ext import (
-    AIORateLimiter,
-    Application,
-    ApplicationBuilder,
-    CallbackQueryHandler,
-    ChatMemberHandler,
-    ContextTypes,
-    MessageHandler,
-    filters,
-)
+from telegram.error import RetryAfter, TelegramError
+from telegram.request import HTTPXRequest
 
-from bot.channels.telegram_markup import file_url_for, markup_for
-from bot.channels.telegram_sender import start_delivery
-from bot.core.messages import Incoming, InputKind, Outcome
+from bot.channels.telegram_markup import file_url_for
+from bot.channels.telegram_sender import TelegramSender, seconds_of
+from bot.core.flood import FloodGate
+from bot.core.messages import Incoming, InputKind, Outcome, Reply
+from bot.db.models import InboxUpdate, utcnow
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.runtime import Runtime
 from bot.services.broadcasts import render
+from bot.services.delivery import DeliveryEngine
+from bot.services.flood import flood_warning
+from bot.services.inbox import Handled, InboxWorkers, Intake, Received, purge_inbox
+from bot.services.leader import Leadership, namespace_of
+from bot.services.outbox import Action, OutboxSender, Outgoing
+from bot.services.pacing import Pacer
 from bot.services.roles import Grant
 from bot.services.routing import menu_for as routed_menu
-from bot.services.updates import answer, menu_owner, purge_drafts, record_sent, set_blocked
+from bot.services.updates import (
+    answer_in,
+    language_of,
+    menu_owner,
+    menu_owner_in,
+    note_last_message,
+    purge_drafts,
+    record_tracked,
+    set_blocked_in,
+)
 
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
-
-BotApp = Application[Any, Any, Any, Any, Any, Any]
 
 
 def to_incoming(update: Update) -> Incoming | None:
@@ -82,19 +95,74 @@ def to_incoming(update: Update) -> Incoming | None:
     return Incoming(InputKind.TEXT, text=text)
 
 
-async def handle_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Answer one update: one transaction, the conversation, then the replies."""
-    incoming = to_incoming(update)
+def chat_of(update: Update) -> int:
+    """The chat an update belongs to (its ordering key); 0 when it has none."""
+    chat = update.effective_chat
+    if chat is not None:
+        return chat.id
     person = update.effective_user
-    if incoming is None or person is None or person.is_bot:
-        return
-    runtime: Runtime = context.bot_data["runtime"]
-    language = pick_language(person.language_code, runtime.settings.default_language)
-    answered = await answer(runtime, person.id, language, incoming)
-    outcome = answered.outcome
-    await deliver(update, context, outcome, answered.language)
-    for telegram_id in ([person.id] if outcome.roles_changed else []) + outcome.roles_changed_for:
-        await refresh_role_menu(context.bot, runtime, telegram_id)
+    return person.id if person is not None else 0
+
+
+class TelegramHandler:
+    """Handles one stored Telegram update inside the inbox worker's transaction."""
+
+    def __init__(self, runtime: Runtime, bot: Bot) -> None:
+        self.runtime = runtime
+        self.bot = bot
+
+    async def __call__(
+        self, session: AsyncSession, payload: dict[str, Any], flooded: bool
+    ) -> Handled:
+        update = Update.de_json(payload, self.bot)
+        runtime = self.runtime
+        change = update.my_chat_member
+        if change is not None:
+            if change.chat.type == ChatType.PRIVATE:
+                blocked = change.new_chat_member.status in (
+                    ChatMemberStatus.BANNED,
+                    ChatMemberStatus.LEFT,
+                )
+                await set_blocked_in(session, change.chat.id, blocked=blocked)
+            return Handled()
+        incoming = to_incoming(update)
+        person = update.effective_user
+        chat = update.effective_chat
+        if incoming is None or person is None or person.is_bot or chat is None:
+            return Handled()
+        guess = pick_language(person.language_code, runtime.settings.default_language)
+        if flooded:
+            language = await language_of(session, runtime, person.id) or guess
+            items = [Outgoing(chat.id, Action.SEND, reply=flood_warning(translator(language)))]
+            if update.callback_query is not None:
+                answer = Outgoing(chat.id, Action.ANSWER, callback_id=update.callback_query.id)
+                items.insert(0, replace(answer, quiet=True))
+            return Handled(items)
+        answered = await answer_in(session, runtime, person.id, guess, incoming)
+        outcome = answered.outcome
+        items = outgoing_for(update, outcome, chat.id, answered.last_message_id)
+        menus = ([person.id] if outcome.roles_changed or outcome.language_changed else []) + [
+            other for other in outcome.roles_changed_for if other != person.id
+        ]
+        for telegram_id in menus:
+            owner = await menu_owner_in(session, runtime, telegram_id)
+            if owner is not None:
+                t = translator(owner.language)
+                entries = menu_for(owner.grants, owner.language)
+                menu = tuple((name, t(description)) for name, description in entries)
+                items.append(Outgoing(telegram_id, Action.MENU, menu=menu, quiet=True, priority=1))
+        return Handled(items)
+
+
+def apology_for(payload: dict[str, Any]) -> list[Outgoing]:
+    """What to send when an update could not be handled: an apology in the person's language."""
+    update = Update.de_json(payload, None)
+    chat = update.effective_chat
+    if chat is None or chat.type != ChatType.PRIVATE:
+        return []
+    person = update.effective_user
+    language = pick_language(person.language_code if person else None, "id")
+    return [Outgoing(chat.id, Action.SEND, reply=Reply(translator(language)("error.internal")))]
 
 
 def menu_for(grants: list[Grant], language: str = "id") -> tuple[tuple[str, str], ...]:
@@ -102,69 +170,67 @@ def menu_for(grants: list[Grant], language: str = "id") -> tuple[tuple[str, str]
     return routed_menu(grants, language)
 
 
-async def refresh_role_menu(bot: Any, runtime: Runtime, telegram_id: int) -> None:
-    """Show a person the command menu of their current roles."""
-    person = await menu_owner(runtime, telegram_id)
-    if person is None:
-        return
-    grants, language = person.grants, person.language
-    await _set_commands(bot, language, chat_id=telegram_id, menu=menu_for(grants, language))
+def _fits_in_edit(reply: Reply) -> bool:
+    """A reply that can replace a message's text (inline buttons only, no file)."""
+    return (
+        reply.attachment is None
+        and reply.contact_button is None
+        and not reply.typed_buttons
+        and not reply.remove_keyboard
+        and not reply.edit
+    )
 
 
-async def handle_member_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Telegram tells us a person blocked (or unblocked) the bot: leave them out of audiences."""
-    change = update.my_chat_member
-    if change is None or change.chat.type != ChatType.PRIVATE:
-        return
-    runtime: Runtime = context.bot_data["runtime"]
-    blocked = change.new_chat_member.status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT)
-    await set_blocked(runtime, change.chat.id, blocked=blocked)
+def outgoing_for(
+    update: Update, outcome: Outcome, chat_id: int, newest_message_id: int | None = None
+) -> list[Outgoing]:
+    """The Bot API calls for one outcome, as outbox rows: as few messages as it takes.
 
-
-async def deliver(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, outcome: Outcome, language: str
-) -> None:
-    """Send the replies of one outcome, editing the pressed message where asked."""
+    A pressed button is answered (the spinner stops). When it was pressed on the newest
+    message, that message becomes the next question, headed by the choice ("✅ Petani"):
+    one message per step instead of two. Otherwise the pressed message keeps its text with
+    the choice under it and loses its buttons, and the replies come as new messages.
+    """
+    items: list[Outgoing] = []
     query = update.callback_query
-    chat = update.effective_chat
-    if chat is None:
-        return
-    runtime: Runtime = context.bot_data["runtime"]
     pressed = query.message if query is not None and isinstance(query.message, Message) else None
+    replies = list(outcome.replies)
     if query is not None:
-        await _quietly(query.answer())
-        if pressed is not None and not any(r.edit for r in outcome.replies):
+        items.append(Outgoing(chat_id, Action.ANSWER, callback_id=query.id, quiet=True))
+    if query is not None and pressed is not None and not any(r.edit for r in replies):
+        label = None if outcome.stale_button else _pressed_label(pressed, query.data)
+        first = replies[0] if replies else None
+        newest = newest_message_id is None or pressed.message_id == newest_message_id
+        if label and pressed.text and first is not None and newest and _fits_in_edit(first):
+            merged = replace(first, text=f"✅ {label}\n\n{first.text}")
+            items.append(
+                Outgoing(chat_id, Action.EDIT, reply=merged, message_id=pressed.message_id)
+            )
+            replies = replies[1:]
+        elif label and pressed.text:
             # The question is answered: its buttons go (so they cannot be pressed again) and
             # the choice stays visible under the question.
-            label = None if outcome.stale_button else _pressed_label(pressed, query.data)
-            if label and pressed.text:
-                await _quietly(pressed.edit_text(f"{pressed.text}\n\n✅ {label}"))
-            else:
-                await _quietly(pressed.edit_reply_markup(reply_markup=None))
-    for reply in outcome.replies:
-        markup = markup_for(reply)
-        if reply.edit and pressed is not None and not isinstance(markup, ReplyKeyboardMarkup):
-            await _quietly(pressed.edit_text(reply.text, reply_markup=cast(Any, markup)))
-            message_id = pressed.message_id
-        elif reply.attachment is not None:
-            attachment = reply.attachment
-            # The file name goes with a photo too: it gives the upload its MIME type.
-            send = context.bot.send_photo if attachment.is_photo else context.bot.send_document
-            sent = await send(
-                chat.id,
-                attachment.content,
-                filename=attachment.file_name,
-                caption=reply.text,
-                reply_markup=markup,
+            shown = Reply(f"{pressed.text}\n\n✅ {label}")
+            items.append(
+                Outgoing(
+                    chat_id, Action.EDIT, reply=shown, message_id=pressed.message_id, quiet=True
+                )
             )
-            message_id = sent.message_id
         else:
-            sent = await context.bot.send_message(chat.id, reply.text, reply_markup=markup)
-            message_id = sent.message_id
-        if reply.track is not None:
-            await record_sent(runtime, reply.track, chat.id, message_id)
-    if outcome.language_changed and not outcome.roles_changed:
-        await refresh_role_menu(context.bot, runtime, chat.id)
+            items.append(Outgoing(chat_id, Action.EDIT, message_id=pressed.message_id, quiet=True))
+    for reply in replies:
+        if reply.edit and pressed is not None and _fits_in_edit(replace(reply, edit=False)):
+            items.append(
+                Outgoing(
+                    chat_id,
+                    Action.EDIT,
+                    reply=replace(reply, edit=False),
+                    message_id=pressed.message_id,
+                )
+            )
+        else:
+            items.append(Outgoing(chat_id, Action.SEND, reply=replace(reply, edit=False)))
+    return items
 
 
 def _pressed_label(message: Message, data: str | None) -> str | None:
@@ -178,16 +244,8 @@ def _pressed_label(message: Message, data: str | None) -> str | None:
     return None
 
 
-async def _quietly(call: Any) -> None:
-    """Run a cosmetic Bot API call; "message is not modified" and the like do not matter."""
-    try:
-        await call
-    except BadRequest as exc:
-        log.debug("Ignored Bot API refusal: %s", exc.message)
-
-
 async def _set_commands(
-    bot: Any,
+    bot: Bot,
     language: str,
     *,
     chat_id: int | None = None,
@@ -207,99 +265,282 @@ async def _set_commands(
         log.warning("Telegram refused to set the command menu (%s); carrying on", exc.message)
 
 
-async def announce(application: BotApp, runtime: Runtime) -> None:
-    """After `initialize` (getMe): learn the bot's username and set the command menus."""
-    runtime.conversation.s.bot_username = application.bot.username
-    await set_command_menus(application, runtime.settings.default_language)
+async def refresh_role_menu(bot: Bot, runtime: Runtime, telegram_id: int) -> None:
+    """Show a person the command menu of their current roles, at once (the command line)."""
+    owner = await menu_owner(runtime, telegram_id)
+    if owner is not None:
+        menu = menu_for(owner.grants, owner.language)
+        await _set_commands(bot, owner.language, chat_id=telegram_id, menu=menu)
 
 
-async def set_command_menus(application: BotApp, default_language: str) -> None:
+async def set_command_menus(bot: Bot, default_language: str) -> None:
     """Set the command menu per language; a refusal is logged, never fatal."""
     for language in LANGUAGES:
-        await _set_commands(application.bot, language)
+        await _set_commands(bot, language)
     t = translator(default_language)
     menu = menu_for([], default_language)
     commands = [BotCommand(name, t(description)) for name, description in menu]
     try:
-        await application.bot.set_my_commands(commands)
+        await bot.set_my_commands(commands)
     except TelegramError as exc:
         log.warning("Telegram refused to set the command menu (%s); carrying on", exc.message)
 
 
-async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log an unexpected error (personal data is filtered from logs) and apologise."""
-    log.error("Error while handling an update", exc_info=context.error)
-    if isinstance(update, Update) and update.effective_chat is not None:
-        person = update.effective_user
-        runtime: Runtime = context.bot_data["runtime"]
-        language = pick_language(
-            person.language_code if person else None, runtime.settings.default_language
-        )
+async def after_sent(session: AsyncSession, item: Outgoing, message_id: int) -> None:
+    """Keep what a sent message needs remembered: its tracked id, the person's newest message."""
+    reply = item.reply
+    if reply is not None and reply.track is not None:
+        await record_tracked(session, reply.track, item.chat_id, message_id)
+    if item.action is Action.SEND:
+        await note_last_message(session, item.chat_id, message_id)
+
+
+async def poll(
+    bot: Bot,
+    intake: Intake,
+    stop: asyncio.Event,
+    *,
+    wait_seconds: int,
+    offset: int | None = None,
+) -> None:
+    """Long polling that loses nothing: the offset moves on only once updates are committed.
+
+    Telegram forgets an update when a later getUpdates asks from beyond it, so a batch is
+    stored first and only then is the next batch asked for.
+    """
+    failures = 0
+    while not stop.is_set():
         try:
-            await context.bot.send_message(
-                update.effective_chat.id, translator(language)("error.internal")
+            # Stopping cancels a waiting request: what it would have brought is not yet
+            # acknowledged, so Telegram gives it again to the next getUpdates.
+            updates = await _unless_stopped(
+                stop,
+                bot.get_updates(
+                    offset=offset,
+                    timeout=wait_seconds,
+                    allowed_updates=Update.ALL_TYPES,
+                    read_timeout=wait_seconds + 10,
+                ),
             )
-        except TelegramError:
-            log.warning("Could not tell the user about the error")
+            if updates is None:
+                break
+            if updates:
+                received = [Received(u.update_id, chat_of(u), u.to_dict()) for u in updates]
+                await intake.accept(received)
+                offset = updates[-1].update_id + 1
+            failures = 0
+        except asyncio.CancelledError:
+            raise
+        except RetryAfter as exc:
+            await _wait(stop, seconds_of(exc.retry_after))
+        except Exception as exc:
+            failures += 1
+            delay = min(2.0**failures, 30.0)
+            log.warning("Polling failed (%s); trying again in %.0f s", type(exc).__name__, delay)
+            await _wait(stop, delay)
+    if offset is not None:
+        # Tell Telegram what is stored, so a restart does not fetch it again.
+        with contextlib.suppress(Exception):
+            await bot.get_updates(offset=offset, timeout=0, limit=1)
 
 
-async def _purge_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    await purge_drafts(context.bot_data["runtime"])
+async def _unless_stopped(stop: asyncio.Event, call: Awaitable[_T]) -> _T | None:
+    """The result of `call`, or None (the call cancelled) once `stop` is set first."""
+    task = asyncio.ensure_future(call)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    return None
 
 
-def build_application(runtime: Runtime, token: str, base_url: str | None = None) -> BotApp:
-    """The python-telegram-bot application with every handler registered in one place."""
-    builder = ApplicationBuilder().token(token).rate_limiter(AIORateLimiter(max_retries=2))
-    if base_url:
-        builder = builder.base_url(base_url).base_file_url(file_url_for(base_url))
-    application = builder.build()
-    application.bot_data["runtime"] = runtime
-    private = filters.ChatType.PRIVATE
-    application.add_handler(CallbackQueryHandler(handle_update))
-    application.add_handler(
-        ChatMemberHandler(handle_member_update, ChatMemberHandler.MY_CHAT_MEMBER)
-    )
-    application.add_handler(MessageHandler(private & ~filters.StatusUpdate.ALL, handle_update))
-    application.add_error_handler(on_error)
-    if application.job_queue is not None:
-        application.job_queue.run_repeating(
-            _purge_job, interval=timedelta(hours=6), first=timedelta(seconds=5), name="purge"
-        )
-    return application
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+
+
+class HandledWatch:
+    """Tells listeners when an update is fully answered: handled and its replies all sent."""
+
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[int], None]] = []
+        self._waiting: dict[int, list[int]] = {}
+
+    def committed(self, chat_id: int, update_id: int, outbox_ids: list[int]) -> None:
+        if outbox_ids:
+            self._waiting[update_id] = [chat_id, len(outbox_ids)]
+        else:
+            self._tell(chat_id)
+
+    def sent(self, chat_id: int, update_id: int | None) -> None:
+        if update_id is None or update_id not in self._waiting:
+            return
+        entry = self._waiting[update_id]
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del self._waiting[update_id]
+            self._tell(chat_id)
+
+    def dropped(self, chat_id: int) -> None:
+        self._tell(chat_id)
+
+    def _tell(self, chat_id: int) -> None:
+        for listener in self.listeners:
+            listener(chat_id)
+
+
+@dataclass
+class Serving:
+    """The running bot: its Bot API client and the parts of its pipeline."""
+
+    bot: Bot
+    intake: Intake
+    workers: InboxWorkers
+    outbox: OutboxSender
+    watch: HandledWatch
+    leadership: Leadership
+
+    @property
+    def on_handled(self) -> list[Callable[[int], None]]:
+        """Called with a chat id once an update of it is handled and its replies are sent."""
+        return self.watch.listeners
+
+
+async def resume_offset(runtime: Runtime) -> int | None:
+    """Where polling goes on after a restart: past the newest update stored, if recent."""
+    async with runtime.sessions() as session:
+        newest = (
+            await session.execute(
+                select(InboxUpdate.update_id, InboxUpdate.received_at)
+                .where(InboxUpdate.channel == "telegram")
+                .order_by(InboxUpdate.update_id.desc())
+                .limit(1)
+            )
+        ).first()
+    if newest is None:
+        return None
+    update_id, received_at = newest
+    # After a week without updates Telegram may start its ids anew elsewhere.
+    if utcnow() - received_at > timedelta(days=6):
+        return None
+    return int(update_id) + 1
+
+
+async def scheduled_jobs(runtime: Runtime, stop: asyncio.Event) -> None:
+    """The leader's periodic work: old drafts and handled updates are deleted."""
+    await _wait(stop, 5.0)
+    while not stop.is_set():
+        try:
+            await purge_drafts(runtime)
+            await purge_inbox(runtime.sessions)
+        except Exception:
+            log.exception("A scheduled job failed; it runs again later")
+        await _wait(stop, 6 * 3600.0)
 
 
 @asynccontextmanager
 async def serving(
-    runtime: Runtime, token: str, base_url: str | None, *, poll_timeout: int = 10
-) -> AsyncIterator[BotApp]:
-    """The bot answering updates (long polling) and delivering broadcasts, until the block ends."""
-    application = build_application(runtime, token, base_url)
-    await application.initialize()
-    engine_stop = asyncio.Event()
-    engine: asyncio.Task[None] | None = None
+    runtime: Runtime,
+    token: str,
+    base_url: str | None,
+    *,
+    poll_timeout: int = 10,
+    polling: bool = True,
+) -> AsyncIterator[Serving]:
+    """The bot taking in updates (long polling unless told otherwise), handling and sending.
+
+    Every process handles updates; the leader among them (see `bot.services.leader`) also
+    sends every message and broadcast within one budget, and runs the scheduled jobs.
+    """
+    settings = runtime.settings
+    urls: dict[str, Any] = {}
+    if base_url:
+        urls = {"base_url": base_url, "base_file_url": file_url_for(base_url)}
+    request = HTTPXRequest(connection_pool_size=16, read_timeout=poll_timeout + 15.0)
+    bot = Bot(token, request=request, get_updates_request=HTTPXRequest(), **urls)
+    await bot.initialize()
+    sender = TelegramSender(token, base_url)
+    await sender.initialize()
+    namespace = await namespace_of(runtime.engine)
+    pacer = Pacer(settings.broadcast_rate, chat_burst=3)
+    watch = HandledWatch()
+
+    def committed(chat_id: int, update_id: int, outbox_ids: list[int]) -> None:
+        watch.committed(chat_id, update_id, outbox_ids)
+        outbox.nudge()
+
+    outbox = OutboxSender(
+        runtime.sessions,
+        runtime.cipher,
+        sender,
+        pacer,
+        record=after_sent,
+        on_sent=watch.sent,
+    )
+    workers = InboxWorkers(
+        runtime.sessions,
+        runtime.cipher,
+        TelegramHandler(runtime, bot),
+        apology=apology_for,
+        concurrency=settings.inbox_workers,
+        namespace=namespace,
+        on_committed=committed,
+    )
+    gate = FloodGate(
+        burst=settings.flood_burst,
+        per_minute=settings.flood_per_minute,
+        pause_seconds=settings.flood_pause_seconds,
+    )
+    intake = Intake(
+        runtime.sessions,
+        runtime.cipher,
+        flood=gate.check,
+        on_stored=workers.nudge,
+        on_dropped=watch.dropped,
+    )
+    engine = DeliveryEngine(
+        runtime.sessions,
+        sender,
+        lambda b, u: render(b, u, settings),
+        rate=settings.broadcast_rate,
+        max_attempts=settings.broadcast_max_attempts,
+        default_language=settings.default_language,
+        pacer=pacer,
+    )
+    leadership = Leadership(runtime.engine, namespace)
+
+    async def lead(stop: asyncio.Event) -> None:
+        await asyncio.gather(outbox.run(stop), engine.run(stop), scheduled_jobs(runtime, stop))
+
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
     try:
-        await announce(application, runtime)
-        await application.start()
-        assert application.updater is not None
-        await application.updater.start_polling(
-            poll_interval=0.0, timeout=poll_timeout, allowed_updates=Update.ALL_TYPES
-        )
-        settings = runtime.settings
-        engine = await start_delivery(
-            runtime, token, base_url, engine_stop, lambda b, u: render(b, u, settings)
-        )
-        log.info("Bot @%s is serving (long polling)", application.bot.username)
-        yield application
+        runtime.conversation.s.bot_username = bot.username
+        await set_command_menus(bot, settings.default_language)
+        tasks.append(asyncio.create_task(workers.run(stop), name="inbox"))
+        tasks.append(asyncio.create_task(leadership.run(stop, lead), name="leader"))
+        if polling:
+            offset = await resume_offset(runtime)
+            await bot.delete_webhook()
+            tasks.append(
+                asyncio.create_task(
+                    poll(bot, intake, stop, wait_seconds=poll_timeout, offset=offset), name="poll"
+                )
+            )
+        log.info("Bot @%s is serving (%s)", bot.username, "long polling" if polling else "webhook")
+        yield Serving(bot, intake, workers, outbox, watch, leadership)
     finally:
-        engine_stop.set()
-        if engine is not None:
-            with contextlib.suppress(Exception):
-                await engine
-        if application.updater is not None and application.updater.running:
-            await application.updater.stop()
-        if application.running:
-            await application.stop()
-        await application.shutdown()
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await sender.shutdown()
+        await bot.shutdown()
 
 
 async def serve_polling(

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from telegram import Bot, InlineKeyboardMarkup, Message
+from telegram import Bot, BotCommand, BotCommandScopeChat, InlineKeyboardMarkup, Message
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -29,6 +29,7 @@ from bot.channels.telegram_markup import file_url_for, markup_for
 from bot.core.messages import Reply
 from bot.runtime import Runtime
 from bot.services.delivery import DeliveryEngine, ProgressView, Render, ReportView, SendOutcome
+from bot.services.outbox import Action, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,33 @@ class TelegramSender:
         except TelegramError as error:
             return outcome_of(error)
         return SendOutcome("sent", message_id=message_id)
+
+    async def perform(self, item: Outgoing) -> SendOutcome:
+        """Do what an outbox row asks: send, edit, answer a button press, set a menu."""
+        chat_id = item.chat_id
+        try:
+            if item.action is Action.ANSWER:
+                await self.bot.answer_callback_query(item.callback_id or "")
+                return SendOutcome("sent")
+            if item.action is Action.MENU:
+                commands = [BotCommand(name, text) for name, text in item.menu]
+                await self.bot.set_my_commands(commands, scope=BotCommandScopeChat(chat_id))
+                return SendOutcome("sent")
+            if item.action is Action.EDIT and item.message_id is not None:
+                if item.reply is None:
+                    await self.bot.edit_message_reply_markup(
+                        chat_id=chat_id, message_id=item.message_id, reply_markup=None
+                    )
+                    return SendOutcome("sent", message_id=item.message_id)
+                edited = await self.edit(chat_id, item.message_id, item.reply)
+                if edited.kind != "failed" or item.quiet:
+                    return edited
+                # The message can no longer be edited: what it was to show comes anew.
+                log.info("An edit was refused (%s); sending it as a new message", edited.reason)
+            assert item.reply is not None, "a message to send needs a reply"
+            return await self.send(chat_id, item.reply)
+        except TelegramError as error:
+            return outcome_of(error)
 
     async def _send(self, chat_id: int, reply: Reply) -> Message:
         markup = markup_for(reply)

@@ -122,6 +122,9 @@ class User(Base):
     blocked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # The newest message the bot sent to this person: a button pressed on it may turn it
+    # into the next question (an older one may be out of sight).
+    last_message_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Consent(Base):
@@ -290,4 +293,62 @@ class Delivery(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     claimed_by: Mapped[str | None] = mapped_column(String(60))
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    error: Mapped[str | None] = mapped_column(String(200))
+
+
+class InboxUpdate(Base):
+    """An update received from a channel, kept until it has been handled.
+
+    It is written (and committed) before the channel is told it arrived, and deleted in the
+    transaction that handles it, so an update is handled once, even across a crash.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("channel", "update_id", name="uq_inbox_update"),
+        Index("ix_inbox_chat", "chat_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20), default="telegram")
+    update_id: Mapped[int] = mapped_column(BigInteger)
+    # Updates of one chat are handled one at a time, in order; 0 for updates without a chat.
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    # The update as received, encrypted (it carries what people typed).
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # pending; failed once handling has failed `attempts` times (kept for the operator).
+    state: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    error: Mapped[str | None] = mapped_column(String(200))
+
+
+class OutboxMessage(Base):
+    """A message (or edit, callback answer, command menu) waiting to be sent.
+
+    Written in the transaction that decided it, sent by the one sender, deleted once sent.
+    "sending" is set just before the request leaves: a row found "sending" after a crash is
+    "uncertain" and is not sent again.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "state", "priority", "id"),
+        Index("ix_outbox_chat", "chat_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    # 0: a reply to what someone just did; 1: a notice to someone else.
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    # What to do and with what, encrypted: the text may carry personal data.
+    payload: Mapped[str] = mapped_column(Text)
+    # pending, sending, failed, uncertain (sent rows are deleted)
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(60))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The inbox row (channel update id) whose handling wrote this row, if any.
+    update_id: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(String(200))

@@ -83,6 +83,9 @@ class FakeTelegram:
         self.retry_after = 1
         self.blocked_chats: set[int] = set()
         self.delay = 0.0
+        # Requests received and not yet answered, and the most ever open at once (sends only).
+        self.open_sends = 0
+        self.peak_open_sends = 0
         self.failing_methods: dict[str, int] = {}
         # What the bot configured.
         self.webhook_url = ""
@@ -342,14 +345,20 @@ class FakeTelegram:
         params = await read_params(request)
         call = ApiCall(method=method, params=params, at=time.monotonic())
         self.calls.append(call)
-        if self.delay > 0:
-            await self._pause(self.delay)
+        sending = method.lower() in SEND_METHODS
+        if sending:
+            self.open_sends += 1
+            self.peak_open_sends = max(self.peak_open_sends, self.open_sends)
         try:
+            if self.delay > 0:
+                await self._pause(self.delay)
             result = await self._dispatch(request.match_info["token"], method, params)
         except ApiError as error:
             call.error = f"{error.code} {error.description}"
             return failure(error.code, error.description, error.parameters)
         finally:
+            if sending:
+                self.open_sends -= 1
             # Any call about a chat means the bot is still busy there (see FakeUser.replies).
             chat_id = params.get("chat_id")
             if isinstance(chat_id, int) and chat_id in self._chats:

@@ -3,7 +3,7 @@
 It knows no Telegram: a `Sender` (the channel) sends one `Reply` to one chat and says how it
 went in a `SendOutcome`. Pacing keeps under the channel's limits: one bot-wide bucket for every
 message and edit, and at most one message a second to any chat. A row is committed as
-"sending" before its message leaves, so nothing is ever sent twice: rows still "sending" after
+"sending" just before its request leaves, so nothing is ever sent twice: rows still "sending" after
 a crash (or once their lease ran out) become "uncertain" and are reported, never resent.
 """
 
@@ -18,7 +18,7 @@ import secrets
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -37,14 +37,15 @@ from bot.core.states import (
 )
 from bot.db.models import Broadcast, Delivery, User, utcnow
 from bot.i18n import translator
+from bot.services.pacing import PER_CHAT_INTERVAL, Halted, Pacer, busiest_window
+
+__all__ = ["PER_CHAT_INTERVAL", "Halted", "Pacer", "busiest_window"]
 
 log = logging.getLogger(__name__)
 
 OutcomeKind = Literal["sent", "retry_after", "blocked", "failed", "transient", "uncertain"]
 # Where a delivery row ends; "pending" and "sending" are the only states still moving.
 FINAL_STATES = FINAL_DELIVERY_STATES
-# A little over a second: requests reach Telegram with some jitter, and it counts arrivals.
-PER_CHAT_INTERVAL = 1.05
 # What `set_broadcast_state` may change a broadcast to (the rest is the engine's own work).
 CONTROLLED = (BroadcastState.PAUSED, BroadcastState.SENDING, BroadcastState.CANCELLED)
 _NO_SYNC = {"synchronize_session": False}
@@ -278,121 +279,10 @@ def final_report(broadcast: Broadcast, counts: Counts, language: str) -> Reply:
     return Reply(text)
 
 
-# Pacing.
-
-
 async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             await event.wait()
-
-
-class Halted(Exception):
-    """The pacer stopped a wait: the channel asked for a pause, or the engine is stopping."""
-
-
-class Pacer:
-    """When the next message may leave: a bot-wide token bucket and an interval per chat.
-
-    The bucket holds a single token refilled at `rate` a second: sends are granted at least
-    1/`rate` seconds apart, so no second ever holds more than `rate` of them. A pause
-    (Telegram's RetryAfter) stops everything until it ends and interrupts every wait.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        per_chat: float = PER_CHAT_INTERVAL,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.interval = 1.0 / rate
-        self.per_chat = per_chat
-        self._clock = clock
-        self._next = 0.0
-        self._granted = -math.inf
-        self._paused_until = 0.0
-        self._chat_next: dict[int, float] = {}
-        self._chat_locks: dict[int, asyncio.Lock] = {}
-        self._chat_users: Counter[int] = Counter()
-        self._generation = 0
-        self._interrupt = asyncio.Event()
-        self.closed = False
-
-    @property
-    def paused_for(self) -> float:
-        """Seconds until a pause ends (0 when not paused)."""
-        return max(0.0, self._paused_until - self._clock())
-
-    def pause(self, seconds: float) -> None:
-        """Stop all sending for `seconds`; waits in progress end with `Halted`."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
-        # Every reservation is void: its holder is woken and gives its row back.
-        self._next = self._paused_until
-        self._wake_all()
-
-    def close(self) -> None:
-        """Refuse every further send; waits in progress end with `Halted`."""
-        self.closed = True
-        self._wake_all()
-
-    async def acquire(self, chat_id: int) -> None:
-        """Wait until one message may go to `chat_id`, and count it as gone."""
-        generation = self._generation
-        lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
-        self._chat_users[chat_id] += 1
-        try:
-            async with lock:
-                await self._sleep_until(self._chat_next.get(chat_id, 0.0), generation)
-                slot = max(self._clock(), self._next, self._paused_until)
-                self._next = slot + self.interval
-                await self._sleep_until(slot, generation)
-                # After a stall of the event loop several waiters wake at once: keep even
-                # those a full interval apart, so no second ever holds more than the rate.
-                while self._clock() < self._granted + self.interval:
-                    await self._sleep_until(self._granted + self.interval, generation)
-                self._granted = self._clock()
-                self._chat_next[chat_id] = self._granted + self.per_chat
-        finally:
-            self._chat_users[chat_id] -= 1
-            if not self._chat_users[chat_id]:
-                del self._chat_users[chat_id]
-                del self._chat_locks[chat_id]
-                self._forget_quiet_chats()
-
-    def _forget_quiet_chats(self) -> None:
-        if len(self._chat_next) > 4096:
-            now = self._clock()
-            self._chat_next = {c: t for c, t in self._chat_next.items() if t > now}
-
-    async def _sleep_until(self, deadline: float, generation: int) -> None:
-        while True:
-            if self.closed or generation != self._generation:
-                raise Halted
-            delay = deadline - self._clock()
-            if delay <= 0:
-                return
-            interrupt = self._interrupt
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await interrupt.wait()
-
-    def _wake_all(self) -> None:
-        self._generation += 1
-        self._interrupt.set()
-        self._interrupt = asyncio.Event()
-
-
-def busiest_window(moments: Iterable[float], width: float = 1.0) -> int:
-    """The most events in any window of `width` seconds: how a pacer's output is checked."""
-    ordered = sorted(moments)
-    most, start = 0, 0
-    for end, moment in enumerate(ordered):
-        while moment - ordered[start] >= width:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 # The engine.
@@ -461,6 +351,7 @@ class DeliveryEngine:
         per_chat_interval: float = PER_CHAT_INTERVAL,
         backoff_seconds: float = 2.0,
         poll_interval: float = 1.0,
+        pacer: Pacer | None = None,
     ) -> None:
         self.sessions = sessions
         self.sender = sender
@@ -468,8 +359,9 @@ class DeliveryEngine:
         self.max_attempts = max_attempts
         self.worker_id = (worker_id or default_worker_id())[:60]
         self.lease = timedelta(seconds=lease_seconds)
-        # About one second of sending is claimed at a time: those rows are "sending" in the
-        # database, so a crash turns at most that many into "uncertain".
+        # About one second of sending is claimed at a time. A claimed row stays "pending"
+        # (with this worker's lease) until its request leaves; only then is it "sending", so a
+        # crash turns only the requests truly in flight into "uncertain".
         self.window = max(1, min(batch, math.ceil(rate)))
         self.progress_interval = progress_interval
         self.progress = progress or default_progress
@@ -478,11 +370,14 @@ class DeliveryEngine:
         self.clock = clock
         self.backoff = backoff_seconds
         self.poll_interval = poll_interval
-        self.pacer = Pacer(rate, per_chat_interval)
+        # Shared with the outbox when given: one budget for every message the bot sends.
+        self.pacer = pacer or Pacer(rate, per_chat_interval)
         self._tasks: set[asyncio.Task[None]] = set()
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._broadcasts: dict[int, Broadcast] = {}
         self._in_flight: Counter[int] = Counter()
+        # Rows this engine holds (claimed, waiting for the pacer or being sent).
+        self._held: set[int] = set()
         self._halted: dict[int, str] = {}
         self._progress: dict[int, _Progress] = {}
         self._showing: dict[int, asyncio.Lock] = {}
@@ -572,11 +467,22 @@ class DeliveryEngine:
     async def recover(self) -> int:
         """Mark rows left "sending" by a dead sender as "uncertain"; return how many.
 
-        On SQLite only one sender runs, so at start every "sending" row was left by a crash;
-        on PostgreSQL another process may be sending them, so only expired leases count.
+        On SQLite only one sender runs, so at start every "sending" row was left by a crash
+        and every claim is free again; on PostgreSQL another process may be sending them,
+        so only expired leases count.
         """
         async with self.sessions() as session, session.begin():
             single = session.get_bind().dialect.name == "sqlite"
+            if single:
+                # Claimed but never sent: simply due again.
+                await session.execute(
+                    update(Delivery)
+                    .where(
+                        Delivery.state == DeliveryState.PENDING, Delivery.claimed_at.is_not(None)
+                    )
+                    .values(claimed_at=None, claimed_by=None)
+                    .execution_options(**_NO_SYNC)
+                )
             return await self._expire(session, None if single else self.clock() - self.lease)
 
     async def _expire(self, session: AsyncSession, claimed_before: datetime | None) -> int:
@@ -606,6 +512,9 @@ class DeliveryEngine:
                 row.state == DeliveryState.PENDING,
                 Broadcast.state == BroadcastState.SENDING,
                 or_(row.next_attempt_at.is_(None), row.next_attempt_at <= now),
+                # Unclaimed, or claimed by a sender whose lease ran out.
+                or_(row.claimed_at.is_(None), row.claimed_at < now - self.lease),
+                row.id.not_in(self._held),
             )
             .order_by(row.id)
             .limit(limit)
@@ -616,7 +525,7 @@ class DeliveryEngine:
             taken = await session.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(due))
-                .values(state="sending", claimed_at=now, claimed_by=self.worker_id)
+                .values(claimed_at=now, claimed_by=self.worker_id)
                 .returning(Delivery.id, Delivery.broadcast_id, Delivery.user_id, Delivery.attempts)
                 .execution_options(**_NO_SYNC)
             )
@@ -654,6 +563,7 @@ class DeliveryEngine:
                 )
         for item in claimed:
             self._in_flight[item.broadcast_id] += 1
+            self._held.add(item.delivery_id)
         return claimed
 
     async def _deliver(self, row: Claimed) -> None:
@@ -676,6 +586,8 @@ class DeliveryEngine:
             if halted is not None:
                 await self._release(row, "skipped" if halted == "cancelled" else "pending")
                 return
+            if not await self._mark_sending(row):
+                return
             log.debug("Sending broadcast %d to chat %d", row.broadcast_id, row.chat_id)
             try:
                 outcome = await self.sender.send(row.chat_id, reply)
@@ -687,9 +599,26 @@ class DeliveryEngine:
         except Exception:
             log.exception("Delivery %d could not be recorded", row.delivery_id)
         finally:
+            self._held.discard(row.delivery_id)
             self._in_flight[row.broadcast_id] -= 1
             if not self._in_flight[row.broadcast_id]:
                 del self._in_flight[row.broadcast_id]
+
+    async def _mark_sending(self, row: Claimed) -> bool:
+        """Record that this row's request is about to leave; False if the claim was lost."""
+        async with self.sessions() as session, session.begin():
+            marked = await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == row.delivery_id,
+                    Delivery.claimed_by == self.worker_id,
+                    Delivery.state == DeliveryState.PENDING,
+                )
+                .values(state="sending", claimed_at=self.clock())
+                .returning(Delivery.id)
+                .execution_options(**_NO_SYNC)
+            )
+            return marked.first() is not None
 
     async def _release(self, row: Claimed, state: str) -> None:
         """Give a claimed row back unsent."""
@@ -699,9 +628,9 @@ class DeliveryEngine:
                 .where(
                     Delivery.id == row.delivery_id,
                     Delivery.claimed_by == self.worker_id,
-                    Delivery.state == DeliveryState.SENDING,
+                    Delivery.state.in_((DeliveryState.PENDING, DeliveryState.SENDING)),
                 )
-                .values(state=state)
+                .values(state=state, claimed_at=None, claimed_by=None)
                 .execution_options(**_NO_SYNC)
             )
 
@@ -720,11 +649,19 @@ class DeliveryEngine:
             self.pacer.pause(outcome.retry_after)
             log.info("Telegram asked for a pause of %.1f s; all sending waits", outcome.retry_after)
             values.update(
-                state="pending", next_attempt_at=now + timedelta(seconds=outcome.retry_after)
+                state="pending",
+                next_attempt_at=now + timedelta(seconds=outcome.retry_after),
+                claimed_at=None,
+                claimed_by=None,
             )
         elif kind == "transient":
             delay = min(self.backoff * 2 ** (attempts - 1), 300.0)
-            values.update(state="pending", next_attempt_at=now + timedelta(seconds=delay))
+            values.update(
+                state="pending",
+                next_attempt_at=now + timedelta(seconds=delay),
+                claimed_at=None,
+                claimed_by=None,
+            )
         else:
             values.update(state=kind, error=reason or kind)
         async with self.sessions() as session, session.begin():
@@ -734,11 +671,22 @@ class DeliveryEngine:
                     Delivery.id == row.delivery_id,
                     Delivery.claimed_by == self.worker_id,
                     # A row whose lease ran out meanwhile is "uncertain"; the truth wins.
-                    Delivery.state.in_((DeliveryState.SENDING, DeliveryState.UNCERTAIN)),
+                    # (A row that could not be rendered is still "pending".)
+                    Delivery.state.in_(
+                        (DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.UNCERTAIN)
+                    ),
                 )
                 .values(**values)
                 .execution_options(**_NO_SYNC)
             )
+            if kind == "sent" and outcome.message_id is not None:
+                # The news is now the person's newest message from the bot.
+                await session.execute(
+                    update(User)
+                    .where(User.id == row.user.id)
+                    .values(last_message_id=outcome.message_id)
+                    .execution_options(**_NO_SYNC)
+                )
             if kind == "blocked":
                 await session.execute(
                     update(User)

@@ -1,9 +1,12 @@
-"""What a channel adapter asks of the services; each call is one unit of work of its own.
+"""What a channel adapter asks of the services.
 
-An adapter (Telegram today) turns what arrives into `Incoming` and calls `answer`; every
-read and write of the update happens there, in one transaction committed before the adapter
-sends anything. What has to be remembered once a reply is out (its message id) goes through
-the after-send recorders declared here, each in a short transaction of its own.
+An adapter (Telegram today) turns a stored update into `Incoming` and calls `answer_in`
+inside the inbox worker's transaction: every read and write of the update, and the replies
+it writes to the outbox, commit together. What has to be remembered once a reply is out
+(its message id) goes through the after-send recorders declared here (`record_tracked`),
+in the outbox sender's transaction that settles the message.
+
+The functions taking a `Runtime` run one unit of work of their own.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.messages import Incoming, Outcome
@@ -46,26 +49,54 @@ class Answer:
 
     outcome: Outcome
     language: str
+    # The newest message the bot sent this person, if known (see `User.last_message_id`).
+    last_message_id: int | None = None
+
+
+async def answer_in(
+    session: AsyncSession, runtime: Runtime, chat_id: int, language: str, incoming: Incoming
+) -> Answer:
+    """Handle one input of a person in the caller's transaction.
+
+    `language` is the channel's guess for a first contact.
+    """
+    user = await user_for_telegram(session, chat_id, language)
+    last_message_id = user.last_message_id
+    outcome = await runtime.conversation.handle(session, user, incoming)
+    return Answer(outcome, user.language or runtime.settings.default_language, last_message_id)
 
 
 async def answer(runtime: Runtime, chat_id: int, language: str, incoming: Incoming) -> Answer:
-    """Handle one input of a person; `language` is the channel's guess for a first contact."""
+    """Handle one input of a person in a transaction of its own."""
 
     async def work(session: AsyncSession) -> Answer:
-        user = await user_for_telegram(session, chat_id, language)
-        outcome = await runtime.conversation.handle(session, user, incoming)
-        return Answer(outcome, user.language or runtime.settings.default_language)
+        return await answer_in(session, runtime, chat_id, language, incoming)
 
     return await run_unit_of_work(runtime.sessions, work)
 
 
-async def set_blocked(runtime: Runtime, chat_id: int, *, blocked: bool) -> None:
+async def language_of(session: AsyncSession, runtime: Runtime, chat_id: int) -> str | None:
+    """The language a known person chose; None for someone who never wrote to the bot."""
+    found = (
+        await session.execute(select(User.language).where(User.telegram_id == chat_id))
+    ).first()
+    if found is None:
+        return None
+    return found[0] or runtime.settings.default_language
+
+
+async def set_blocked_in(session: AsyncSession, chat_id: int, *, blocked: bool) -> None:
     """The person blocked (or unblocked) the bot: leave them out of audiences (or back in)."""
+    user = await session.scalar(select(User).where(User.telegram_id == chat_id))
+    if user is not None:
+        user.blocked_at = utcnow() if blocked else None
+
+
+async def set_blocked(runtime: Runtime, chat_id: int, *, blocked: bool) -> None:
+    """`set_blocked_in`, in a transaction of its own."""
 
     async def work(session: AsyncSession) -> None:
-        user = await session.scalar(select(User).where(User.telegram_id == chat_id))
-        if user is not None:
-            user.blocked_at = utcnow() if blocked else None
+        await set_blocked_in(session, chat_id, blocked=blocked)
 
     await run_unit_of_work(runtime.sessions, work)
 
@@ -78,15 +109,20 @@ class MenuOwner:
     language: str
 
 
-async def menu_owner(runtime: Runtime, chat_id: int) -> MenuOwner | None:
+async def menu_owner_in(session: AsyncSession, runtime: Runtime, chat_id: int) -> MenuOwner | None:
     """The person's roles and language; None for someone who never wrote to the bot."""
+    user = await session.scalar(select(User).where(User.telegram_id == chat_id))
+    if user is None:
+        return None
+    grants = await grants_of(session, user, runtime.settings.admin_telegram_ids)
+    return MenuOwner(grants, user.language or runtime.settings.default_language)
+
+
+async def menu_owner(runtime: Runtime, chat_id: int) -> MenuOwner | None:
+    """`menu_owner_in`, in a transaction of its own."""
 
     async def work(session: AsyncSession) -> MenuOwner | None:
-        user = await session.scalar(select(User).where(User.telegram_id == chat_id))
-        if user is None:
-            return None
-        grants = await grants_of(session, user, runtime.settings.admin_telegram_ids)
-        return MenuOwner(grants, user.language or runtime.settings.default_language)
+        return await menu_owner_in(session, runtime, chat_id)
 
     return await run_unit_of_work(runtime.sessions, work)
 
@@ -106,18 +142,33 @@ async def _broadcast_progress(
 AFTER_SEND: Mapping[str, Recorder] = {"broadcast": _broadcast_progress}
 
 
-async def record_sent(runtime: Runtime, track: str, chat_id: int, message_id: int) -> None:
+async def record_tracked(session: AsyncSession, track: str, chat_id: int, message_id: int) -> None:
     """A tracked reply was sent as `message_id`: let its recorder keep that id."""
     name, _, key = track.partition(":")
     recorder = AFTER_SEND.get(name)
     if recorder is None:
         log.warning("No after-send recorder is declared for %r", name)
         return
+    await recorder(session, key, chat_id, message_id)
+
+
+async def record_sent(runtime: Runtime, track: str, chat_id: int, message_id: int) -> None:
+    """`record_tracked`, in a transaction of its own."""
 
     async def work(session: AsyncSession) -> None:
-        await recorder(session, key, chat_id, message_id)
+        await record_tracked(session, track, chat_id, message_id)
 
     await run_unit_of_work(runtime.sessions, work)
+
+
+async def note_last_message(session: AsyncSession, chat_id: int, message_id: int) -> None:
+    """Remember the newest message sent to a person (see `User.last_message_id`)."""
+    await session.execute(
+        update(User)
+        .where(User.telegram_id == chat_id)
+        .values(last_message_id=message_id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def purge_drafts(runtime: Runtime) -> int:

@@ -99,8 +99,11 @@ ON_SQLITE = pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 async def test_429s_and_403s_leave_every_resident_with_one_message_at_a_legal_pace(
     runtime: Runtime, fake: FakeTelegram
 ) -> None:
-    """The fake allows 15/s and the engine tries 30/s: 429s pause it, 403s mark the blocked."""
-    fake.rate_limit = 15
+    """The fake allows 5/s and the engine tries 30/s: 429s pause it, 403s mark the blocked.
+
+    (At 15/s a slow, busy machine sometimes never reached the limit.)
+    """
+    fake.rate_limit = 5
     fake.retry_after = 1
     chats = people(fake, range(2001, 2041))
     blocked = set(chats[::10])
@@ -296,7 +299,9 @@ async def test_a_sender_killed_mid_broadcast_finishes_after_restart_with_no_dupl
     received = messages_per_chat(fake, chats)
     assert counts.remaining == 0
     assert counts.sent + counts.uncertain == len(chats)
-    assert 1 <= counts.uncertain <= 10, "only rows in flight at the kill are uncertain"
+    # Only requests really in flight at the kill may be uncertain: at most as many as the fake
+    # ever saw open at once, and one more whose request was committed but had not yet arrived.
+    assert counts.uncertain <= fake.peak_open_sends + 1, (counts, fake.peak_open_sends)
     assert max(received.values()) == 1, "nobody receives a message twice"
     assert all(received[chat] == 1 for chat, row in found.items() if row.state == "sent")
     assert any(row.claimed_by == "after-restart" for row in found.values())

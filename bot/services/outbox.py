@@ -1,0 +1,441 @@
+"""The outbox: what the bot decided to send, written in the transaction that decided it.
+
+Handling an update writes its replies here (`enqueue`) before it commits; `OutboxSender`
+sends them afterwards, through the same pacer as broadcasts so that both stay within one
+budget of the channel's limits, replies first. A row is marked "sending" just before its
+request leaves and deleted once it is sent: after a crash a "pending" row is simply sent.
+A row that was in flight at the crash (still "sending") is sent once more: the person may
+then see one message twice, which is better than waiting for an answer that never comes.
+(Broadcast deliveries, in `bot.services.delivery`, are never repeated: they become
+"uncertain" instead.)
+
+Rows of one chat go out in the order they were written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.core.messages import Attachment, Button, Reply
+from bot.db.models import OutboxMessage, User, utcnow
+from bot.security import Cipher
+from bot.services.delivery import SendOutcome
+from bot.services.pacing import Halted
+
+log = logging.getLogger(__name__)
+
+_NO_SYNC = {"synchronize_session": False}
+MAX_ATTEMPTS = 5
+
+
+class Action(StrEnum):
+    """What an outbox row asks of the channel."""
+
+    SEND = "send"
+    EDIT = "edit"
+    # Answer a button press (stops the client's spinner); not a message.
+    ANSWER = "answer"
+    # Set a person's command menu; not a message.
+    MENU = "menu"
+
+
+# Actions that count as messages against the channel's limits.
+MESSAGES = frozenset({Action.SEND, Action.EDIT})
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One thing to send to one chat."""
+
+    chat_id: int
+    action: Action = Action.SEND
+    reply: Reply | None = None
+    # EDIT: the message to change.
+    message_id: int | None = None
+    # ANSWER: the button press to answer.
+    callback_id: str | None = None
+    # MENU: (command, description) in the person's language.
+    menu: tuple[tuple[str, str], ...] = ()
+    # A cosmetic edit: if the channel refuses it, nothing is lost.
+    quiet: bool = False
+    # 0 for a reply to the person who just acted, 1 for a notice to someone else.
+    priority: int = 0
+
+
+def reply_to_dict(reply: Reply) -> dict[str, Any]:
+    """A reply as JSON-ready data."""
+    data: dict[str, Any] = {"text": reply.text}
+    if reply.buttons:
+        data["buttons"] = [[[b.label, b.data] for b in row] for row in reply.buttons]
+    if reply.contact_button is not None:
+        data["contact_button"] = reply.contact_button
+    if reply.typed_buttons:
+        data["typed_buttons"] = list(reply.typed_buttons)
+    if reply.remove_keyboard:
+        data["remove_keyboard"] = True
+    if reply.attachment is not None:
+        attachment = reply.attachment
+        data["attachment"] = {
+            "file_name": attachment.file_name,
+            "content": base64.b64encode(attachment.content).decode(),
+            "is_photo": attachment.is_photo,
+        }
+    if reply.track is not None:
+        data["track"] = reply.track
+    return data
+
+
+def reply_from_dict(data: Mapping[str, Any]) -> Reply:
+    """The reply `reply_to_dict` described."""
+    attachment = None
+    if "attachment" in data:
+        a = data["attachment"]
+        attachment = Attachment(a["file_name"], base64.b64decode(a["content"]), a["is_photo"])
+    return Reply(
+        data["text"],
+        buttons=tuple(
+            tuple(Button(label, d) for label, d in row) for row in data.get("buttons", ())
+        ),
+        contact_button=data.get("contact_button"),
+        typed_buttons=tuple(data.get("typed_buttons", ())),
+        remove_keyboard=bool(data.get("remove_keyboard")),
+        attachment=attachment,
+        track=data.get("track"),
+    )
+
+
+def encode(item: Outgoing) -> dict[str, Any]:
+    """An outgoing item as JSON-ready data (stored encrypted)."""
+    data: dict[str, Any] = {"action": item.action.value}
+    if item.reply is not None:
+        data["reply"] = reply_to_dict(item.reply)
+    if item.message_id is not None:
+        data["message_id"] = item.message_id
+    if item.callback_id is not None:
+        data["callback_id"] = item.callback_id
+    if item.menu:
+        data["menu"] = [list(entry) for entry in item.menu]
+    if item.quiet:
+        data["quiet"] = True
+    return data
+
+
+def decode(chat_id: int, priority: int, data: Mapping[str, Any]) -> Outgoing:
+    """The outgoing item `encode` described."""
+    reply = data.get("reply")
+    return Outgoing(
+        chat_id,
+        Action(data["action"]),
+        reply=reply_from_dict(reply) if reply is not None else None,
+        message_id=data.get("message_id"),
+        callback_id=data.get("callback_id"),
+        menu=tuple((name, text) for name, text in data.get("menu", ())),
+        quiet=bool(data.get("quiet")),
+        priority=priority,
+    )
+
+
+async def enqueue(
+    session: AsyncSession,
+    cipher: Cipher,
+    items: Sequence[Outgoing],
+    *,
+    update_id: int | None = None,
+) -> list[int]:
+    """Write outgoing items in the current transaction; return their row ids, in order."""
+    if not items:
+        return []
+    now = utcnow()
+    rows = [
+        {
+            "chat_id": item.chat_id,
+            "priority": item.priority,
+            "payload": cipher.encrypt(encode(item)),
+            "state": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "update_id": update_id,
+        }
+        for item in items
+    ]
+    result = await session.execute(insert(OutboxMessage).values(rows).returning(OutboxMessage.id))
+    return sorted(result.scalars())
+
+
+async def outbox_depth(session: AsyncSession) -> int:
+    """Messages waiting to be sent."""
+    count = await session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state == "pending")
+    )
+    return int(count or 0)
+
+
+class ChannelSender(Protocol):
+    """What the outbox needs of a channel: one call per row, never retrying by itself."""
+
+    async def perform(self, item: Outgoing) -> SendOutcome:
+        """Do what the row asks; say how it went."""
+        ...
+
+
+class Pace(Protocol):
+    """The shared pacer (see `bot.services.delivery.Pacer`)."""
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds until a pause ends."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Stop all sending for a while."""
+        ...
+
+    async def acquire(self, chat_id: int, *, urgent: bool = False) -> None:
+        """Wait until one message may go to the chat."""
+        ...
+
+
+# Remembers what a sent message needs kept (its id), in the transaction that settles it.
+Recorder = Callable[[AsyncSession, Outgoing, int], Awaitable[None]]
+
+
+class OutboxSender:
+    """Sends every pending outbox row: chats in parallel, each chat's rows in order."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cipher: Cipher,
+        sender: ChannelSender,
+        pacer: Pace,
+        *,
+        record: Recorder | None = None,
+        on_sent: Callable[[int, int | None], None] | None = None,
+        poll_interval: float = 1.0,
+        batch: int = 200,
+        backoff_seconds: float = 1.0,
+    ) -> None:
+        self.sessions = sessions
+        self.cipher = cipher
+        self.sender = sender
+        self.pacer = pacer
+        self.record = record
+        # Told (chat id, update id) once a row is settled (sent, or given up).
+        self.on_sent = on_sent
+        self.poll_interval = poll_interval
+        self.batch = batch
+        self.backoff = backoff_seconds
+        self._wake = asyncio.Event()
+        self._lanes: dict[int, asyncio.Task[None]] = {}
+        self._stopping = False
+        self.outcomes: Counter[str] = Counter()
+
+    def nudge(self) -> None:
+        """Rows were committed: send now rather than at the next poll."""
+        self._wake.set()
+
+    async def recover(self) -> int:
+        """Rows left "sending" by a sender that died were in flight: send them again."""
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.state == "sending")
+                .values(state="pending", error="interrupted while sending; sent again")
+                .returning(OutboxMessage.id)
+                .execution_options(**_NO_SYNC)
+            )
+            count = len(result.all())
+        if count:
+            log.warning("%d outgoing messages were interrupted mid-send; sending them again", count)
+        return count
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send until `stop` is set; what is being sent then is finished first."""
+        await self.recover()
+        watcher = asyncio.create_task(self._wake_on(stop))
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    await self._dispatch()
+                except Exception:
+                    log.exception("Could not read the outbox; trying again shortly")
+                    await _wait(stop, 2.0)
+                    continue
+                await _wait(self._wake, max(self.poll_interval, self.pacer.paused_for))
+        finally:
+            watcher.cancel()
+            self._stopping = True
+            await asyncio.gather(*self._lanes.values(), return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Send everything due now, then return (for tests and one-off runs)."""
+        await self._dispatch()
+        while self._lanes:
+            await asyncio.gather(*self._lanes.values(), return_exceptions=True)
+            await self._dispatch()
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
+
+    async def _dispatch(self) -> None:
+        now = utcnow()
+        async with self.sessions() as session:
+            chats = list(
+                await session.scalars(
+                    select(OutboxMessage.chat_id)
+                    .where(
+                        OutboxMessage.state == "pending",
+                        (OutboxMessage.next_attempt_at.is_(None))
+                        | (OutboxMessage.next_attempt_at <= now),
+                    )
+                    .group_by(OutboxMessage.chat_id)
+                    .order_by(func.min(OutboxMessage.priority), func.min(OutboxMessage.id))
+                    .limit(self.batch)
+                )
+            )
+        for chat_id in chats:
+            if chat_id in self._lanes:
+                continue
+            task = asyncio.create_task(self._lane(chat_id), name=f"outbox-chat-{chat_id}")
+            self._lanes[chat_id] = task
+            task.add_done_callback(self._forget_lane(chat_id))
+
+    def _forget_lane(self, chat_id: int) -> Callable[[asyncio.Task[None]], None]:
+        def done(_task: asyncio.Task[None]) -> None:
+            self._lanes.pop(chat_id, None)
+
+        return done
+
+    async def _lane(self, chat_id: int) -> None:
+        """Send one chat's rows in order; stop at a row that has to wait."""
+        while not self._stopping:
+            try:
+                if not await self._send_next(chat_id):
+                    return
+            except Exception:
+                log.exception("Sending to a chat failed")
+                return
+
+    async def _send_next(self, chat_id: int) -> bool:
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(
+                        OutboxMessage.id,
+                        OutboxMessage.priority,
+                        OutboxMessage.payload,
+                        OutboxMessage.next_attempt_at,
+                        OutboxMessage.attempts,
+                        OutboxMessage.update_id,
+                    )
+                    .where(OutboxMessage.chat_id == chat_id, OutboxMessage.state == "pending")
+                    .order_by(OutboxMessage.id)
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            return False
+        row_id, priority, token, next_attempt_at, attempts, update_id = row
+        if next_attempt_at is not None and next_attempt_at > utcnow():
+            return False
+        item = decode(chat_id, priority, self.cipher.decrypt(token))
+        if item.action in MESSAGES:
+            try:
+                await self.pacer.acquire(chat_id, urgent=priority == 0)
+            except Halted:
+                # A pause (or the end): the row stays pending and is sent after it.
+                return False
+        if self._stopping:
+            return False
+        async with self.sessions() as session, session.begin():
+            marked = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id, OutboxMessage.state == "pending")
+                .values(state="sending", claimed_at=utcnow())
+                .returning(OutboxMessage.id)
+                .execution_options(**_NO_SYNC)
+            )
+            if marked.first() is None:
+                return True
+        try:
+            outcome = await self.sender.perform(item)
+        except Exception as exc:
+            log.exception("The channel failed on an outgoing message")
+            outcome = SendOutcome("uncertain", reason=f"sender: {type(exc).__name__}")
+        settled = await self._settle(row_id, item, attempts, outcome)
+        if settled and self.on_sent is not None:
+            self.on_sent(chat_id, update_id)
+        return settled or outcome.kind == "retry_after"
+
+    async def _settle(
+        self, row_id: int, item: Outgoing, attempts: int, outcome: SendOutcome
+    ) -> bool:
+        """Record how a row went; True when it is settled (sent, or given up for good)."""
+        kind = outcome.kind
+        if item.quiet and kind == "failed":
+            kind = "sent"
+        self.outcomes[kind] += 1
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            row = OutboxMessage.id == row_id
+            if kind == "sent":
+                await session.execute(delete(OutboxMessage).where(row))
+                if self.record is not None and outcome.message_id is not None:
+                    await self.record(session, item, outcome.message_id)
+                return True
+            if kind == "retry_after":
+                self.pacer.pause(outcome.retry_after)
+                values: dict[str, Any] = {
+                    "state": "pending",
+                    "next_attempt_at": now + timedelta(seconds=outcome.retry_after),
+                }
+            elif kind == "transient" and attempts + 1 < MAX_ATTEMPTS:
+                delay = min(self.backoff * 2**attempts, 60.0)
+                values = {
+                    "state": "pending",
+                    "attempts": attempts + 1,
+                    "next_attempt_at": now + timedelta(seconds=delay),
+                    "error": outcome.reason[:200] or None,
+                }
+            else:
+                final = "failed" if kind == "transient" else kind
+                if final == "blocked":
+                    await session.execute(
+                        update(User)
+                        .where(User.telegram_id == item.chat_id, User.blocked_at.is_(None))
+                        .values(blocked_at=now)
+                        .execution_options(**_NO_SYNC)
+                    )
+                values = {"state": final, "error": (outcome.reason or final)[:200]}
+            await session.execute(
+                update(OutboxMessage).where(row).values(**values).execution_options(**_NO_SYNC)
+            )
+        if kind not in ("retry_after", "transient"):
+            log.warning("An outgoing message was not delivered (%s)", kind)
+            return True
+        return False
+
+
+def message_count(items: Iterable[Outgoing]) -> int:
+    """How many of the items count as messages against the channel's limits."""
+    return sum(1 for item in items if item.action in MESSAGES)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()

@@ -1,0 +1,161 @@
+"""When the next message may leave: one budget for everything the bot sends.
+
+Replies, notices and broadcast deliveries all ask the same `Pacer`, so together they stay
+within the channel's limits (Telegram: about 30 messages a second bot-wide, about one a
+second to any one chat with short bursts allowed). Replies ask with `urgent=True` and go
+before broadcast deliveries that are waiting, so a broadcast never slows a conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+# A little over a second: requests reach Telegram with some jitter, and it counts arrivals.
+PER_CHAT_INTERVAL = 1.05
+
+
+class Halted(Exception):
+    """The pacer stopped a wait: the channel asked for a pause, or the sender is stopping."""
+
+
+class Pacer:
+    """A bot-wide spacing of sends and a small bucket per chat.
+
+    Sends are granted at least 1/`rate` seconds apart, so no second ever holds more than
+    `rate` of them. Each chat has a bucket of `chat_burst` sends refilled at one per
+    `per_chat` seconds; an urgent send (a reply to what the person just did, which comes no
+    faster than the person writes, and the flood gate bounds that) takes from it without
+    waiting for it. A pause (Telegram's RetryAfter) stops everything until it ends and
+    interrupts every wait; an urgent send takes the next free moment ahead of the others.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        per_chat: float = PER_CHAT_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        chat_burst: int = 1,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.interval = 1.0 / rate
+        self.per_chat = per_chat
+        self.chat_burst = max(1, chat_burst)
+        self._clock = clock
+        self._next = 0.0
+        self._granted = -math.inf
+        self._paused_until = 0.0
+        # Per chat: (tokens, when they were counted).
+        self._chat_tokens: dict[int, tuple[float, float]] = {}
+        self._chat_locks: dict[int, asyncio.Lock] = {}
+        self._chat_users: Counter[int] = Counter()
+        self._generation = 0
+        self._interrupt = asyncio.Event()
+        self.closed = False
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds until a pause ends (0 when not paused)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    def pause(self, seconds: float) -> None:
+        """Stop all sending for `seconds`; waits in progress end with `Halted`."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+        # Every reservation is void: its holder is woken and gives its row back.
+        self._next = self._paused_until
+        self._wake_all()
+
+    def close(self) -> None:
+        """Refuse every further send; waits in progress end with `Halted`."""
+        self.closed = True
+        self._wake_all()
+
+    async def acquire(self, chat_id: int, *, urgent: bool = False) -> None:
+        """Wait until one message may go to `chat_id`, and count it as gone."""
+        generation = self._generation
+        lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
+        self._chat_users[chat_id] += 1
+        try:
+            async with lock:
+                if not urgent:
+                    await self._sleep_until(self._chat_ready(chat_id), generation)
+                if urgent:
+                    slot = max(self._clock(), self._paused_until)
+                else:
+                    slot = max(self._clock(), self._next, self._paused_until)
+                    self._next = slot + self.interval
+                await self._sleep_until(slot, generation)
+                # Keep every grant a full interval after the one before (urgent ones pushed
+                # in, or several waiters woken at once after a stall of the event loop).
+                while self._clock() < self._granted + self.interval:
+                    await self._sleep_until(self._granted + self.interval, generation)
+                self._granted = self._clock()
+                if urgent:
+                    self._next = max(self._next, self._granted + self.interval)
+                self._take_chat_token(chat_id)
+        finally:
+            self._chat_users[chat_id] -= 1
+            if not self._chat_users[chat_id]:
+                del self._chat_users[chat_id]
+                del self._chat_locks[chat_id]
+                self._forget_quiet_chats()
+
+    def _chat_tokens_now(self, chat_id: int) -> float:
+        tokens, counted = self._chat_tokens.get(chat_id, (float(self.chat_burst), 0.0))
+        if self.per_chat <= 0:
+            return float(self.chat_burst)
+        refill = (self._clock() - counted) / self.per_chat
+        return min(float(self.chat_burst), tokens + refill)
+
+    def _chat_ready(self, chat_id: int) -> float:
+        """When the chat's bucket has a whole send in it."""
+        tokens = self._chat_tokens_now(chat_id)
+        if tokens >= 1.0:
+            return 0.0
+        return self._clock() + (1.0 - tokens) * self.per_chat
+
+    def _take_chat_token(self, chat_id: int) -> None:
+        self._chat_tokens[chat_id] = (self._chat_tokens_now(chat_id) - 1.0, self._clock())
+
+    def _forget_quiet_chats(self) -> None:
+        if len(self._chat_tokens) > 4096:
+            full = float(self.chat_burst)
+            self._chat_tokens = {
+                chat: value
+                for chat, value in self._chat_tokens.items()
+                if self._chat_tokens_now(chat) < full
+            }
+
+    async def _sleep_until(self, deadline: float, generation: int) -> None:
+        while True:
+            if self.closed or generation != self._generation:
+                raise Halted
+            delay = deadline - self._clock()
+            if delay <= 0:
+                return
+            interrupt = self._interrupt
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await interrupt.wait()
+
+    def _wake_all(self) -> None:
+        self._generation += 1
+        self._interrupt.set()
+        self._interrupt = asyncio.Event()
+
+
+def busiest_window(moments: Iterable[float], width: float = 1.0) -> int:
+    """The most events in any window of `width` seconds: how a pacer's output is checked."""
+    ordered = sorted(moments)
+    most, start = 0, 0
+    for end, moment in enumerate(ordered):
+        while moment - ordered[start] >= width:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
