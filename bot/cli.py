@@ -124,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         # In the terminal chat, log lines would land between the lines of the conversation.
         log_file = chat_log_file(settings) if args.command == "chat" else None
-        setup_logging(settings.log_level, secrets, log_file=log_file)
+        setup_logging(
+            settings.log_level, secrets, log_file=log_file, log_format=settings.log_format
+        )
         return asyncio.run(_dispatch(args, settings))
     except ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     telegram_api_base_url: str | None = None
     telegram_bot_username: str | None = None
     database_url: str = DEFAULT_SQLITE_URL
+    # PostgreSQL only: the schema the bot's tables live in (default: the server's search_path).
+    database_schema: str | None = None
     branch_regencies: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["51.71", "51.03", "51.08", "51.01", "51.02"]
     )
@@ -71,6 +73,8 @@ class Settings(BaseSettings):
     branch_address: str = "Kantor Cabang BPJS Ketenagakerjaan Bali Denpasar"
     call_centre: str = "175"
     log_level: str = "INFO"
+    # "text" for people, "json" (one object per line) for a log collector.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator(
         "telegram_bot_token",
@@ -119,6 +123,13 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"{value!r} is not a known time zone") from exc
         return value
+
+    @field_validator("database_schema")
+    @classmethod
+    def _check_schema(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+            raise ValueError("must be a plain lower-case PostgreSQL name such as bebas_cemas")
+        return value or None
 
     @field_validator("database_url")
     @classmethod

@@ -61,6 +61,10 @@ async def prepare_database(settings: Settings, engine: AsyncEngine) -> AreaDirec
 async def open_runtime(settings: Settings, **engine_options: Any) -> AsyncIterator[Runtime]:
     """Connect, migrate, load areas; dispose of the engine at the end."""
     cipher = load_cipher(settings)
+    if settings.database_schema and not settings.is_sqlite:
+        engine_options.setdefault(
+            "connect_args", {"server_settings": {"search_path": settings.database_schema}}
+        )
     engine = make_engine(settings.database_url, **engine_options)
     try:
         areas = await prepare_database(settings, engine)

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,13 +127,36 @@ class OneLineFormatter(logging.Formatter):
         return f"[{record.levelname.lower()}] {first} (details: {self._details})"
 
 
-def setup_logging(level: str, secrets: list[str], *, log_file: Path | None = None) -> None:
+class JsonFormatter(logging.Formatter):
+    """A record as one JSON object per line (time, level, logger, message, traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        # The redacting filter has already turned any traceback into (cleaned) text.
+        if record.exc_text:
+            entry["traceback"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(
+    level: str, secrets: list[str], *, log_file: Path | None = None, log_format: str = "text"
+) -> None:
     """Log with personal data and secrets removed: to stderr, or to `log_file`.
 
     With a log file (the terminal chat), only errors reach stderr, one line each, so records
-    do not land between the lines of the conversation.
+    do not land between the lines of the conversation. `log_format` "json" writes one JSON
+    object per line, for a log collector.
     """
-    full = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    full: logging.Formatter = (
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     handlers: list[logging.Handler] = []
     if log_file is None:
         handlers.append(logging.StreamHandler())

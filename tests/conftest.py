@@ -86,7 +86,8 @@ def sqlite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def settings(request: pytest.FixtureRequest) -> Settings:
     """Settings for one test, on SQLite or on PostgreSQL."""
-    overrides: dict[str, Any] = {"data_key": DATA_KEY, "_env_file": None}
+    # A test types far faster than a person: the flood gate is tried by tests of its own.
+    overrides: dict[str, Any] = {"data_key": DATA_KEY, "_env_file": None, "flood_burst": 10_000}
     if request.param == "sqlite":
         path: Path = request.getfixturevalue("sqlite_path")
         overrides["database_url"] = f"sqlite+aiosqlite:///{path}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import stat
 from pathlib import Path
@@ -9,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_settings
-from bot.security import Cipher, RedactingFilter, generate_key, load_cipher, redact
+from bot.security import (
+    Cipher,
+    JsonFormatter,
+    RedactingFilter,
+    generate_key,
+    load_cipher,
+    redact,
+)
 
 
 def test_answers_round_trip_and_are_unreadable_at_rest() -> None:
@@ -92,3 +100,25 @@ def test_the_filter_cleans_arguments_and_tracebacks() -> None:
     RedactingFilter(["SECRET-TOKEN"]).filter(record)
     assert "5102051708850003" not in record.getMessage()
     assert record.exc_text is not None and "081234567890" not in record.exc_text
+
+
+def test_json_log_lines_are_one_object_each_and_redacted() -> None:
+    """LOG_FORMAT=json: every record is one line of JSON, with personal data removed."""
+    record = logging.LogRecord(
+        "bot.x", logging.ERROR, __file__, 1, "chat %s sent NIK %s", (7, "5102051708850003"), None
+    )
+    try:
+        raise ValueError("phone 081234567890\nsecond line")
+    except ValueError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    RedactingFilter([]).filter(record)
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["level"] == "error" and entry["logger"] == "bot.x"
+    assert entry["message"].startswith("chat 7 sent NIK ")
+    assert "5102051708850003" not in line and "081234567890" not in line
+    assert "ValueError" in entry["traceback"]
+    assert entry["time"].endswith("+00:00")

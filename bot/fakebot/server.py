@@ -85,6 +85,8 @@ class FakeTelegram:
         self.delay = 0.0
         # Requests received and not yet answered, and the most ever open at once (sends only).
         self.open_sends = 0
+        # Every update id ever queued for the bot, in order.
+        self.update_ids: list[int] = []
         self.peak_open_sends = 0
         self.failing_methods: dict[str, int] = {}
         # What the bot configured.
@@ -248,6 +250,7 @@ class FakeTelegram:
         """Queue an update for the bot (``body`` without update_id) and return its id."""
         update_id = self._next_serial()
         self._updates.append({"update_id": update_id, **body})
+        self.update_ids.append(update_id)
         chat = self._chats.get(_chat_id_of(body) or 0)
         if chat is not None:
             chat.updates_sent += 1

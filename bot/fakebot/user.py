@@ -71,6 +71,8 @@ class FakeUser:
         self.language_code = language_code
         # Telegram shares numbers without a leading "+" when a contact button is pressed.
         self.phone_number = f"62812{user_id % 10**8:08d}"
+        # The update id of this user's newest message or button press.
+        self.last_update_id: int | None = None
         self.callback_answers: list[dict[str, Any]] = []
 
     def __repr__(self) -> str:
@@ -195,6 +197,11 @@ class FakeUser:
             f"its buttons are {offered.buttons()}"
         )
 
+    def offers(self, label: str) -> bool:
+        """Whether ``press(label)`` would find the button now."""
+        candidates = (self.keyboard(), self._chat.shown_reply_keyboard())
+        return any(c is not None and c.button(label) is not None for c in candidates)
+
     async def press_data(self, callback_data: str, *, message_id: int) -> None:
         """Send a raw callback query for a message, even with data the bot never offered."""
         message = self._chat.find(message_id)
@@ -278,11 +285,11 @@ class FakeUser:
         }
         self._chat.user_message_ids.add(message["message_id"])
         self._mark = len(self._chat.changes)
-        self._fake.enqueue_update({"message": message})
+        self.last_update_id = self._fake.enqueue_update({"message": message})
 
     def _send_callback(self, message: BotMessage, data: str) -> None:
         self._mark = len(self._chat.changes)
-        self._fake.enqueue_update(
+        self.last_update_id = self._fake.enqueue_update(
             {
                 "callback_query": {
                     "id": self._fake.open_callback_query(self),

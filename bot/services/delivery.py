@@ -577,17 +577,22 @@ class DeliveryEngine:
                     row, SendOutcome("failed", reason=f"render: {type(exc).__name__}")
                 )
                 return
-            try:
-                await self.pacer.acquire(row.chat_id)
-            except Halted:
-                await self._release(row, "pending")
-                return
-            halted = self._halted.get(row.broadcast_id)
-            if halted is not None:
-                await self._release(row, "skipped" if halted == "cancelled" else "pending")
-                return
-            if not await self._mark_sending(row):
-                return
+            while True:
+                try:
+                    await self.pacer.acquire(row.chat_id)
+                except Halted:
+                    await self._release(row, "pending")
+                    return
+                halted = self._halted.get(row.broadcast_id)
+                if halted is not None:
+                    await self._release(row, "skipped" if halted == "cancelled" else "pending")
+                    return
+                if not await self._mark_sending(row):
+                    return
+                if not self.pacer.paused_for:
+                    break
+                # Telegram asked for a pause while the row was being marked: it waits too.
+                await self._mark_sending(row, back=True)
             log.debug("Sending broadcast %d to chat %d", row.broadcast_id, row.chat_id)
             try:
                 outcome = await self.sender.send(row.chat_id, reply)
@@ -604,17 +609,23 @@ class DeliveryEngine:
             if not self._in_flight[row.broadcast_id]:
                 del self._in_flight[row.broadcast_id]
 
-    async def _mark_sending(self, row: Claimed) -> bool:
-        """Record that this row's request is about to leave; False if the claim was lost."""
+    async def _mark_sending(self, row: Claimed, *, back: bool = False) -> bool:
+        """Record that this row's request is about to leave; False if the claim was lost.
+
+        With `back`, the row returns to "pending" (still claimed): it did not leave after all.
+        """
+        before, after = (
+            (DeliveryState.SENDING, "pending") if back else (DeliveryState.PENDING, "sending")
+        )
         async with self.sessions() as session, session.begin():
             marked = await session.execute(
                 update(Delivery)
                 .where(
                     Delivery.id == row.delivery_id,
                     Delivery.claimed_by == self.worker_id,
-                    Delivery.state == DeliveryState.PENDING,
+                    Delivery.state == before,
                 )
-                .values(state="sending", claimed_at=self.clock())
+                .values(state=after, claimed_at=self.clock())
                 .returning(Delivery.id)
                 .execution_options(**_NO_SYNC)
             )

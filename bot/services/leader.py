@@ -75,15 +75,19 @@ class Leadership:
             self.leading.set()
             ended = asyncio.Event()
             work = asyncio.create_task(duty(ended))
+            stopping = asyncio.create_task(stop.wait())
             try:
                 while not work.done():
                     if stop.is_set():
                         break
-                    await asyncio.wait({work}, timeout=self.retry)
-                    if not work.done():
+                    await asyncio.wait(
+                        {work, stopping}, timeout=self.retry, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if not work.done() and not stop.is_set():
                         # The lock lives as long as this connection: check it is alive.
                         await connection.scalar(select(1))
             finally:
+                stopping.cancel()
                 ended.set()
                 self.leading.clear()
                 with contextlib.suppress(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -170,7 +171,8 @@ class LeaderTools:
             no_data=t("chart.no_data"),
             other=t("chart.other"),
         )
-        png = render_statistics_chart(stats, labels=labels)
+        # Drawing takes a CPU-heavy moment: off the event loop, so other people are not held up.
+        png = await asyncio.to_thread(render_statistics_chart, stats, labels=labels)
         name = f"statistik-{pick.code.replace('.', '-')}.png"
         turn.say(
             Reply(
@@ -190,7 +192,8 @@ class LeaderTools:
         village = await scope_label(turn, scope)
         turn.text("link.text", village=village, link=link)
         t = turn.t
-        poster = render_poster(
+        poster = await asyncio.to_thread(
+            render_poster,
             village_name=village,
             link=link,
             lines=PosterText(
