@@ -192,6 +192,7 @@ class InboxWorkers:
         channel: str = "telegram",
         concurrency: int = 4,
         poll_interval: float = 1.0,
+        backoff_seconds: float = 2.0,
         namespace: str = "",
         on_committed: Callable[[int, int, list[int]], None] | None = None,
         on_handled: Callable[[int, float], None] | None = None,
@@ -203,6 +204,7 @@ class InboxWorkers:
         self.channel = channel
         self.concurrency = max(1, concurrency)
         self.poll_interval = poll_interval
+        self.backoff = backoff_seconds
         self.namespace = namespace
         # Told (chat id, update id, outbox row ids) once an update is committed as handled.
         self.on_committed = on_committed
@@ -361,7 +363,8 @@ class InboxWorkers:
             values: dict[str, Any] = {
                 "attempts": attempts,
                 "error": f"{type(exc).__name__}"[:200],
-                "not_before": utcnow() + timedelta(seconds=min(2**attempts, 30)),
+                "not_before": utcnow()
+                + timedelta(seconds=min(self.backoff * 2 ** (attempts - 1), 30.0)),
             }
             outbox_ids: list[int] = []
             if attempts >= MAX_ATTEMPTS:

@@ -389,6 +389,10 @@ class OutboxSender:
         if item.quiet and kind == "failed":
             kind = "sent"
         self.outcomes[kind] += 1
+        if kind == "uncertain":
+            # No answer in time: it may not have arrived. As after a crash, a reply is sent
+            # again rather than risk a person waiting for it.
+            kind = "transient"
         now = utcnow()
         async with self.sessions() as session, session.begin():
             row = OutboxMessage.id == row_id

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,9 +146,30 @@ class Answered:
         try:
             async with asyncio.timeout(PATIENCE):
                 await event.wait()
+        except TimeoutError:
+            raise TimeoutError(await self.describe(chat_id, update_id)) from None
         finally:
             self.waiting.pop(update_id, None)
             self.chats.pop(update_id, None)
+
+    async def describe(self, chat_id: int, update_id: int) -> str:
+        """Where an update and the replies to its chat are, for a failure message."""
+        async with self.runtime.sessions() as session:
+            stored = (
+                await session.execute(
+                    select(InboxUpdate.state, InboxUpdate.attempts, InboxUpdate.error).where(
+                        InboxUpdate.update_id == update_id
+                    )
+                )
+            ).all()
+            replies = (
+                await session.execute(
+                    select(OutboxMessage.state, OutboxMessage.attempts, OutboxMessage.error).where(
+                        OutboxMessage.chat_id == chat_id
+                    )
+                )
+            ).all()
+        return f"update {update_id}: {stored}; outbox of chat {chat_id}: {replies}"
 
     async def run(self) -> None:
         while True:
@@ -201,7 +222,7 @@ class Worker:
             except (TimeoutError, LookupError) as exc:
                 seen = [(m.text or "")[:80] for m in self.fake.messages(self.user.chat_id)]
                 raise AssertionError(
-                    f"person {self.number} stuck at step {self.done} {step}: {seen[-4:]}"
+                    f"person {self.number} stuck at step {self.done} {step}: {seen[-4:]} ({exc})"
                 ) from exc
             self.done += 1
 
@@ -258,7 +279,7 @@ class BotProcess:
             stderr=subprocess.PIPE,
         )
 
-    def kill(self) -> float:
+    async def kill(self) -> float:
         """SIGKILL: the process dies at once, mid-whatever."""
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGKILL)
@@ -267,28 +288,33 @@ class BotProcess:
         self.log += self._stderr()
         return 0.0
 
-    def terminate(self) -> float:
-        """SIGTERM, as systemd stops a service; returns how long the process took to exit."""
+    async def terminate(self) -> float:
+        """SIGTERM, as systemd stops a service; returns how long the process took to exit.
+
+        Waits without blocking the event loop: the fake must go on answering the requests the
+        bot finishes while it stops.
+        """
         assert self.process is not None
         began = time.monotonic()
         self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=30)
+        process = self.process
+        await until(lambda: process.poll() is not None, 30)
         took = time.monotonic() - began
         self.log += self._stderr()
-        assert code == 0, self.log.decode(errors="replace")[-3000:]
+        assert self.process.returncode == 0, self.log.decode(errors="replace")[-3000:]
         return took
 
-    def stop(self) -> int:
-        if self.process is None or self.process.poll() is not None:
-            return 0 if self.process is None else int(self.process.returncode or 0)
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=30)
-        finally:
-            if self.process.poll() is None:
+    async def stop(self) -> int:
+        """Stop for good (SIGTERM, then SIGKILL if it hangs); the exit code."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            try:
+                await self.terminate()
+            except (TimeoutError, AssertionError):
                 self.process.kill()
-            self.log += self._stderr()
-        return code
+                self.process.wait(timeout=30)
+        return int(self.process.returncode or 0)
 
     def _stderr(self) -> bytes:
         assert self.process is not None
@@ -348,7 +374,7 @@ async def run_scenario(
     *,
     seed: int,
     people: int,
-    interrupt: Callable[[BotProcess], float],
+    interrupt: Callable[[BotProcess], Awaitable[float]],
 ) -> Outcome:
     """`people` register while the news goes out; three times `interrupt` stops the bot
     (returning how long it took) and it is started again. Checks what must always hold."""
@@ -366,7 +392,7 @@ async def run_scenario(
         running = [asyncio.create_task(w.run()) for w in workers]
         for _ in range(3):
             await asyncio.sleep(chance.uniform(0.3, 3.0))
-            bot.stopping_times.append(interrupt(bot))
+            bot.stopping_times.append(await interrupt(bot))
             await bot.start()
         await asyncio.gather(*running)
 
@@ -380,8 +406,11 @@ async def run_scenario(
         await until(delivered, 120)
     finally:
         watching.cancel()
-        code = bot.stop()
+        code = await bot.stop()
     assert code == 0, bot.log.decode(errors="replace")[-3000:]
+    # Whatever the bot logged on the way, no one's NIK or phone number is in it.
+    log = bot.log.decode(errors="replace")
+    assert not [n for n in range(people) if nik_of(n) in log or phone_of(n)[2:] in log]
 
     async with runtime.sessions() as session:
         inbox = (await session.execute(select(InboxUpdate.update_id, InboxUpdate.state))).all()
