@@ -378,6 +378,8 @@ class DeliveryEngine:
         self._in_flight: Counter[int] = Counter()
         # Rows this engine holds (claimed, waiting for the pacer or being sent).
         self._held: set[int] = set()
+        # When the last request to each chat left (monotonic seconds).
+        self._left_at: dict[int, float] = {}
         self._halted: dict[int, str] = {}
         self._progress: dict[int, _Progress] = {}
         self._showing: dict[int, asyncio.Lock] = {}
@@ -593,6 +595,7 @@ class DeliveryEngine:
                     break
                 # Telegram asked for a pause while the row was being marked: it waits too.
                 await self._mark_sending(row, back=True)
+            await self._keep_chat_apart(row.chat_id)
             log.debug("Sending broadcast %d to chat %d", row.broadcast_id, row.chat_id)
             try:
                 outcome = await self.sender.send(row.chat_id, reply)
@@ -608,6 +611,21 @@ class DeliveryEngine:
             self._in_flight[row.broadcast_id] -= 1
             if not self._in_flight[row.broadcast_id]:
                 del self._in_flight[row.broadcast_id]
+
+    async def _keep_chat_apart(self, chat_id: int) -> None:
+        """Leave the per-chat interval between two sends that really leave.
+
+        The pacer spaced the grants, but marking a row takes a database write between the
+        grant and the request, and a slow write must not bring two sends to a chat closer.
+        """
+        now = time.monotonic()
+        wait = self._left_at.get(chat_id, -math.inf) + self.pacer.per_chat - now
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._left_at[chat_id] = time.monotonic()
+        if len(self._left_at) > 4096:
+            horizon = time.monotonic() - self.pacer.per_chat
+            self._left_at = {c: at for c, at in self._left_at.items() if at > horizon}
 
     async def _mark_sending(self, row: Claimed, *, back: bool = False) -> bool:
         """Record that this row's request is about to leave; False if the claim was lost.
