@@ -250,7 +250,11 @@ class InboxWorkers:
         now = utcnow()
         async with self.sessions() as session:
             statement = (
-                select(InboxUpdate.chat_id, func.min(InboxUpdate.id).label("first"))
+                select(
+                    InboxUpdate.chat_id,
+                    func.min(InboxUpdate.id).label("first"),
+                    func.count().label("waiting"),
+                )
                 .where(
                     InboxUpdate.state == "pending",
                     InboxUpdate.channel == self.channel,
@@ -260,9 +264,13 @@ class InboxWorkers:
                 .order_by("first")
                 .limit(room + len(busy))
             )
-            chats = [chat for chat, _ in await session.execute(statement) if chat not in busy]
-        for chat_id in chats[:room]:
-            task = asyncio.create_task(self._lane(chat_id), name=f"inbox-chat-{chat_id}")
+            chats = [
+                (chat, int(waiting))
+                for chat, _, waiting in await session.execute(statement)
+                if chat not in busy
+            ]
+        for chat_id, waiting in chats[:room]:
+            task = asyncio.create_task(self._lane(chat_id, waiting), name=f"inbox-chat-{chat_id}")
             self._lanes[chat_id] = task
             task.add_done_callback(self._lane_done(chat_id))
 
@@ -274,8 +282,11 @@ class InboxWorkers:
 
         return done
 
-    async def _lane(self, chat_id: int) -> None:
-        while not self._stopping:
+    async def _lane(self, chat_id: int, waiting: int) -> None:
+        """Handle the chat's `waiting` updates in order (newer ones: the next dispatch)."""
+        for _ in range(waiting):
+            if self._stopping:
+                return
             try:
                 if not await self.handle_next(chat_id):
                     return

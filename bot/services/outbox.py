@@ -2,10 +2,10 @@
 
 Handling an update writes its replies here (`enqueue`) before it commits; `OutboxSender`
 sends them afterwards, through the same pacer as broadcasts so that both stay within one
-budget of the channel's limits, replies first. A row is marked "sending" just before its
-request leaves and deleted once it is sent: after a crash a "pending" row is simply sent.
-A row that was in flight at the crash (still "sending") is sent once more: the person may
-then see one message twice, which is better than waiting for an answer that never comes.
+budget of the channel's limits, replies first. A row stays "pending" until it is sent, and
+is deleted then: after a crash every row not yet deleted is simply sent, so a reply that was
+in flight at the crash is sent once more. The person may then see one message twice, which
+is better than waiting for an answer that never comes.
 (Broadcast deliveries, in `bot.services.delivery`, are never repeated: they become
 "uncertain" instead.)
 
@@ -37,6 +37,8 @@ from bot.services.pacing import Halted
 log = logging.getLogger(__name__)
 
 _NO_SYNC = {"synchronize_session": False}
+# How many of a chat's rows a lane reads at a time.
+_LANE_BATCH = 20
 MAX_ATTEMPTS = 5
 
 
@@ -317,6 +319,7 @@ class OutboxSender:
     def _forget_lane(self, chat_id: int) -> Callable[[asyncio.Task[None]], None]:
         def done(_task: asyncio.Task[None]) -> None:
             self._lanes.pop(chat_id, None)
+            self._wake.set()
 
         return done
 
@@ -324,31 +327,41 @@ class OutboxSender:
         """Send one chat's rows in order; stop at a row that has to wait."""
         while not self._stopping:
             try:
-                if not await self._send_next(chat_id):
+                rows = await self._pending_of(chat_id)
+                for row in rows:
+                    if self._stopping or not await self._send(chat_id, row):
+                        return
+                if len(rows) < _LANE_BATCH:
+                    # All sent; rows written meanwhile are found by the next dispatch,
+                    # which the end of this lane wakes.
                     return
             except Exception:
                 log.exception("Sending to a chat failed")
                 return
 
-    async def _send_next(self, chat_id: int) -> bool:
+    async def _pending_of(self, chat_id: int) -> list[Any]:
+        """The chat's waiting rows, oldest first (a few at a time)."""
         async with self.sessions() as session:
-            row = (
-                await session.execute(
-                    select(
-                        OutboxMessage.id,
-                        OutboxMessage.priority,
-                        OutboxMessage.payload,
-                        OutboxMessage.next_attempt_at,
-                        OutboxMessage.attempts,
-                        OutboxMessage.update_id,
+            return list(
+                (
+                    await session.execute(
+                        select(
+                            OutboxMessage.id,
+                            OutboxMessage.priority,
+                            OutboxMessage.payload,
+                            OutboxMessage.next_attempt_at,
+                            OutboxMessage.attempts,
+                            OutboxMessage.update_id,
+                        )
+                        .where(OutboxMessage.chat_id == chat_id, OutboxMessage.state == "pending")
+                        .order_by(OutboxMessage.id)
+                        .limit(_LANE_BATCH)
                     )
-                    .where(OutboxMessage.chat_id == chat_id, OutboxMessage.state == "pending")
-                    .order_by(OutboxMessage.id)
-                    .limit(1)
-                )
-            ).first()
-        if row is None:
-            return False
+                ).all()
+            )
+
+    async def _send(self, chat_id: int, row: Any) -> bool:
+        """Send one row and settle it; False when the chat's rows must wait (or stop)."""
         row_id, priority, token, next_attempt_at, attempts, update_id = row
         if next_attempt_at is not None and next_attempt_at > utcnow():
             return False
@@ -361,16 +374,8 @@ class OutboxSender:
                 return False
         if self._stopping:
             return False
-        async with self.sessions() as session, session.begin():
-            marked = await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id, OutboxMessage.state == "pending")
-                .values(state="sending", claimed_at=utcnow())
-                .returning(OutboxMessage.id)
-                .execution_options(**_NO_SYNC)
-            )
-            if marked.first() is None:
-                return True
+        # The row stays "pending" while its request is out: if the process dies now, the
+        # row is simply sent again after the restart (a reply twice rather than never).
         try:
             outcome = await self.sender.perform(item)
         except Exception as exc:

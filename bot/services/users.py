@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import User, utcnow
+
+SEEN_RESOLUTION = timedelta(minutes=1)
 
 
 async def user_for_telegram(session: AsyncSession, telegram_id: int, language: str) -> User:
@@ -16,5 +20,8 @@ async def user_for_telegram(session: AsyncSession, telegram_id: int, language: s
         session.add(user)
         await session.flush()
     else:
-        user.last_seen_at = utcnow()
+        now = utcnow()
+        # Good to the minute: no write on every message of a conversation.
+        if now - user.last_seen_at >= SEEN_RESOLUTION:
+            user.last_seen_at = now
     return user
