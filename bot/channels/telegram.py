@@ -58,6 +58,7 @@ from bot.services.updates import (
     record_tracked,
     set_blocked_in,
 )
+from bot.services.wakeup import channel_name, listen
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
@@ -484,6 +485,7 @@ async def serving(
         record=after_sent,
         on_sent=watch.sent,
     )
+    outbox_channel = channel_name(namespace, "outbox")
     workers = InboxWorkers(
         runtime.sessions,
         runtime.cipher,
@@ -492,6 +494,7 @@ async def serving(
         concurrency=settings.inbox_workers,
         namespace=namespace,
         on_committed=committed,
+        outbox_channel=outbox_channel,
     )
     gate = FloodGate(
         burst=settings.flood_burst,
@@ -517,7 +520,13 @@ async def serving(
     leadership = Leadership(runtime.engine, namespace)
 
     async def lead(stop: asyncio.Event) -> None:
-        await asyncio.gather(outbox.run(stop), engine.run(stop), scheduled_jobs(runtime, stop))
+        await asyncio.gather(
+            outbox.run(stop),
+            engine.run(stop),
+            scheduled_jobs(runtime, stop),
+            # Replies written by other replicas are sent at once, not at the next poll.
+            listen(runtime.engine, outbox_channel, outbox.nudge, stop),
+        )
 
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []

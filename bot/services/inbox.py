@@ -32,6 +32,7 @@ from bot.core.flood import Verdict
 from bot.db.models import InboxUpdate, utcnow
 from bot.security import Cipher
 from bot.services.outbox import Outgoing, enqueue
+from bot.services.wakeup import notify
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,10 @@ async def inbox_depth(session: AsyncSession) -> tuple[int, float]:
     return int(count), age
 
 
+class _ChatBusy(Exception):
+    """Another process holds the chat's lock (PostgreSQL)."""
+
+
 class InboxWorkers:
     """Handle stored updates: one chat at a time per chat, up to `concurrency` chats at once."""
 
@@ -196,6 +201,7 @@ class InboxWorkers:
         namespace: str = "",
         on_committed: Callable[[int, int, list[int]], None] | None = None,
         on_handled: Callable[[int, float], None] | None = None,
+        outbox_channel: str | None = None,
     ) -> None:
         self.sessions = sessions
         self.cipher = cipher
@@ -210,6 +216,8 @@ class InboxWorkers:
         self.on_committed = on_committed
         # Told (chat id, seconds the handling took) after each handled update.
         self.on_handled = on_handled
+        # PostgreSQL: notified when replies are written, so the sending replica looks at once.
+        self.outbox_channel = outbox_channel
         self._wake = asyncio.Event()
         self._lanes: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
@@ -288,13 +296,23 @@ class InboxWorkers:
             if self._stopping:
                 return
             try:
-                if not await self.handle_next(chat_id):
+                if not await self._handle_when_free(chat_id):
                     return
             except Exception:
                 log.exception("Handling an update of a chat failed")
                 return
             # Let other lanes run between two updates of a busy chat.
             await asyncio.sleep(0)
+
+    async def _handle_when_free(self, chat_id: int) -> bool:
+        """`handle_next`, waiting a little while another process has the chat in hand."""
+        for _ in range(40):
+            try:
+                return await self.handle_next(chat_id)
+            except _ChatBusy:
+                # It is handling the chat's earlier updates; ours follow within moments.
+                await asyncio.sleep(0.05)
+        return False
 
     async def handle_next(self, chat_id: int) -> bool:
         """Handle the oldest waiting update of a chat; False when there is none to handle now."""
@@ -308,8 +326,8 @@ class InboxWorkers:
                 if session.get_bind().dialect.name == "postgresql":
                     key = chat_lock_key(self.namespace, chat_id)
                     if not await session.scalar(select(func.pg_try_advisory_xact_lock(key))):
-                        # Another process is handling this chat; it takes the rest too.
-                        return False
+                        # Another process is handling this chat right now.
+                        raise _ChatBusy
                 row = (
                     await session.execute(
                         select(
@@ -339,6 +357,8 @@ class InboxWorkers:
                 outbox_ids = await enqueue(
                     session, self.cipher, handled.outgoing, update_id=update_id
                 )
+                if outbox_ids and self.outbox_channel:
+                    await notify(session, self.outbox_channel)
                 # Kept (without its content) for a day: a repeated delivery of the same
                 # update is recognised and ignored, and polling knows where it stopped.
                 await session.execute(
@@ -347,6 +367,8 @@ class InboxWorkers:
                     .values(state="done", payload="")
                     .execution_options(**_NO_SYNC)
                 )
+        except _ChatBusy:
+            raise
         except Exception as exc:
             if row_id is None:
                 raise
