@@ -406,6 +406,7 @@ class Serving:
     outbox: OutboxSender
     watch: HandledWatch
     leadership: Leadership
+    delivery: DeliveryEngine
 
     @property
     def on_handled(self) -> list[Callable[[int], None]]:
@@ -453,11 +454,13 @@ async def serving(
     *,
     poll_timeout: int = 10,
     polling: bool = True,
+    on_handled: Callable[[int, float], None] | None = None,
 ) -> AsyncIterator[Serving]:
     """The bot taking in updates (long polling unless told otherwise), handling and sending.
 
     Every process handles updates; the leader among them (see `bot.services.leader`) also
     sends every message and broadcast within one budget, and runs the scheduled jobs.
+    `on_handled` is told (chat id, seconds) after each handled update (for metrics).
     """
     settings = runtime.settings
     urls: dict[str, Any] = {}
@@ -492,6 +495,7 @@ async def serving(
         concurrency=settings.inbox_workers,
         namespace=namespace,
         on_committed=committed,
+        on_handled=on_handled,
     )
     gate = FloodGate(
         burst=settings.flood_burst,
@@ -535,7 +539,7 @@ async def serving(
                 )
             )
         log.info("Bot @%s is serving (%s)", bot.username, "long polling" if polling else "webhook")
-        yield Serving(bot, intake, workers, outbox, watch, leadership)
+        yield Serving(bot, intake, workers, outbox, watch, leadership, engine)
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
