@@ -35,6 +35,7 @@ class WebhookPost:
     """One POST of an update to the bot's webhook, and how the bot answered (0: no answer)."""
 
     update_id: int
+    chat_id: int | None
     url: str
     status: int
     at: float

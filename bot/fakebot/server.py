@@ -100,6 +100,8 @@ class FakeTelegram:
         # proxy in front of replicas would) instead of waiting for getUpdates.
         self.webhook_targets: list[str] = []
         self.webhook_posts: list[WebhookPost] = []
+        # Post each update this many times (Telegram posts again when an answer is lost).
+        self.webhook_repeats = 1
         self._pusher: asyncio.Task[None] | None = None
         self.menu_buttons: dict[int | None, dict[str, Any]] = {}
         self.descriptions: dict[tuple[str, str], str] = {}
@@ -505,7 +507,8 @@ class FakeTelegram:
 
         One post at a time keeps each chat's order, as Telegram does for one chat. After a
         failure the update is posted again after a backoff, to the next target if there are
-        several (a proxy would send the retry to another replica too).
+        several (a proxy would send the retry to another replica too). `webhook_repeats`
+        posts an accepted update again, as Telegram does when the answer to a post is lost.
         """
         turn = 0
         delay = _WEBHOOK_BACKOFF[0]
@@ -523,6 +526,10 @@ class FakeTelegram:
                 post = await self._post_update(client, url, update)
                 self.webhook_posts.append(post)
                 if post.accepted:
+                    for _ in range(self.webhook_repeats - 1):
+                        url = targets[turn % len(targets)]
+                        turn += 1
+                        self.webhook_posts.append(await self._post_update(client, url, update))
                     if self._updates and self._updates[0] is update:
                         self._updates.pop(0)
                     delay = _WEBHOOK_BACKOFF[0]
@@ -534,7 +541,8 @@ class FakeTelegram:
         self, client: aiohttp.ClientSession, url: str, update: dict[str, Any]
     ) -> WebhookPost:
         headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret}
-        post = WebhookPost(update["update_id"], url, 0, time.monotonic(), time.time())
+        chat_id = _chat_id_of(update)
+        post = WebhookPost(update["update_id"], chat_id, url, 0, time.monotonic(), time.time())
         try:
             async with client.post(url, json=update, headers=headers) as response:
                 post.status = response.status
