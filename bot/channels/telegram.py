@@ -521,6 +521,9 @@ async def serving(
     leadership = Leadership(runtime.engine, namespace)
 
     async def lead(stop: asyncio.Event) -> None:
+        # The end of an earlier term (the lead lost with its database connection) closed
+        # the shared pacer; this term sends again.
+        pacer.reopen()
         await asyncio.gather(outbox.run(stop), engine.run(stop), scheduled_jobs(runtime, stop))
 
     stop = asyncio.Event()

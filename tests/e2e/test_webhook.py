@@ -244,9 +244,10 @@ async def test_healthz_fails_while_the_database_is_down_and_recovers_by_itself(
 ) -> None:
     """The bot reaches PostgreSQL through a proxy that the test cuts and restores.
 
-    While it is cut, /healthz is 503 and a posted update is answered 500 (Telegram keeps
-    it and posts it again); once the database is back, /healthz is 200 again and the
-    person gets the answer. (SQLite is a file in the process: it has no "down" to test.)
+    While it is cut, /healthz is 503, a posted update is answered 500 (Telegram keeps it
+    and posts it again) and the process loses the lead; once the database is back, /healthz
+    is 200 again, the lead is taken again and the person gets the answer. (SQLite is a
+    file in the process: it has no "down" to test.)
     """
     target = make_url(PG_URL)
     proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
@@ -270,13 +271,16 @@ async def test_healthz_fails_while_the_database_is_down_and_recovers_by_itself(
             await person.user.send_text("/start")
             await until(lambda: any(p.status == 500 for p in fake.webhook_posts), 15)
             assert await health(hooked) == 503
+            # The lead (sending) is lost with its connection, and must be taken again.
+            leading = hooked.serving.leadership.leading
+            await until(lambda: not leading.is_set(), 15)
             await proxy.open()
 
             async def healthy() -> bool:
                 return await health(hooked) == 200
 
             await until(healthy, 20)
-            assert await health(hooked) == 200
+            await until(leading.is_set, 15)
             replies = await person.user.replies(timeout=30)
             assert "Rp16.800" in texts(replies)
     finally:
