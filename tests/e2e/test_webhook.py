@@ -95,6 +95,11 @@ async def post(
         return response
 
 
+def counted(hooked: WebhookServing, name: str) -> float | None:
+    """A counter's value as /metrics would show it."""
+    return hooked.metrics.registry.get_sample_value(f"bebas_cemas_{name}_total")
+
+
 async def stored_updates(runtime: Runtime) -> int:
     async with runtime.sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(InboxUpdate)) or 0)
@@ -110,7 +115,7 @@ async def test_a_post_without_the_secret_or_with_a_wrong_one_is_refused_and_stor
     assert (await post(address(hooked), update, secret=SECRET + "x")).status == 403
     assert (await post(address(hooked), update, secret="")).status == 403
     assert await stored_updates(runtime) == 0
-    assert hooked.metrics.received._value.get() == 0
+    assert counted(hooked, "updates_received") == 0
     # Garbage with the right secret is a bad request, a huge body is refused unread.
     assert (await post(address(hooked), b"{not json")).status == 400
     assert (await post(address(hooked), b"x" * (1024 * 1024 + 1))).status == 413
@@ -144,8 +149,8 @@ async def test_an_update_posted_twice_is_handled_once(
     assert len(conversation(kadek)) >= 2
     posted = [post.update_id for post in fake.webhook_posts if post.accepted]
     assert len(posted) == 6 and len(set(posted)) == 4
-    assert hooked.metrics.received._value.get() == 6
-    assert hooked.metrics.handled._value.get() == 4
+    assert counted(hooked, "updates_received") == 6
+    assert counted(hooked, "updates_handled") == 4
     assert await stored_updates(runtime) == 4
 
 
