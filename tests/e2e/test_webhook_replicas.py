@@ -265,7 +265,7 @@ async def test_two_replicas_register_people_and_broadcast_to_2000_exactly_once_w
     complete and right field by field, each person's updates were taken by both processes,
     each follower gets the news exactly once, and all the bot sent (replies and broadcast,
     from whichever process leads) stayed within the budget: the fake, enforcing RATE a
-    second, never answered 429, and no second held more than RATE sends.
+    second, never answered 429, and no five seconds held more than five seconds' worth.
     """
     await upgrade(replica_database, tmp_path)
     fake.rate_limit = RATE
@@ -312,8 +312,12 @@ async def test_two_replicas_register_people_and_broadcast_to_2000_exactly_once_w
     assert fake.stats().total.rate_limited == 0
     sends = [call.at for call in fake.calls if call.method.lower() in SEND_METHODS]
     assert len(sends) >= 2000
-    # Requests reach the fake with a few milliseconds of jitter after the pacer lets them go.
-    assert busiest_window(sends) <= RATE + 2
+    # The pacer grants sends 1/RATE s apart, but they reach the fake with the jitter of a
+    # busy process (a stalled event loop lets a few out together): over five seconds that
+    # evens out and the sustained rate must hold exactly; a single second may hold a little
+    # more (the fake's limit, like Telegram's, allows a burst of one second's worth).
+    assert busiest_window(sends, width=5.0) <= 5 * RATE + 2
+    assert busiest_window(sends) <= RATE * 1.2
 
 
 async def test_sigterm_mid_registration_exits_in_time_and_loses_nothing(
