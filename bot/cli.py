@@ -31,10 +31,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Bebas Cemas: BPJS Ketenagakerjaan BPU registration bot.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser(
+    run = commands.add_parser(
         "run",
-        help="serve Telegram users (long polling); applies pending migrations first",
-        description="Serve Telegram users with long polling. Needs TELEGRAM_BOT_TOKEN.",
+        help="serve Telegram users (long polling or webhook); applies pending migrations first",
+        description="Serve Telegram users with long polling, or in webhook mode with --webhook "
+        "or when WEBHOOK_URL is set. Needs TELEGRAM_BOT_TOKEN.",
+    )
+    run.add_argument(
+        "--webhook",
+        action="store_true",
+        help="take updates by webhook (needs WEBHOOK_URL and WEBHOOK_SECRET)",
     )
     chat = commands.add_parser(
         "chat",
@@ -119,9 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         from bot.security import setup_logging
 
-        secrets = (
-            [settings.telegram_bot_token.get_secret_value()] if settings.telegram_bot_token else []
-        )
+        secrets = [
+            secret.get_secret_value()
+            for secret in (settings.telegram_bot_token, settings.webhook_secret)
+            if secret is not None
+        ]
         # In the terminal chat, log lines would land between the lines of the conversation.
         log_file = chat_log_file(settings) if args.command == "chat" else None
         setup_logging(
@@ -145,7 +153,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runtime import open_runtime
 
     if args.command == "run":
-        return await _run(settings)
+        return await _run(settings, webhook=args.webhook or settings.webhook_url is not None)
     if args.command == "chat":
         from bot.chat import run_chat
 
@@ -200,19 +208,25 @@ async def _export(runtime: Runtime, fmt: str, output: Path | None) -> int:
     return 0
 
 
-async def _run(settings: Settings) -> int:
+async def _run(settings: Settings, *, webhook: bool = False) -> int:
     from bot.channels.telegram import serve_polling
+    from bot.channels.webhook import serve_webhook
     from bot.runtime import open_runtime
 
     if settings.telegram_bot_token is None:
         raise ConfigError("TELEGRAM_BOT_TOKEN: is not set (put it in .env; see .env.example)")
+    if webhook and settings.webhook_url is None:
+        raise ConfigError("WEBHOOK_URL: is not set (webhook mode needs it; see .env.example)")
+    if webhook and settings.webhook_secret is None:
+        raise ConfigError("WEBHOOK_SECRET: is not set (webhook mode needs it; see .env.example)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    serve = serve_webhook if webhook else serve_polling
     async with open_runtime(settings) as runtime:
-        await serve_polling(
+        await serve(
             runtime,
             settings.telegram_bot_token.get_secret_value(),
             settings.telegram_api_base_url,

@@ -7,6 +7,7 @@ from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -17,6 +18,9 @@ from bot.core.contribution import Rates
 LANGUAGES = ("id", "en")
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///data/bot.db"
 _REGENCY_CODE = re.compile(r"^\d{2}\.\d{2}$")
+# The Bot API's rule for a webhook's secret_token.
+_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class ConfigError(Exception):
@@ -75,12 +79,20 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # "text" for people, "json" (one object per line) for a log collector.
     log_format: Literal["text", "json"] = "text"
+    # Webhook mode: the public URL Telegram posts to, the secret it sends with every post,
+    # and where this process listens (behind a reverse proxy that terminates TLS).
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8080
 
     @field_validator(
         "telegram_bot_token",
         "telegram_api_base_url",
         "telegram_bot_username",
         "data_key",
+        "webhook_url",
+        "webhook_secret",
         mode="before",
     )
     @classmethod
@@ -145,6 +157,32 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as http://127.0.0.1:8081/bot")
         return value or None
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        # Telegram posts to https only; plain http is left for a test server on loopback.
+        loopback = parts.scheme == "http" and parts.hostname in _LOOPBACK
+        if not parts.hostname or not (parts.scheme == "https" or loopback):
+            raise ValueError("must be an https URL such as https://bot.example.org/telegram")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _WEBHOOK_SECRET.match(value.get_secret_value()):
+            raise ValueError("must be 1-256 characters, only A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("webhook_port")
+    @classmethod
+    def _check_port(cls, value: int) -> int:
+        if not 0 < value < 65536:
+            raise ValueError("must be a TCP port between 1 and 65535")
+        return value
+
     @field_validator(
         "min_age",
         "max_age",
@@ -164,6 +202,11 @@ class Settings(BaseSettings):
         if value <= 0:
             raise ValueError("must be a positive number")
         return value
+
+    @property
+    def webhook_path(self) -> str:
+        """The path of WEBHOOK_URL, where the webhook app takes Telegram's posts."""
+        return urlsplit(self.webhook_url or "").path or "/"
 
     @cached_property
     def tz(self) -> ZoneInfo:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,10 @@ def test_defaults_serve_the_denpasar_branch() -> None:
         ("TELEGRAM_API_BASE_URL", "ftp://example"),
         ("MIN_AGE", "-1"),
         ("DRAFT_RETENTION_DAYS", "nol"),
+        ("WEBHOOK_URL", "http://bot.example.org/telegram"),
+        ("WEBHOOK_SECRET", "rahasia dengan spasi"),
+        ("WEBHOOK_SECRET", "x" * 257),
+        ("WEBHOOK_PORT", "70000"),
     ],
 )
 def test_a_wrong_value_names_the_setting(
@@ -97,3 +102,35 @@ def test_run_without_a_token_says_so(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "TELEGRAM_BOT_TOKEN" in result.stderr
+
+
+def test_a_webhook_takes_its_path_from_the_url_and_any_https_host() -> None:
+    """The path the bot answers on is WEBHOOK_URL's; plain http only for a loopback test."""
+    settings = load_settings(
+        _env_file=None,
+        webhook_url="https://bot.example.org/telegram/hook",
+        webhook_secret="a-Z_09",
+    )
+    assert settings.webhook_path == "/telegram/hook"
+    assert load_settings(_env_file=None, webhook_url="http://127.0.0.1:8080").webhook_path == "/"
+
+
+def test_webhook_mode_without_its_url_or_secret_stops_with_one_line(tmp_path: Path) -> None:
+    """`run --webhook` names the missing setting instead of starting."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "TELEGRAM_BOT_TOKEN": "123:abc",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+    }
+    command = [sys.executable, "-m", "bot", "run", "--webhook"]
+    missing_url = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert missing_url.returncode == 2
+    assert missing_url.stderr.startswith("Configuration error: WEBHOOK_URL:")
+    env["WEBHOOK_URL"] = "https://bot.example.org/telegram"
+    missing_secret = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert missing_secret.returncode == 2
+    assert missing_secret.stderr.startswith("Configuration error: WEBHOOK_SECRET:")

@@ -407,6 +407,7 @@ class Serving:
     outbox: OutboxSender
     watch: HandledWatch
     leadership: Leadership
+    delivery: DeliveryEngine
 
     @property
     def on_handled(self) -> list[Callable[[int], None]]:
@@ -454,11 +455,13 @@ async def serving(
     *,
     poll_timeout: int = 10,
     polling: bool = True,
+    on_handled: Callable[[int, float], None] | None = None,
 ) -> AsyncIterator[Serving]:
     """The bot taking in updates (long polling unless told otherwise), handling and sending.
 
     Every process handles updates; the leader among them (see `bot.services.leader`) also
     sends every message and broadcast within one budget, and runs the scheduled jobs.
+    `on_handled` is told (chat id, seconds) after each handled update (for metrics).
     """
     settings = runtime.settings
     urls: dict[str, Any] = {}
@@ -495,6 +498,7 @@ async def serving(
         namespace=namespace,
         on_committed=committed,
         outbox_channel=outbox_channel,
+        on_handled=on_handled,
     )
     gate = FloodGate(
         burst=settings.flood_burst,
@@ -520,6 +524,9 @@ async def serving(
     leadership = Leadership(runtime.engine, namespace)
 
     async def lead(stop: asyncio.Event) -> None:
+        # The end of an earlier term (the lead lost with its database connection) closed
+        # the shared pacer; this term sends again.
+        pacer.reopen()
         await asyncio.gather(
             outbox.run(stop),
             engine.run(stop),
@@ -544,7 +551,7 @@ async def serving(
                 )
             )
         log.info("Bot @%s is serving (%s)", bot.username, "long polling" if polling else "webhook")
-        yield Serving(bot, intake, workers, outbox, watch, leadership)
+        yield Serving(bot, intake, workers, outbox, watch, leadership, engine)
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)

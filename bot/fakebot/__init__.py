@@ -5,7 +5,14 @@ holds what the fake remembers, ``driver`` exposes user actions over HTTP for oth
 and ``harness`` runs a python-telegram-bot application against the fake.
 """
 
-from bot.fakebot.records import ApiCall, BotMessage, ChatEvent, SendStats, TrafficStats
+from bot.fakebot.records import (
+    ApiCall,
+    BotMessage,
+    ChatEvent,
+    SendStats,
+    TrafficStats,
+    WebhookPost,
+)
 from bot.fakebot.server import FakeTelegram
 from bot.fakebot.user import FakeUser
 
@@ -17,4 +24,5 @@ __all__ = [
     "FakeUser",
     "SendStats",
     "TrafficStats",
+    "WebhookPost",
 ]

@@ -31,6 +31,24 @@ def button_label(button: str | dict[str, Any]) -> str:
 
 
 @dataclass
+class WebhookPost:
+    """One POST of an update to the bot's webhook, and how the bot answered (0: no answer)."""
+
+    update_id: int
+    chat_id: int | None
+    url: str
+    status: int
+    at: float
+    wall_time: float
+    error: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        """The bot answered 2xx: Telegram forgets the update."""
+        return 200 <= self.status < 300
+
+
+@dataclass
 class BotMessage:
     """A message the bot sent to a chat, in its current state (edits applied)."""
 

@@ -16,7 +16,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
 from bot.fakebot.chat import ChatState, Signal, TokenBucket
@@ -28,6 +30,7 @@ from bot.fakebot.records import (
     EventKind,
     TrafficStats,
     UploadedFile,
+    WebhookPost,
 )
 from bot.fakebot.rules import (
     BLOCKABLE_METHODS,
@@ -47,6 +50,9 @@ from bot.fakebot.user import FakeUser
 from bot.fakebot.wire import failure, ok, read_params
 
 _MAX_UPLOAD = 50 * 1024 * 1024
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# Telegram retries a webhook that did not answer 2xx; the fake does so sooner.
+_WEBHOOK_BACKOFF = (0.05, 1.0)
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -91,6 +97,14 @@ class FakeTelegram:
         self.failing_methods: dict[str, int] = {}
         # What the bot configured.
         self.webhook_url = ""
+        self.webhook_secret = ""
+        # While a webhook is set, updates are posted to it (or in turn to each of these, as a
+        # proxy in front of replicas would) instead of waiting for getUpdates.
+        self.webhook_targets: list[str] = []
+        self.webhook_posts: list[WebhookPost] = []
+        # Post each update this many times (Telegram posts again when an answer is lost).
+        self.webhook_repeats = 1
+        self._pusher: asyncio.Task[None] | None = None
         self.menu_buttons: dict[int | None, dict[str, Any]] = {}
         self.descriptions: dict[tuple[str, str], str] = {}
         self._commands: dict[tuple[str, str], list[dict[str, str]]] = {}
@@ -160,6 +174,10 @@ class FakeTelegram:
         """Stop serving; pending long polls and delays end at once."""
         self._closing.set()
         self._updates_signal.notify()
+        if self._pusher is not None:
+            self._pusher.cancel()
+            await asyncio.gather(self._pusher, return_exceptions=True)
+            self._pusher = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -451,21 +469,91 @@ class FakeTelegram:
 
     async def _set_webhook(self, params: dict[str, Any]) -> bool:
         url = str(params.get("url") or "")
-        if url and not url.startswith("https://"):
+        # Telegram wants https; the fake also posts plain http, to loopback only.
+        parts = urlsplit(url)
+        if url and not (
+            parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
+        ):
             raise ApiError(
                 400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
             )
+        secret = str(params.get("secret_token") or "")
+        if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
         self.webhook_url = url
+        self.webhook_secret = secret
+        if "allowed_updates" in params:
+            self._allowed_updates = frozenset(params["allowed_updates"] or ()) or None
         if params.get("drop_pending_updates"):
             self._updates.clear()
+        if url and (self._pusher is None or self._pusher.done()):
+            self._pusher = asyncio.create_task(self._push_updates(), name="fake-webhook")
+        self._updates_signal.notify()
         return True
 
     async def _get_webhook_info(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {
+        info: dict[str, Any] = {
             "url": self.webhook_url,
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
         }
+        failed = [post for post in self.webhook_posts if not post.accepted]
+        if failed:
+            info["last_error_date"] = int(failed[-1].wall_time)
+            info["last_error_message"] = failed[-1].error
+        return info
+
+    # Webhook delivery.
+
+    async def _push_updates(self) -> None:
+        """Post each update, oldest first, until it is answered 2xx; then the next one.
+
+        One post at a time keeps each chat's order, as Telegram does for one chat. After a
+        failure the update is posted again after a backoff, to the next target if there are
+        several (a proxy would send the retry to another replica too). `webhook_repeats`
+        posts an accepted update again, as Telegram does when the answer to a post is lost.
+        """
+        turn = 0
+        delay = _WEBHOOK_BACKOFF[0]
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as client:
+            while self.webhook_url and not self._closing.is_set():
+                self._updates = [u for u in self._updates if self._is_allowed(u)]
+                if not self._updates:
+                    await self._updates_signal.wait(1.0)
+                    continue
+                update = self._updates[0]
+                targets = self.webhook_targets or [self.webhook_url]
+                url = targets[turn % len(targets)]
+                turn += 1
+                post = await self._post_update(client, url, update)
+                self.webhook_posts.append(post)
+                if post.accepted:
+                    for _ in range(self.webhook_repeats - 1):
+                        url = targets[turn % len(targets)]
+                        turn += 1
+                        self.webhook_posts.append(await self._post_update(client, url, update))
+                    if self._updates and self._updates[0] is update:
+                        self._updates.pop(0)
+                    delay = _WEBHOOK_BACKOFF[0]
+                else:
+                    await self._pause(delay)
+                    delay = min(delay * 2, _WEBHOOK_BACKOFF[1])
+
+    async def _post_update(
+        self, client: aiohttp.ClientSession, url: str, update: dict[str, Any]
+    ) -> WebhookPost:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret}
+        chat_id = _chat_id_of(update)
+        post = WebhookPost(update["update_id"], chat_id, url, 0, time.monotonic(), time.time())
+        try:
+            async with client.post(url, json=update, headers=headers) as response:
+                post.status = response.status
+                if not post.accepted:
+                    post.error = f"Wrong response from the webhook: {response.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            post.error = f"Connection failed: {type(exc).__name__}"
+        return post
 
     async def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
         chat = self._chat_of(params)

@@ -376,6 +376,8 @@ class DeliveryEngine:
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._broadcasts: dict[int, Broadcast] = {}
         self._in_flight: Counter[int] = Counter()
+        # Recorded outcomes of sends, by kind (read by the channel's metrics).
+        self.outcomes: Counter[str] = Counter()
         # Rows this engine holds (claimed, waiting for the pacer or being sent).
         self._held: set[int] = set()
         # When the last request to each chat left (monotonic seconds).
@@ -670,6 +672,7 @@ class DeliveryEngine:
         attempts = row.attempts if kind == "retry_after" else row.attempts + 1
         if kind == "transient" and attempts >= self.max_attempts:
             kind = "failed"
+        self.outcomes[kind] += 1
         reason = outcome.reason[:200] or None
         values: dict[str, Any] = {"attempts": attempts, "error": reason}
         if kind == "sent":

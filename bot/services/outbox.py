@@ -264,7 +264,11 @@ class OutboxSender:
         return count
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Send until `stop` is set; what is being sent then is finished first."""
+        """Send until `stop` is set; what is being sent then is finished first.
+
+        It may run again after it returned: a process that lost the lead and has it back.
+        """
+        self._stopping = False
         await self.recover()
         watcher = asyncio.create_task(self._wake_on(stop))
         try:

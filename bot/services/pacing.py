@@ -76,6 +76,10 @@ class Pacer:
         self.closed = True
         self._wake_all()
 
+    def reopen(self) -> None:
+        """Grant sends again after `close` (a process that lost the lead has it back)."""
+        self.closed = False
+
     async def acquire(self, chat_id: int, *, urgent: bool = False) -> None:
         """Wait until one message may go to `chat_id`, and count it as gone."""
         generation = self._generation

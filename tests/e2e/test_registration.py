@@ -18,7 +18,9 @@ from tests.e2e.chat import Person, texts
 NIK = "5102051708850003"  # Tabanan, born 17-08-1985, male
 
 
-async def register_until_summary(person: Person) -> None:
+async def register_until_summary(
+    person: Person, nik: str = NIK, name: str = "I Made   Sukadana"
+) -> None:
     """Answer every question with good answers, stopping at the summary."""
     t = person.t
     replies = await person.say("/start")
@@ -27,9 +29,9 @@ async def register_until_summary(person: Person) -> None:
     assert t("consent.yes") in person.user.last.buttons()[0]  # type: ignore[union-attr]
     replies = await person.tap("consent.yes")
     assert t("progress", step=1, total=12) in texts(replies)
-    replies = await person.say(NIK)
+    replies = await person.say(nik)
     assert t("progress", step=2, total=12) in texts(replies)
-    await person.say("I Made   Sukadana")
+    await person.say(name)
     await person.tap(
         "birth_date.use_nik", date="17 Agustus 1985" if t.language == "id" else "17 August 1985"
     )

@@ -7,6 +7,7 @@ import datetime as dtm
 from collections.abc import AsyncIterator
 
 import aiohttp
+import aiohttp.web
 import pytest
 from telegram import (
     Bot,
@@ -19,7 +20,7 @@ from telegram import (
     ReplyKeyboardMarkup,
     Update,
 )
-from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TimedOut
+from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, RetryAfter, TimedOut
 from telegram.ext import (
     CallbackQueryHandler,
     ChatMemberHandler,
@@ -31,6 +32,7 @@ from telegram.ext import (
 
 from bot.fakebot import FakeTelegram
 from bot.fakebot.harness import application_for, polling
+from tests.services.test_delivery import until
 
 MENU = InlineKeyboardMarkup(
     [
@@ -402,3 +404,86 @@ async def test_a_driver_in_another_process_can_play_the_user_over_http(fake: Fak
 
     assert [m["text"] for m in messages] == ["chosen info", f"contact 0812 {made.user_id}"]
     assert messages[0]["message_id"] == menu.message_id
+
+
+class Receiver:
+    """A stand-in webhook endpoint that answers with the statuses it is given, then 200."""
+
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        self.statuses = list(statuses or [])
+        self.posts: list[tuple[int, str]] = []
+        self.url = ""
+        self._runner: aiohttp.web.AppRunner | None = None
+
+    async def handle(self, request: aiohttp.web.Request) -> aiohttp.web.Response:
+        body = await request.json()
+        self.posts.append(
+            (body["update_id"], request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""))
+        )
+        return aiohttp.web.Response(status=self.statuses.pop(0) if self.statuses else 200)
+
+    async def __aenter__(self) -> Receiver:
+        app = aiohttp.web.Application()
+        app.router.add_post("/hook", self.handle)
+        self._runner = aiohttp.web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = aiohttp.web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}/hook"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+async def test_with_a_webhook_set_updates_are_posted_with_the_secret_until_answered_2xx(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    """A 500 is retried; getUpdates is a conflict while the webhook is set, as on Telegram."""
+    async with Receiver([500]) as receiver:
+        await bot.set_webhook(receiver.url, secret_token="s3cret_-x")
+        user = fake.user(7001, "Made")
+        await user.send_text("halo")
+        await until(lambda: len(receiver.posts) == 2)
+        first, again = receiver.posts
+        assert first == again and first[1] == "s3cret_-x"
+        assert [post.status for post in fake.webhook_posts] == [500, 200]
+        info = await bot.get_webhook_info()
+        assert info.url == receiver.url and info.pending_update_count == 0
+        assert info.last_error_message == "Wrong response from the webhook: 500"
+        with pytest.raises(Conflict):
+            await bot.get_updates()
+        await bot.delete_webhook()
+        await user.send_text("lagi")
+        updates = await bot.get_updates(timeout=1)
+        assert [u.message.text for u in updates if u.message] == ["lagi"]
+    assert len(receiver.posts) == 2
+
+
+async def test_updates_alternate_between_webhook_targets_and_a_dead_one_is_skipped(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    """With two targets each gets every other update; one that refuses passes its turn on."""
+    async with Receiver() as one, Receiver() as two:
+        fake.webhook_targets = [one.url, two.url]
+        await bot.set_webhook(one.url, secret_token="x")
+        user = fake.user(7002, "Wayan")
+        for n in range(4):
+            await user.send_text(f"pesan {n}")
+        await until(lambda: len(one.posts) + len(two.posts) == 4)
+        assert len(one.posts) == len(two.posts) == 2
+        two.statuses = [503]
+        await user.send_text("pesan 4")
+        await user.send_text("pesan 5")
+        await until(lambda: len(one.posts) + len(two.posts) == 7)
+    ids = sorted(update_id for update_id, _ in one.posts + two.posts)
+    assert len(set(ids)) == 6, "the refused update was posted again, each once accepted"
+
+
+async def test_an_http_webhook_is_refused_unless_it_is_on_loopback(bot: Bot) -> None:
+    """Telegram wants https; the fake also posts plain http to a bot on loopback."""
+    with pytest.raises(BadRequest, match="https url"):
+        await bot.set_webhook("http://example.org/hook")
+    assert await bot.set_webhook("http://127.0.0.1:9/hook")
