@@ -25,6 +25,7 @@ import math
 import os
 import platform
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -37,10 +38,11 @@ from typing import Literal
 
 import sqlalchemy
 import telegram
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.processes import (
+    POSTGRES_ADMIN_URL,
     BotCommand,
     Deployment,
     fresh_postgres,
@@ -104,6 +106,8 @@ CONFIGURATIONS = (
     Configuration("PTB echo bot", "echo", "none"),
 )
 BASELINE = "ConversationHandler + PicklePersistence"
+# How long the idle CPU of a bot is watched before each load.
+IDLE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,8 @@ class LoadResult:
     finished: int
     errors: list[str] = field(default_factory=list)
     complete: str = ""
+    # CPU share of one core the bot used while nobody wrote to it, just before the load.
+    idle_cpu: float = math.nan
 
     @property
     def updates_per_second(self) -> float:
@@ -444,10 +450,14 @@ async def run_one_load(
         # One person alone first: learns the screens, and warms the bot up as in every run.
         screens = await calibrate(fake, watcher, SCRIPTS[kind], people.take(1)[0])
         expected = calibrations.setdefault(kind, screens)
+        idle_from = deployment.cpu()
+        await asyncio.sleep(IDLE_SECONDS)
+        idle_cpu = (deployment.cpu() - idle_from) / IDLE_SECONDS
         count = options.workers if load == "closed" else options.open_workers
         result = await measure_load(
             configuration, load, fake, deployment, watcher, expected, people.take(count), options
         )
+        result.idle_cpu = idle_cpu
         report.loads.append(result)
         print(f"  {load}: {summary(result)}", flush=True)
         if load == "closed" and options.profile and configuration == CONFIGURATIONS[0]:
@@ -646,6 +656,19 @@ def machine() -> str:
     )
 
 
+async def postgres_version() -> str:
+    """The PostgreSQL server's version, or why it is unknown."""
+    engine = create_async_engine(POSTGRES_ADMIN_URL)
+    try:
+        async with engine.connect() as connection:
+            version = await connection.scalar(text("SHOW server_version"))
+    except (OSError, sqlalchemy.exc.SQLAlchemyError) as error:
+        return f"PostgreSQL unavailable ({type(error).__name__})"
+    finally:
+        await engine.dispose()
+    return f"PostgreSQL {version}"
+
+
 def _format(value: float, digits: int = 1) -> str:
     return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
@@ -683,7 +706,11 @@ def render(report: Report, options: Options) -> str:
         )
     for name, reason in report.not_measured.items():
         lines.append(f"| {name} | (a), (b) | | not measured: {reason} | | | | | | | | | |")
-    lines += ["", *[f"- {note}" for note in report.notes], "", *targets(report), ""]
+    idle_shares = ", ".join(
+        f"{r.configuration} {r.idle_cpu:.1%}" for r in report.loads if r.load == "closed"
+    )
+    lines += ["", f"- CPU of one core used while idle, before (a): {idle_shares}"]
+    lines += [*[f"- {note}" for note in report.notes], "", *targets(report), ""]
     if report.rss is not None:
         idle, after, unanswered = report.rss
         lines.append(
@@ -801,7 +828,7 @@ def targets(report: Report) -> list[str]:
 async def main(options: Options, output: Path | None) -> int:
     """Run every configuration, then memory, kills and print the report."""
     report = Report()
-    print(f"Machine: {machine()}", flush=True)
+    print(f"Machine: {machine()}; {await postgres_version()}", flush=True)
     calibrations: dict[Kind, list[Screen]] = {}
     replicas = webhook_supported() and hasattr(FakeTelegram, "webhook_targets")
     with tempfile.TemporaryDirectory(prefix="bench-registration-") as name:
@@ -818,7 +845,10 @@ async def main(options: Options, output: Path | None) -> int:
         if options.kill_workers:
             for configuration in (CONFIGURATIONS[0], CONFIGURATIONS[3]):
                 report.kills.append(await measure_kill(configuration, options, folder))
-    text_out = f"Machine: {machine()}\n\n{render(report, options)}"
+    text_out = (
+        f"Machine at the end: {machine()}; {await postgres_version()}; SQLite "
+        f"{sqlite3.sqlite_version}\n\n{render(report, options)}"
+    )
     print(text_out, flush=True)
     if output is not None:
         await asyncio.to_thread(output.write_text, text_out + "\n")
