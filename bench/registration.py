@@ -240,10 +240,7 @@ def command_for(
         if load == "closed":
             # The fake has no limits in (a): the bot's own send budget is lifted too.
             env["BROADCAST_RATE"] = "10000"
-        argv: tuple[str, ...] = ("-m", "bot", "run")
-        if configuration.processes > 1:
-            argv = (*argv, "--webhook")
-        return BotCommand(configuration.name, argv, env)
+        return BotCommand(configuration.name, ("-m", "bot", "run"), env)
     env = {
         **common,
         "BASELINE_RATE_LIMITER": "1" if load == "open" else "0",
@@ -830,14 +827,21 @@ async def main(options: Options, output: Path | None) -> int:
     report = Report()
     print(f"Machine: {machine()}; {await postgres_version()}", flush=True)
     calibrations: dict[Kind, list[Screen]] = {}
-    replicas = webhook_supported() and hasattr(FakeTelegram, "webhook_targets")
+    # Several processes cannot share one long poll: replicas need webhook mode in the bot and
+    # a fake that pushes each update to one of several webhook URLs, and the harness does not
+    # drive that yet (it is being built on another branch).
+    replicas = (
+        "webhook mode not available in this build"
+        if not webhook_supported()
+        else "this harness does not drive webhook replicas yet"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-registration-") as name:
         folder = Path(name)
         for configuration in CONFIGURATIONS:
             if options.only and configuration.kind not in options.only:
                 continue
-            if configuration.processes > 1 and not replicas:
-                report.not_measured[configuration.name] = "webhook mode not available in this build"
+            if configuration.processes > 1:
+                report.not_measured[configuration.name] = replicas
                 continue
             await run_configuration(configuration, options, folder, calibrations, report)
         if options.rss_people:
