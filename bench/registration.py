@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import platform
@@ -896,6 +897,9 @@ def cli(argv: Sequence[str] | None = None) -> int:
         loads=("closed",) if args.closed_only else ("closed", "open"),
     )
     os.environ.setdefault("PTB_TIMEDELTA", "true")
+    logging.basicConfig(level=logging.WARNING)
+    # A bot killed with SIGKILL leaves requests half-sent; the fake's server logs each one.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     return asyncio.run(main(options, args.output))
 
 
