@@ -35,6 +35,7 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.broadcast
+	$(BIN)/python -m bench.registration
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
