@@ -29,7 +29,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy bot tests scripts bench
 
 pytest: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 3
 
 test: lint typecheck pytest
 

@@ -27,9 +27,11 @@ from typing import Any
 import uvicorn
 from sqlalchemy import text
 from telegram import Update
+from telegram.error import TelegramError
 
 from bot.channels.metrics import CONTENT_TYPE, Metrics
 from bot.channels.telegram import Serving, chat_of, serving
+from bot.config import ConfigError
 from bot.runtime import Runtime
 from bot.services.inbox import Intake, Received, inbox_depth
 
@@ -270,12 +272,16 @@ async def webhook_serving(
                 await asyncio.sleep(0.02)
             bound = server.servers[0].sockets[0].getsockname()[1]
             # Each replica may say this; Telegram keeps the one URL and secret.
-            await served.bot.set_webhook(
-                url,
-                secret_token=secret,
-                allowed_updates=Update.ALL_TYPES,
-                drop_pending_updates=False,
-            )
+            try:
+                await served.bot.set_webhook(
+                    url,
+                    secret_token=secret,
+                    allowed_updates=Update.ALL_TYPES,
+                    drop_pending_updates=False,
+                )
+            except TelegramError as exc:
+                # E.g. an address Telegram cannot reach or a port it does not post to.
+                raise ConfigError(f"WEBHOOK_URL: Telegram refused it ({exc.message})") from exc
             log.info("Taking Telegram's updates at %s (listening on %s:%d)", url, listen, bound)
             yield WebhookServing(served, app, metrics, bound)
         finally:
