@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 _NO_SYNC = {"synchronize_session": False}
 # How many of a chat's rows a lane reads at a time.
 _LANE_BATCH = 20
+# How long sent rows wait to be deleted together.
+_FLUSH_DELAY = 0.01
 MAX_ATTEMPTS = 5
 
 
@@ -243,6 +245,11 @@ class OutboxSender:
         self._lanes: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
         self.outcomes: Counter[str] = Counter()
+        # Sent rows not yet deleted (see `flush`): (row id, item, message id, update id).
+        self._sent: list[tuple[int, Outgoing, int | None, int | None]] = []
+        self._unflushed: set[int] = set()
+        self._flushing = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
 
     def nudge(self) -> None:
         """Rows were committed: send now rather than at the next poll."""
@@ -285,13 +292,18 @@ class OutboxSender:
             watcher.cancel()
             self._stopping = True
             await asyncio.gather(*self._lanes.values(), return_exceptions=True)
+            # What was sent is recorded before the process goes (else it is sent again).
+            with contextlib.suppress(Exception):
+                await self.flush()
 
     async def drain(self) -> None:
         """Send everything due now, then return (for tests and one-off runs)."""
         await self._dispatch()
         while self._lanes:
             await asyncio.gather(*self._lanes.values(), return_exceptions=True)
+            await self.flush()
             await self._dispatch()
+        await self.flush()
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -307,6 +319,7 @@ class OutboxSender:
                         OutboxMessage.state == "pending",
                         (OutboxMessage.next_attempt_at.is_(None))
                         | (OutboxMessage.next_attempt_at <= now),
+                        OutboxMessage.id.not_in(self._unflushed),
                     )
                     .group_by(OutboxMessage.chat_id)
                     .order_by(func.min(OutboxMessage.priority), func.min(OutboxMessage.id))
@@ -357,7 +370,11 @@ class OutboxSender:
                             OutboxMessage.attempts,
                             OutboxMessage.update_id,
                         )
-                        .where(OutboxMessage.chat_id == chat_id, OutboxMessage.state == "pending")
+                        .where(
+                            OutboxMessage.chat_id == chat_id,
+                            OutboxMessage.state == "pending",
+                            OutboxMessage.id.not_in(self._unflushed),
+                        )
                         .order_by(OutboxMessage.id)
                         .limit(_LANE_BATCH)
                     )
@@ -385,15 +402,22 @@ class OutboxSender:
         except Exception as exc:
             log.exception("The channel failed on an outgoing message")
             outcome = SendOutcome("uncertain", reason=f"sender: {type(exc).__name__}")
-        settled = await self._settle(row_id, item, attempts, outcome)
-        if settled and self.on_sent is not None:
-            self.on_sent(chat_id, update_id)
+        settled = await self._settle(row_id, item, attempts, outcome, update_id)
         return settled or outcome.kind == "retry_after"
 
     async def _settle(
-        self, row_id: int, item: Outgoing, attempts: int, outcome: SendOutcome
+        self,
+        row_id: int,
+        item: Outgoing,
+        attempts: int,
+        outcome: SendOutcome,
+        update_id: int | None = None,
     ) -> bool:
-        """Record how a row went; True when it is settled (sent, or given up for good)."""
+        """Record how a row went; True when it is settled (sent, or given up for good).
+
+        A sent row is deleted with the others sent within a few milliseconds, in one
+        transaction (`flush`); until then it is neither read again nor sent again.
+        """
         kind = outcome.kind
         if item.quiet and kind == "failed":
             kind = "sent"
@@ -402,14 +426,15 @@ class OutboxSender:
             # No answer in time: it may not have arrived. As after a crash, a reply is sent
             # again rather than risk a person waiting for it.
             kind = "transient"
+        if kind == "sent":
+            self._sent.append((row_id, item, outcome.message_id, update_id))
+            self._unflushed.add(row_id)
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush_soon())
+            return True
         now = utcnow()
         async with self.sessions() as session, session.begin():
             row = OutboxMessage.id == row_id
-            if kind == "sent":
-                await session.execute(delete(OutboxMessage).where(row))
-                if self.record is not None and outcome.message_id is not None:
-                    await self.record(session, item, outcome.message_id)
-                return True
             if kind == "retry_after":
                 self.pacer.pause(outcome.retry_after)
                 values: dict[str, Any] = {
@@ -439,8 +464,47 @@ class OutboxSender:
             )
         if kind not in ("retry_after", "transient"):
             log.warning("An outgoing message was not delivered (%s)", kind)
+            if self.on_sent is not None:
+                self.on_sent(item.chat_id, update_id)
             return True
         return False
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(_FLUSH_DELAY)
+        # Rows sent from now on need a flush of their own: this one may have taken its batch.
+        self._flusher = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Delete the rows sent since the last flush and record what they need, at once."""
+        async with self._flushing:
+            batch, self._sent = self._sent, []
+            if not batch:
+                return
+            try:
+                async with self.sessions() as session, session.begin():
+                    await session.execute(
+                        delete(OutboxMessage).where(OutboxMessage.id.in_([b[0] for b in batch]))
+                    )
+                    if self.record is not None:
+                        for _, item, message_id, _ in batch:
+                            if message_id is not None:
+                                await self.record(session, item, message_id)
+            except Exception:
+                # The database is away: keep them (unsent again) and try once more later.
+                log.exception("Could not record sent messages; trying again shortly")
+                self._sent = batch + self._sent
+                self._flusher = asyncio.create_task(self._flush_later())
+                return
+            for row_id, item, _, update_id in batch:
+                self._unflushed.discard(row_id)
+                if self.on_sent is not None:
+                    self.on_sent(item.chat_id, update_id)
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(1.0)
+        self._flusher = None
+        await self.flush()
 
 
 def message_count(items: Iterable[Outgoing]) -> int:
