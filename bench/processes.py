@@ -10,6 +10,7 @@ import asyncio
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -115,6 +116,26 @@ async def wait_until_polling(fake: FakeTelegram, since: int, process: BotProcess
     raise TimeoutError(f"{process.command.name} never started polling:\n{process.log_tail()}")
 
 
+WEBHOOK_SECRET = "bench-" + secrets.token_hex(16)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_until_webhook(fake: FakeTelegram, since: int, process: BotProcess) -> None:
+    """Wait for the bot's setWebhook after call number `since` (it listens by then)."""
+    for _ in range(600):
+        if any(call.method.lower() == "setwebhook" for call in fake.calls[since:]):
+            return
+        if not process.alive():
+            raise RuntimeError(f"{process.command.name} ended:\n{process.log_tail()}")
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{process.command.name} never set its webhook:\n{process.log_tail()}")
+
+
 class Deployment:
     """N processes of one bot against one fake Telegram, started and stopped together."""
 
@@ -126,12 +147,34 @@ class Deployment:
         self.processes: list[BotProcess] = []
 
     async def start(self) -> None:
-        """Start every process and wait until each takes updates."""
-        for number in range(self.count):
+        """Start every process and wait until each takes updates.
+
+        Several processes cannot share one long poll: they run in webhook mode, each on a
+        port of its own, and the fake spreads the updates over them as a proxy would.
+        """
+        if self.count == 1:
             mark = len(self.fake.calls)
-            process = BotProcess(self.command, self.folder, number)
+            process = BotProcess(self.command, self.folder, 0)
             self.processes.append(process)
             await wait_until_polling(self.fake, mark, process)
+            return
+        targets = []
+        for number in range(self.count):
+            port = _free_port()
+            url = f"http://127.0.0.1:{port}/telegram"
+            env = {
+                **self.command.env,
+                "WEBHOOK_URL": url,
+                "WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "WEBHOOK_PORT": str(port),
+            }
+            command = BotCommand(self.command.name, (*self.command.argv, "--webhook"), env)
+            mark = len(self.fake.calls)
+            process = BotProcess(command, self.folder, number)
+            self.processes.append(process)
+            await wait_until_webhook(self.fake, mark, process)
+            targets.append(url)
+        self.fake.webhook_targets = targets
 
     def cpu(self) -> float:
         """CPU seconds of all processes together."""

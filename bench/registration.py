@@ -125,6 +125,8 @@ class Options:
     profile: bool = True
     seed: int = 7
     only: tuple[str, ...] = ()
+    # Only configurations whose name contains this text (e.g. "replicas").
+    match: str = ""
     loads: tuple[Load, ...] = ("closed", "open")
 
 
@@ -828,20 +830,16 @@ async def main(options: Options, output: Path | None) -> int:
     report = Report()
     print(f"Machine: {machine()}; {await postgres_version()}", flush=True)
     calibrations: dict[Kind, list[Screen]] = {}
-    # Several processes cannot share one long poll: replicas need webhook mode in the bot and
-    # a fake that pushes each update to one of several webhook URLs, and the harness does not
-    # drive that yet (it is being built on another branch).
-    replicas = (
-        "webhook mode not available in this build"
-        if not webhook_supported()
-        else "this harness does not drive webhook replicas yet"
-    )
+    # Several processes cannot share one long poll: replicas run in webhook mode.
+    replicas = None if webhook_supported() else "webhook mode not available in this build"
     with tempfile.TemporaryDirectory(prefix="bench-registration-") as name:
         folder = Path(name)
         for configuration in CONFIGURATIONS:
             if options.only and configuration.kind not in options.only:
                 continue
-            if configuration.processes > 1:
+            if options.match and options.match not in configuration.name:
+                continue
+            if configuration.processes > 1 and replicas is not None:
                 report.not_measured[configuration.name] = replicas
                 continue
             await run_configuration(configuration, options, folder, calibrations, report)
@@ -872,6 +870,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="skip py-spy")
     parser.add_argument("--only", nargs="+", choices=sorted(SCRIPTS), help="configurations")
     parser.add_argument("--closed-only", action="store_true", help="skip the open loop")
+    parser.add_argument("--match", default="", help="configurations whose name contains this")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--output", type=Path, help="also write the report to this file")
     args = parser.parse_args(argv)
@@ -894,6 +893,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
         profile=not args.no_profile,
         seed=args.seed,
         only=tuple(args.only or ()),
+        match=args.match,
         loads=("closed",) if args.closed_only else ("closed", "open"),
     )
     os.environ.setdefault("PTB_TIMEDELTA", "true")
