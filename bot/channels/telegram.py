@@ -45,7 +45,7 @@ from bot.services.flood import flood_warning
 from bot.services.inbox import Handled, InboxWorkers, Intake, Received, purge_inbox
 from bot.services.leader import Leadership, namespace_of
 from bot.services.outbox import Action, OutboxSender, Outgoing
-from bot.services.pacing import Pacer
+from bot.services.pacing import Pacer, wait_at_most
 from bot.services.roles import Grant
 from bot.services.routing import menu_for as routed_menu
 from bot.services.updates import (
@@ -333,12 +333,12 @@ async def poll(
         except asyncio.CancelledError:
             raise
         except RetryAfter as exc:
-            await _wait(stop, seconds_of(exc.retry_after))
+            await wait_at_most(stop, seconds_of(exc.retry_after))
         except Exception as exc:
             failures += 1
             delay = min(2.0**failures, 30.0)
             log.warning("Polling failed (%s); trying again in %.0f s", type(exc).__name__, delay)
-            await _wait(stop, delay)
+            await wait_at_most(stop, delay)
     if offset is not None:
         # Tell Telegram what is stored, so a restart does not fetch it again.
         with contextlib.suppress(Exception):
@@ -359,12 +359,6 @@ async def _unless_stopped(stop: asyncio.Event, call: Awaitable[_T]) -> _T | None
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
     return None
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await event.wait()
 
 
 class HandledWatch:
@@ -437,14 +431,14 @@ async def resume_offset(runtime: Runtime) -> int | None:
 
 async def scheduled_jobs(runtime: Runtime, stop: asyncio.Event) -> None:
     """The leader's periodic work: old drafts and handled updates are deleted."""
-    await _wait(stop, 5.0)
+    await wait_at_most(stop, 5.0)
     while not stop.is_set():
         try:
             await purge_drafts(runtime)
             await purge_inbox(runtime.sessions)
         except Exception:
             log.exception("A scheduled job failed; it runs again later")
-        await _wait(stop, 6 * 3600.0)
+        await wait_at_most(stop, 6 * 3600.0)
 
 
 @asynccontextmanager

@@ -10,7 +10,6 @@ a crash (or once their lease ran out) become "uncertain" and are reported, never
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import os
@@ -37,7 +36,7 @@ from bot.core.states import (
 )
 from bot.db.models import Broadcast, Delivery, User, utcnow
 from bot.i18n import translator
-from bot.services.pacing import PER_CHAT_INTERVAL, Halted, Pacer, busiest_window
+from bot.services.pacing import PER_CHAT_INTERVAL, Halted, Pacer, busiest_window, wait_at_most
 
 __all__ = ["PER_CHAT_INTERVAL", "Halted", "Pacer", "busiest_window"]
 
@@ -279,12 +278,6 @@ def final_report(broadcast: Broadcast, counts: Counts, language: str) -> Reply:
     return Reply(text)
 
 
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await event.wait()
-
-
 # The engine.
 
 
@@ -408,7 +401,7 @@ class DeliveryEngine:
                 except Exception:
                     # The database may be restarting: the loop carries on once it is back.
                     log.exception("Delivery round failed; trying again shortly")
-                    await _wait(self._wake, 5.0)
+                    await wait_at_most(self._wake, 5.0)
                     self._wake.clear()
                     continue
                 await self._rest(busy=bool(claimed) and len(claimed) == room)
@@ -430,9 +423,9 @@ class DeliveryEngine:
         if busy:
             while len(self._tasks) > self.window // 2 and not self._wake.is_set():
                 self._room.clear()
-                await _wait(self._room, self.poll_interval)
+                await wait_at_most(self._room, self.poll_interval)
         else:
-            await _wait(self._wake, max(self.pacer.paused_for, self.poll_interval))
+            await wait_at_most(self._wake, max(self.pacer.paused_for, self.poll_interval))
         self._wake.clear()
 
     async def _wind_down(self) -> None:

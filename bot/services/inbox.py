@@ -32,6 +32,7 @@ from bot.core.flood import Verdict
 from bot.db.models import InboxUpdate, utcnow
 from bot.security import Cipher
 from bot.services.outbox import Outgoing, enqueue
+from bot.services.pacing import wait_at_most
 from bot.services.wakeup import notify
 
 log = logging.getLogger(__name__)
@@ -238,9 +239,9 @@ class InboxWorkers:
                     await self._dispatch()
                 except Exception:
                     log.exception("Could not read the inbox; trying again shortly")
-                    await _wait(stop, 2.0)
+                    await wait_at_most(stop, 2.0)
                     continue
-                await _wait(self._wake, self.poll_interval)
+                await wait_at_most(self._wake, self.poll_interval)
         finally:
             watcher.cancel()
             self._stopping = True
@@ -414,9 +415,3 @@ class InboxWorkers:
             )
         if attempts >= MAX_ATTEMPTS and self.on_committed is not None:
             self.on_committed(chat_id, update_id, outbox_ids)
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await event.wait()

@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.services.pacing import wait_at_most
+
 log = logging.getLogger(__name__)
 
 Duty = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
@@ -64,7 +66,7 @@ class Leadership:
                 await self._lead_once(stop, duty)
             except Exception:
                 log.exception("Lost the connection that holds the lead; trying again")
-            await _wait(stop, self.retry)
+            await wait_at_most(stop, self.retry)
 
     async def _lead_once(self, stop: asyncio.Event, duty: Duty) -> None:
         async with self.engine.connect() as raw:
@@ -94,9 +96,3 @@ class Leadership:
                     await work
                 with contextlib.suppress(Exception):
                     await connection.scalar(select(func.pg_advisory_unlock(self.key)))
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await event.wait()

@@ -32,7 +32,7 @@ from bot.core.messages import Attachment, Button, Reply
 from bot.db.models import OutboxMessage, User, utcnow
 from bot.security import Cipher
 from bot.services.delivery import SendOutcome
-from bot.services.pacing import Halted
+from bot.services.pacing import Halted, wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -285,9 +285,9 @@ class OutboxSender:
                     await self._dispatch()
                 except Exception:
                     log.exception("Could not read the outbox; trying again shortly")
-                    await _wait(stop, 2.0)
+                    await wait_at_most(stop, 2.0)
                     continue
-                await _wait(self._wake, max(self.poll_interval, self.pacer.paused_for))
+                await wait_at_most(self._wake, max(self.poll_interval, self.pacer.paused_for))
         finally:
             watcher.cancel()
             self._stopping = True
@@ -510,9 +510,3 @@ class OutboxSender:
 def message_count(items: Iterable[Outgoing]) -> int:
     """How many of the items count as messages against the channel's limits."""
     return sum(1 for item in items if item.action in MESSAGES)
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await event.wait()

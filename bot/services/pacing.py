@@ -163,3 +163,10 @@ def busiest_window(moments: Iterable[float], width: float = 1.0) -> int:
             start += 1
         most = max(most, end - start + 1)
     return most
+
+
+async def wait_at_most(event: asyncio.Event, seconds: float) -> None:
+    """Wait until `event` is set or `seconds` have passed, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
