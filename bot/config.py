@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     jkm_flat: int = 6800
     jht_percent: Decimal = Decimal("2")
     min_income: int = 1_000_000
+    # Messages a second for everything the bot sends (replies first, then broadcasts).
     broadcast_rate: float = 25.0
     broadcast_max_attempts: int = 5
     # Chats whose updates are handled at the same time (each chat's own in order).
