@@ -59,7 +59,7 @@ async def health_of(runtime: Runtime) -> dict[str, Any]:
 
 
 class _TooLarge(Exception):
-    pass
+    """The request body is over the size limit."""
 
 
 class WebhookApp:

@@ -327,8 +327,7 @@ class OutboxMessage(Base):
     """A message (or edit, callback answer, command menu) waiting to be sent.
 
     Written in the transaction that decided it, sent by the one sender, deleted once sent.
-    "sending" is set just before the request leaves: a row found "sending" after a crash is
-    "uncertain" and is not sent again.
+    A row stays "pending" while its request is out, so after a crash it is simply sent again.
     """
 
     __tablename__ = "outbox"
@@ -342,13 +341,11 @@ class OutboxMessage(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     # What to do and with what, encrypted: the text may carry personal data.
     payload: Mapped[str] = mapped_column(Text)
-    # pending, sending, failed, uncertain (sent rows are deleted)
+    # pending, failed, blocked (sent rows are deleted)
     state: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    claimed_by: Mapped[str | None] = mapped_column(String(60))
-    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # The inbox row (channel update id) whose handling wrote this row, if any.
     update_id: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(String(200))

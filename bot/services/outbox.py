@@ -255,28 +255,12 @@ class OutboxSender:
         """Rows were committed: send now rather than at the next poll."""
         self._wake.set()
 
-    async def recover(self) -> int:
-        """Rows left "sending" by a sender that died were in flight: send them again."""
-        async with self.sessions() as session, session.begin():
-            result = await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.state == "sending")
-                .values(state="pending", error="interrupted while sending; sent again")
-                .returning(OutboxMessage.id)
-                .execution_options(**_NO_SYNC)
-            )
-            count = len(result.all())
-        if count:
-            log.warning("%d outgoing messages were interrupted mid-send; sending them again", count)
-        return count
-
     async def run(self, stop: asyncio.Event) -> None:
         """Send until `stop` is set; what is being sent then is finished first.
 
         It may run again after it returned: a process that lost the lead and has it back.
         """
         self._stopping = False
-        await self.recover()
         watcher = asyncio.create_task(self._wake_on(stop))
         try:
             while not stop.is_set():

@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from bot.core.messages import Reply
 from bot.db.models import OutboxMessage
@@ -120,18 +120,3 @@ async def test_a_429_pauses_every_chat_and_costs_the_row_nothing(runtime: Runtim
     later = [at for _, t, at in channel.sent if t in ("x1", "y1")][1:]
     assert all(at - refused_at >= 0.25 for at in later), channel.sent
     assert sorted(t for _, t, _ in channel.sent) == ["x1", "x1", "y1"]
-
-
-async def test_rows_left_sending_by_a_crash_are_sent_again(runtime: Runtime) -> None:
-    channel = Channel()
-    await queue(runtime, 7, "in flight", "after")
-    async with runtime.sessions() as session, session.begin():
-        first = await session.scalar(select(func.min(OutboxMessage.id)))
-        await session.execute(
-            update(OutboxMessage).where(OutboxMessage.id == first).values(state="sending")
-        )
-    sender = make_sender(runtime, channel)
-    assert await sender.recover() == 1
-    await sender.drain()
-    assert [t for _, t, _ in channel.sent] == ["in flight", "after"]
-    assert await rows_left(runtime) == []

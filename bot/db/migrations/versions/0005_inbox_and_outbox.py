@@ -50,8 +50,6 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("claimed_by", sa.String(length=60), nullable=True),
-        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("update_id", sa.BigInteger(), nullable=True),
         sa.Column("error", sa.String(length=200), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
