@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import math
 import time
 from collections import Counter
@@ -17,6 +19,8 @@ from collections.abc import Callable, Iterable
 
 # A little over a second: requests reach Telegram with some jitter, and it counts arrivals.
 PER_CHAT_INTERVAL = 1.05
+# How many chats' buckets are kept before the full ones are forgotten.
+_CHATS_KEPT = 4096
 
 
 class Halted(Exception):
@@ -26,12 +30,14 @@ class Halted(Exception):
 class Pacer:
     """A bot-wide spacing of sends and a small bucket per chat.
 
-    Sends are granted at least 1/`rate` seconds apart, so no second ever holds more than
-    `rate` of them. Each chat has a bucket of `chat_burst` sends refilled at one per
-    `per_chat` seconds; an urgent send (a reply to what the person just did, which comes no
-    faster than the person writes, and the flood gate bounds that) takes from it without
-    waiting for it. A pause (Telegram's RetryAfter) stops everything until it ends and
-    interrupts every wait; an urgent send takes the next free moment ahead of the others.
+    Sends are granted one at a time, at least 1/`rate` seconds apart, so no second ever
+    holds more than `rate` of them. Whoever waits stands in one queue: urgent sends first,
+    each kind in the order it asked, and one timer grants the next turn (a crowd of
+    waiters costs nothing while it waits). Each chat has a bucket of `chat_burst` sends
+    refilled at one per `per_chat` seconds; an urgent send (a reply to what the person just
+    did, which comes no faster than the person writes, and the flood gate bounds that)
+    takes from it without waiting for it. A pause (Telegram's RetryAfter) stops everything
+    until it ends and turns away everyone waiting (`Halted`), as does `close`.
     """
 
     def __init__(
@@ -48,11 +54,17 @@ class Pacer:
         self.per_chat = per_chat
         self.chat_burst = max(1, chat_burst)
         self._clock = clock
-        self._next = 0.0
         self._granted = -math.inf
+        self._started = -math.inf
+        self._last_start: asyncio.Future[None] | None = None
         self._paused_until = 0.0
+        # Waiting turns: (0 urgent / 1 not, arrival, future); granted by `_grant`.
+        self._queue: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
         # Per chat: (tokens, when they were counted).
         self._chat_tokens: dict[int, tuple[float, float]] = {}
+        self._forget_above = _CHATS_KEPT
         self._chat_locks: dict[int, asyncio.Lock] = {}
         self._chat_users: Counter[int] = Counter()
         self._generation = 0
@@ -67,14 +79,12 @@ class Pacer:
     def pause(self, seconds: float) -> None:
         """Stop all sending for `seconds`; waits in progress end with `Halted`."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
-        # Every reservation is void: its holder is woken and gives its row back.
-        self._next = self._paused_until
-        self._wake_all()
+        self._turn_everyone_away()
 
     def close(self) -> None:
         """Refuse every further send; waits in progress end with `Halted`."""
         self.closed = True
-        self._wake_all()
+        self._turn_everyone_away()
 
     def reopen(self) -> None:
         """Grant sends again after `close` (a process that lost the lead has it back)."""
@@ -82,33 +92,81 @@ class Pacer:
 
     async def acquire(self, chat_id: int, *, urgent: bool = False) -> None:
         """Wait until one message may go to `chat_id`, and count it as gone."""
+        if self.closed:
+            raise Halted
+        if urgent:
+            await self._turn(0)
+            self._take_chat_token(chat_id)
+            return
         generation = self._generation
         lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
         self._chat_users[chat_id] += 1
         try:
             async with lock:
-                if not urgent:
-                    await self._sleep_until(self._chat_ready(chat_id), generation)
-                if urgent:
-                    slot = max(self._clock(), self._paused_until)
-                else:
-                    slot = max(self._clock(), self._next, self._paused_until)
-                    self._next = slot + self.interval
-                await self._sleep_until(slot, generation)
-                # Keep every grant a full interval after the one before (urgent ones pushed
-                # in, or several waiters woken at once after a stall of the event loop).
-                while self._clock() < self._granted + self.interval:
-                    await self._sleep_until(self._granted + self.interval, generation)
-                self._granted = self._clock()
-                if urgent:
-                    self._next = max(self._next, self._granted + self.interval)
+                await self._sleep_until(self._chat_ready(chat_id), generation)
+                await self._turn(1)
                 self._take_chat_token(chat_id)
         finally:
             self._chat_users[chat_id] -= 1
             if not self._chat_users[chat_id]:
                 del self._chat_users[chat_id]
                 del self._chat_locks[chat_id]
-                self._forget_quiet_chats()
+
+    async def _turn(self, rank: int) -> None:
+        """Stand in the queue until this send's moment comes."""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._queue, (rank, next(self._arrivals), turn))
+        self._grant()
+        await turn
+        # Granted an interval after the one before; a busy event loop may still wake two
+        # waiters together, so where the sends really start they are spaced again, in the
+        # order they were granted.
+        before = self._last_start
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._last_start = mine
+        try:
+            if before is not None and not before.done():
+                await asyncio.shield(before)
+            # No one else starts meanwhile: the next in line waits for this one.
+            wait = self._started + self.interval - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._started = self._clock()
+        finally:
+            mine.set_result(None)
+
+    def _grant(self) -> None:
+        """Grant the first waiting turn if its moment has come, else set the timer for it."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        queue = self._queue
+        while queue and queue[0][2].done():
+            # Its waiter was cancelled.
+            heapq.heappop(queue)
+        if not queue:
+            return
+        now = self._clock()
+        due = max(self._granted + self.interval, self._paused_until)
+        if now < due:
+            self._timer = asyncio.get_running_loop().call_later(due - now, self._grant)
+            return
+        heapq.heappop(queue)[2].set_result(None)
+        self._granted = now
+        if queue:
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._grant)
+
+    def _turn_everyone_away(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        queue, self._queue = self._queue, []
+        for _, _, turn in queue:
+            if not turn.done():
+                turn.set_exception(Halted())
+        self._generation += 1
+        self._interrupt.set()
+        self._interrupt = asyncio.Event()
 
     def _chat_tokens_now(self, chat_id: int) -> float:
         tokens, counted = self._chat_tokens.get(chat_id, (float(self.chat_burst), 0.0))
@@ -126,15 +184,15 @@ class Pacer:
 
     def _take_chat_token(self, chat_id: int) -> None:
         self._chat_tokens[chat_id] = (self._chat_tokens_now(chat_id) - 1.0, self._clock())
-
-    def _forget_quiet_chats(self) -> None:
-        if len(self._chat_tokens) > 4096:
+        if len(self._chat_tokens) > self._forget_above:
+            # Chats whose bucket is full again need no entry.
             full = float(self.chat_burst)
             self._chat_tokens = {
                 chat: value
                 for chat, value in self._chat_tokens.items()
                 if self._chat_tokens_now(chat) < full
             }
+            self._forget_above = max(_CHATS_KEPT, 2 * len(self._chat_tokens))
 
     async def _sleep_until(self, deadline: float, generation: int) -> None:
         while True:
@@ -147,11 +205,6 @@ class Pacer:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await interrupt.wait()
-
-    def _wake_all(self) -> None:
-        self._generation += 1
-        self._interrupt.set()
-        self._interrupt = asyncio.Event()
 
 
 def busiest_window(moments: Iterable[float], width: float = 1.0) -> int:
