@@ -35,7 +35,7 @@ from telegram.request import HTTPXRequest
 from bot.channels.telegram_markup import file_url_for
 from bot.channels.telegram_sender import TelegramSender, seconds_of
 from bot.core.flood import FloodGate
-from bot.core.messages import Incoming, InputKind, Outcome, Reply
+from bot.core.messages import Incoming, InputKind, Outcome, Reply, coalesce, text_length
 from bot.db.models import InboxUpdate, utcnow
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.runtime import Runtime
@@ -171,6 +171,10 @@ def menu_for(grants: list[Grant], language: str = "id") -> tuple[tuple[str, str]
     return routed_menu(grants, language)
 
 
+# The longest text a Telegram message may have (UTF-16 code units).
+TEXT_LIMIT = 4096
+
+
 def _fits_in_edit(reply: Reply) -> bool:
     """A reply that can replace a message's text (inline buttons only, no file)."""
     return (
@@ -187,7 +191,9 @@ def outgoing_for(
 ) -> list[Outgoing]:
     """The Bot API calls for one outcome, as outbox rows: as few messages as it takes.
 
-    A pressed button is answered (the spinner stops). When it was pressed on the newest
+    A plain text joins the message after it (`coalesce`): "Nomor dicatat." and the next
+    question are one message. A pressed button is answered (the spinner stops). When it was
+    pressed on the newest
     message, that message becomes the next question, headed by the choice ("✅ Petani"):
     one message per step instead of two. Otherwise the pressed message keeps its text with
     the choice under it and loses its buttons, and the replies come as new messages.
@@ -195,15 +201,21 @@ def outgoing_for(
     items: list[Outgoing] = []
     query = update.callback_query
     pressed = query.message if query is not None and isinstance(query.message, Message) else None
-    replies = list(outcome.replies)
+    replies = coalesce(outcome.replies, TEXT_LIMIT)
     if query is not None:
         items.append(Outgoing(chat_id, Action.ANSWER, callback_id=query.id, quiet=True))
     if query is not None and pressed is not None and not any(r.edit for r in replies):
         label = None if outcome.stale_button else _pressed_label(pressed, query.data)
         first = replies[0] if replies else None
         newest = newest_message_id is None or pressed.message_id == newest_message_id
-        if label and pressed.text and first is not None and newest and _fits_in_edit(first):
-            merged = replace(first, text=f"✅ {label}\n\n{first.text}")
+        merged = replace(first, text=f"✅ {label}\n\n{first.text}") if label and first else None
+        if (
+            merged is not None
+            and pressed.text
+            and newest
+            and _fits_in_edit(merged)
+            and text_length(merged.text) <= TEXT_LIMIT
+        ):
             items.append(
                 Outgoing(chat_id, Action.EDIT, reply=merged, message_id=pressed.message_id)
             )

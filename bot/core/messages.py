@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -82,6 +82,48 @@ class Outcome:
     roles_changed: bool = False
     # Other people (channel ids) whose roles this input changed.
     roles_changed_for: list[int] = field(default_factory=list)
+
+
+def _is_plain(reply: Reply) -> bool:
+    """Text alone: no buttons, keyboard, file or later edits hang on it."""
+    return not (
+        reply.buttons
+        or reply.contact_button is not None
+        or reply.typed_buttons
+        or reply.remove_keyboard
+        or reply.edit
+        or reply.attachment is not None
+        or reply.track is not None
+    )
+
+
+def text_length(text: str) -> int:
+    """A text's length as chat channels count it (UTF-16 code units, as Telegram does)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def coalesce(replies: Sequence[Reply], limit: int) -> list[Reply]:
+    """Fewer messages for the same words: a plain text joins the message that follows it.
+
+    "NIK dicatat." followed by the next question becomes one message headed by it. Texts
+    stay in their order; nothing is joined past `limit` characters, into a file, into an
+    edit of another message, or into a message that is edited later (tracked).
+    """
+    merged: list[Reply] = []
+    for reply in replies:
+        before = merged[-1] if merged else None
+        if (
+            before is not None
+            and _is_plain(before)
+            and not reply.edit
+            and reply.attachment is None
+            and reply.track is None
+            and text_length(before.text) + 2 + text_length(reply.text) <= limit
+        ):
+            merged[-1] = replace(reply, text=f"{before.text}\n\n{reply.text}")
+        else:
+            merged.append(reply)
+    return merged
 
 
 def button_rows(buttons: Sequence[Button], per_row: int) -> tuple[tuple[Button, ...], ...]:

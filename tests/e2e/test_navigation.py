@@ -109,7 +109,10 @@ async def test_old_buttons_are_not_acted_on(bot: RunningBot) -> None:
     # The pressed question became the next one: it shows the choice made, then the new question.
     chosen = f"✅ {person.t('consent.yes')}\n\n"
     consent_message = next(m for m in bot.fake.messages(4006) if (m.text or "").startswith(chosen))
-    assert not consent_message.buttons()
+    # It now asks for the NIK: the consent buttons are gone.
+    assert person.t("progress", step=1, total=12) in (consent_message.text or "")
+    labels = [label for row in consent_message.buttons() for label in row]
+    assert person.t("consent.yes") not in labels and person.t("consent.no") not in labels
     assert not any(
         (m.text or "").startswith(person.t("consent.text", days=30))
         for m in bot.fake.messages(4006)
