@@ -53,7 +53,7 @@ from bot.services.updates import (
     language_of,
     menu_owner,
     menu_owner_in,
-    note_last_message,
+    note_last_messages,
     purge_drafts,
     record_tracked,
     set_blocked_in,
@@ -299,13 +299,16 @@ async def set_command_menus(bot: Bot, default_language: str) -> None:
         log.warning("Telegram refused to set the command menu (%s); carrying on", exc.message)
 
 
-async def after_sent(session: AsyncSession, item: Outgoing, message_id: int) -> None:
-    """Keep what a sent message needs remembered: its tracked id, the person's newest message."""
-    reply = item.reply
-    if reply is not None and reply.track is not None:
-        await record_tracked(session, reply.track, item.chat_id, message_id)
-    if item.action is Action.SEND:
-        await note_last_message(session, item.chat_id, message_id)
+async def after_sent(session: AsyncSession, sent: list[tuple[Outgoing, int]]) -> None:
+    """Keep what sent messages need remembered: tracked ids, each person's newest message."""
+    newest: dict[int, int] = {}
+    for item, message_id in sent:
+        reply = item.reply
+        if reply is not None and reply.track is not None:
+            await record_tracked(session, reply.track, item.chat_id, message_id)
+        if item.action is Action.SEND:
+            newest[item.chat_id] = max(message_id, newest.get(item.chat_id, 0))
+    await note_last_messages(session, newest)
 
 
 async def poll(
@@ -482,9 +485,9 @@ async def serving(
     pacer = Pacer(settings.broadcast_rate, chat_burst=3)
     watch = HandledWatch()
 
-    def committed(chat_id: int, update_id: int, outbox_ids: list[int]) -> None:
+    def committed(chat_id: int, update_id: int, outbox_ids: list[int], chats: set[int]) -> None:
         watch.committed(chat_id, update_id, outbox_ids)
-        outbox.nudge()
+        outbox.nudge(chats)
 
     outbox = OutboxSender(
         runtime.sessions,

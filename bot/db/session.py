@@ -14,9 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from sqlalchemy.pool import NullPool
 
+# Connections kept open, and how many more may be opened at a peak. The inbox workers, the
+# senders' lanes and the intake each hold one briefly; one opened and closed per unit of
+# work would cost a thread (SQLite) or a server process (PostgreSQL) every time.
+POOL_SIZE, POOL_OVERFLOW = 15, 5
+
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create the async engine; for SQLite, the folder, WAL mode and foreign keys."""
+    in_memory = url.startswith("sqlite") and (":memory:" in url or url.endswith("://"))
+    if kwargs.get("poolclass") is not NullPool and not in_memory:
+        kwargs.setdefault("pool_size", POOL_SIZE)
+        kwargs.setdefault("max_overflow", POOL_OVERFLOW)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -74,13 +75,15 @@ def chat_lock_key(namespace: str, chat_id: int) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-async def store(session: AsyncSession, cipher: Cipher, channel: str, items: Sequence[Any]) -> int:
-    """Insert the updates not stored before (a repeated update id is ignored); return how many.
+async def store(
+    session: AsyncSession, cipher: Cipher, channel: str, items: Sequence[Any]
+) -> list[int]:
+    """Insert the updates not stored before (a repeated update id is ignored).
 
-    `items` are `(Received, flooded)` pairs.
+    `items` are `(Received, flooded)` pairs; returns the chat id of each update stored.
     """
     if not items:
-        return 0
+        return []
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     now = utcnow()
@@ -102,10 +105,9 @@ async def store(session: AsyncSession, cipher: Cipher, channel: str, items: Sequ
         insert(InboxUpdate)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["channel", "update_id"])
-        .returning(InboxUpdate.id)
+        .returning(InboxUpdate.chat_id)
     )
-    result = await session.execute(statement)
-    return len(result.all())
+    return list((await session.execute(statement)).scalars())
 
 
 class Intake:
@@ -118,7 +120,7 @@ class Intake:
         *,
         channel: str = "telegram",
         flood: FloodCheck | None = None,
-        on_stored: Callable[[], None] | None = None,
+        on_stored: Callable[[list[int]], None] | None = None,
         on_dropped: Callable[[int], None] | None = None,
     ) -> None:
         self.sessions = sessions
@@ -145,8 +147,8 @@ class Intake:
         async with self.sessions() as session, session.begin():
             stored = await store(session, self.cipher, self.channel, items)
         if stored and self.on_stored is not None:
-            self.on_stored()
-        return stored
+            self.on_stored(stored)
+        return len(stored)
 
 
 async def purge_inbox(
@@ -200,7 +202,7 @@ class InboxWorkers:
         poll_interval: float = 1.0,
         backoff_seconds: float = 2.0,
         namespace: str = "",
-        on_committed: Callable[[int, int, list[int]], None] | None = None,
+        on_committed: Callable[[int, int, list[int], set[int]], None] | None = None,
         on_handled: Callable[[int, float], None] | None = None,
         outbox_channel: str | None = None,
     ) -> None:
@@ -213,7 +215,8 @@ class InboxWorkers:
         self.poll_interval = poll_interval
         self.backoff = backoff_seconds
         self.namespace = namespace
-        # Told (chat id, update id, outbox row ids) once an update is committed as handled.
+        # Told (chat id, update id, outbox row ids, the chats they go to) once an update is
+        # committed as handled.
         self.on_committed = on_committed
         # Told (chat id, seconds the handling took) after each handled update.
         self.on_handled = on_handled
@@ -221,26 +224,42 @@ class InboxWorkers:
         self.outbox_channel = outbox_channel
         self._wake = asyncio.Event()
         self._lanes: dict[int, asyncio.Task[None]] = {}
+        # Updates this process stored and has not yet given a lane, per chat, oldest chat
+        # first (`nudge`): no query is needed to find them. Other processes' updates and
+        # retries are found by `_dispatch`, at least every `poll_interval`.
+        self._due: dict[int, int] = {}
+        self._look = True
+        self._look_when_free = False
         self._stopping = False
         self.handled = 0
         self.failed = 0
 
-    def nudge(self) -> None:
-        """New updates are stored: look now rather than at the next poll."""
+    def nudge(self, chats: Sequence[int] | None = None) -> None:
+        """Updates were stored (one per chat id in `chats`; or not known): handle them now."""
+        if chats is None:
+            self._look = True
+        else:
+            for chat_id in chats:
+                self._due[chat_id] = self._due.get(chat_id, 0) + 1
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Handle updates until `stop` is set; updates in hand are finished first."""
         watcher = asyncio.create_task(self._wake_on(stop))
+        looked = -math.inf
         try:
             while not stop.is_set():
                 self._wake.clear()
-                try:
-                    await self._dispatch()
-                except Exception:
-                    log.exception("Could not read the inbox; trying again shortly")
-                    await wait_at_most(stop, 2.0)
-                    continue
+                self._start_due()
+                if self._look or time.monotonic() - looked >= self.poll_interval:
+                    self._look = False
+                    looked = time.monotonic()
+                    try:
+                        await self._dispatch()
+                    except Exception:
+                        log.exception("Could not read the inbox; trying again shortly")
+                        await wait_at_most(stop, 2.0)
+                        continue
                 await wait_at_most(self._wake, self.poll_interval)
         finally:
             watcher.cancel()
@@ -251,9 +270,26 @@ class InboxWorkers:
         await stop.wait()
         self._wake.set()
 
+    def _start_due(self) -> None:
+        """Give lanes to the chats this process stored updates for, oldest first."""
+        for chat_id in list(self._due):
+            if len(self._lanes) >= self.concurrency:
+                return
+            if chat_id in self._lanes:
+                # Its lane is at work: these updates follow when it is done.
+                continue
+            waiting = self._due.pop(chat_id)
+            self._start_lane(chat_id, waiting)
+
+    def _start_lane(self, chat_id: int, waiting: int) -> None:
+        task = asyncio.create_task(self._lane(chat_id, waiting), name=f"inbox-chat-{chat_id}")
+        self._lanes[chat_id] = task
+        task.add_done_callback(self._lane_done(chat_id))
+
     async def _dispatch(self) -> None:
         room = self.concurrency - len(self._lanes)
         if room <= 0:
+            self._look_when_free = True
             return
         busy = set(self._lanes)
         now = utcnow()
@@ -279,14 +315,22 @@ class InboxWorkers:
                 if chat not in busy
             ]
         for chat_id, waiting in chats[:room]:
-            task = asyncio.create_task(self._lane(chat_id, waiting), name=f"inbox-chat-{chat_id}")
-            self._lanes[chat_id] = task
-            task.add_done_callback(self._lane_done(chat_id))
+            if chat_id in self._lanes:
+                continue
+            # The lane takes all of the chat's waiting updates, also those just handed in.
+            self._due.pop(chat_id, None)
+            self._start_lane(chat_id, waiting)
+        if len(chats) > room:
+            # More chats wait than lanes were free: look again when one is.
+            self._look_when_free = True
 
     def _lane_done(self, chat_id: int) -> Callable[[asyncio.Task[None]], None]:
         def done(_task: asyncio.Task[None]) -> None:
             self._lanes.pop(chat_id, None)
             # A lane is free: other chats may be waiting for it.
+            if self._look_when_free:
+                self._look_when_free = False
+                self._look = True
             self._wake.set()
 
         return done
@@ -322,6 +366,7 @@ class InboxWorkers:
         update_id = 0
         payload: dict[str, Any] = {}
         outbox_ids: list[int] = []
+        recipients: set[int] = set()
         try:
             async with self.sessions() as session, session.begin():
                 if session.get_bind().dialect.name == "postgresql":
@@ -358,6 +403,7 @@ class InboxWorkers:
                 outbox_ids = await enqueue(
                     session, self.cipher, handled.outgoing, update_id=update_id
                 )
+                recipients = {item.chat_id for item in handled.outgoing}
                 if outbox_ids and self.outbox_channel:
                     await notify(session, self.outbox_channel)
                 # Kept (without its content) for a day: a repeated delivery of the same
@@ -377,7 +423,7 @@ class InboxWorkers:
             return True
         self.handled += 1
         if self.on_committed is not None:
-            self.on_committed(chat_id, update_id, outbox_ids)
+            self.on_committed(chat_id, update_id, outbox_ids, recipients)
         if self.on_handled is not None:
             self.on_handled(chat_id, time.perf_counter() - started)
         return True
@@ -401,12 +447,15 @@ class InboxWorkers:
                 + timedelta(seconds=min(self.backoff * 2 ** (attempts - 1), 30.0)),
             }
             outbox_ids: list[int] = []
+            recipients: set[int] = set()
             if attempts >= MAX_ATTEMPTS:
                 values["state"] = "failed"
                 self.failed += 1
                 if self.apology is not None and payload:
                     with contextlib.suppress(Exception):
-                        outbox_ids = await enqueue(session, self.cipher, self.apology(payload))
+                        apology = self.apology(payload)
+                        outbox_ids = await enqueue(session, self.cipher, apology)
+                        recipients = {item.chat_id for item in apology}
             await session.execute(
                 update(InboxUpdate)
                 .where(InboxUpdate.id == row_id)
@@ -414,4 +463,4 @@ class InboxWorkers:
                 .execution_options(**_NO_SYNC)
             )
         if attempts >= MAX_ATTEMPTS and self.on_committed is not None:
-            self.on_committed(chat_id, update_id, outbox_ids)
+            self.on_committed(chat_id, update_id, outbox_ids, recipients)

@@ -18,6 +18,8 @@ import asyncio
 import base64
 import contextlib
 import logging
+import math
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -211,8 +213,9 @@ class Pace(Protocol):
         ...
 
 
-# Remembers what a sent message needs kept (its id), in the transaction that settles it.
-Recorder = Callable[[AsyncSession, Outgoing, int], Awaitable[None]]
+# Remembers what sent messages need kept (their ids), in the transaction that settles them:
+# (session, [(item, message id), ...]).
+Recorder = Callable[[AsyncSession, list[tuple[Outgoing, int]]], Awaitable[None]]
 
 
 class OutboxSender:
@@ -243,6 +246,14 @@ class OutboxSender:
         self.backoff = backoff_seconds
         self._wake = asyncio.Event()
         self._lanes: dict[int, asyncio.Task[None]] = {}
+        # Chats this process wrote rows for since the last look (`nudge`): their lanes start
+        # without a query. Anything else (other replicas' rows, retries) is found by
+        # `_dispatch`, which runs when asked for and at least every `poll_interval`.
+        self._due: set[int] = set()
+        self._again: set[int] = set()
+        self._look = True
+        self._more = False
+        self._running = False
         self._stopping = False
         self.outcomes: Counter[str] = Counter()
         # Sent rows not yet deleted (see `flush`): (row id, item, message id, update id).
@@ -251,8 +262,15 @@ class OutboxSender:
         self._flushing = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
 
-    def nudge(self) -> None:
-        """Rows were committed: send now rather than at the next poll."""
+    def nudge(self, chats: Iterable[int] | None = None) -> None:
+        """Rows were committed (for `chats`, or for chats not known): send them now."""
+        if not self._running:
+            # Another process sends (it is told through the database).
+            return
+        if chats is None:
+            self._look = True
+        else:
+            self._due.update(chats)
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -261,20 +279,31 @@ class OutboxSender:
         It may run again after it returned: a process that lost the lead and has it back.
         """
         self._stopping = False
+        self._look = self._running = True
         watcher = asyncio.create_task(self._wake_on(stop))
+        looked = -math.inf
         try:
             while not stop.is_set():
                 self._wake.clear()
-                try:
-                    await self._dispatch()
-                except Exception:
-                    log.exception("Could not read the outbox; trying again shortly")
-                    await wait_at_most(stop, 2.0)
-                    continue
+                due, self._due = self._due, set()
+                for chat_id in due:
+                    self._start_lane(chat_id)
+                if self._look or time.monotonic() - looked >= self.poll_interval:
+                    self._look = False
+                    looked = time.monotonic()
+                    try:
+                        await self._dispatch()
+                    except Exception:
+                        log.exception("Could not read the outbox; trying again shortly")
+                        await wait_at_most(stop, 2.0)
+                        continue
                 await wait_at_most(self._wake, max(self.poll_interval, self.pacer.paused_for))
         finally:
             watcher.cancel()
             self._stopping = True
+            self._running = False
+            self._due.clear()
+            self._again.clear()
             await asyncio.gather(*self._lanes.values(), return_exceptions=True)
             # What was sent is recorded before the process goes (else it is sent again).
             with contextlib.suppress(Exception):
@@ -288,6 +317,7 @@ class OutboxSender:
             await self.flush()
             await self._dispatch()
         await self.flush()
+        self._due.clear()
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -310,17 +340,32 @@ class OutboxSender:
                     .limit(self.batch)
                 )
             )
+        # More chats may be waiting than were read: look again as lanes finish.
+        self._more = len(chats) >= self.batch
         for chat_id in chats:
-            if chat_id in self._lanes:
-                continue
-            task = asyncio.create_task(self._lane(chat_id), name=f"outbox-chat-{chat_id}")
-            self._lanes[chat_id] = task
-            task.add_done_callback(self._forget_lane(chat_id))
+            if chat_id not in self._lanes:
+                self._start_lane(chat_id)
+
+    def _start_lane(self, chat_id: int) -> None:
+        """Send the chat's rows; if it is being sent to, once more when that is done."""
+        if chat_id in self._lanes:
+            # The lane may have read the chat's rows before these were written.
+            self._again.add(chat_id)
+            return
+        task = asyncio.create_task(self._lane(chat_id), name=f"outbox-chat-{chat_id}")
+        self._lanes[chat_id] = task
+        task.add_done_callback(self._forget_lane(chat_id))
 
     def _forget_lane(self, chat_id: int) -> Callable[[asyncio.Task[None]], None]:
         def done(_task: asyncio.Task[None]) -> None:
             self._lanes.pop(chat_id, None)
-            self._wake.set()
+            if chat_id in self._again:
+                self._again.discard(chat_id)
+                self._due.add(chat_id)
+                self._wake.set()
+            if self._more:
+                self._look = True
+                self._wake.set()
 
         return done
 
@@ -470,10 +515,9 @@ class OutboxSender:
                     await session.execute(
                         delete(OutboxMessage).where(OutboxMessage.id.in_([b[0] for b in batch]))
                     )
-                    if self.record is not None:
-                        for _, item, message_id, _ in batch:
-                            if message_id is not None:
-                                await self.record(session, item, message_id)
+                    sent = [(item, mid) for _, item, mid, _ in batch if mid is not None]
+                    if self.record is not None and sent:
+                        await self.record(session, sent)
             except Exception:
                 # The database is away: keep them (unsent again) and try once more later.
                 log.exception("Could not record sent messages; trying again shortly")

@@ -15,9 +15,9 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.messages import Incoming, Outcome
@@ -161,13 +161,16 @@ async def record_sent(runtime: Runtime, track: str, chat_id: int, message_id: in
     await run_unit_of_work(runtime.sessions, work)
 
 
-async def note_last_message(session: AsyncSession, chat_id: int, message_id: int) -> None:
-    """Remember the newest message sent to a person (see `User.last_message_id`)."""
+async def note_last_messages(session: AsyncSession, newest: Mapping[int, int]) -> None:
+    """Remember the newest message sent to each person (chat id: message id), at once."""
+    if not newest:
+        return
+    users = cast(Table, User.__table__)
     await session.execute(
-        update(User)
-        .where(User.telegram_id == chat_id)
-        .values(last_message_id=message_id)
-        .execution_options(synchronize_session=False)
+        update(users)
+        .where(users.c.telegram_id == bindparam("chat"))
+        .values(last_message_id=bindparam("message")),
+        [{"chat": chat, "message": message} for chat, message in newest.items()],
     )
 
 
