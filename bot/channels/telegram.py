@@ -29,11 +29,12 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import RetryAfter, TelegramError
+from telegram.error import TelegramError
 from telegram.request import HTTPXRequest
 
+from bot.channels.telegram_api import ApiError, BotApi
 from bot.channels.telegram_markup import file_url_for
-from bot.channels.telegram_sender import TelegramSender, seconds_of
+from bot.channels.telegram_sender import TelegramSender
 from bot.core.flood import FloodGate
 from bot.core.messages import Incoming, InputKind, Outcome, Reply, coalesce, text_length
 from bot.db.models import InboxUpdate, utcnow
@@ -62,6 +63,8 @@ from bot.services.wakeup import channel_name, listen
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
+# Every kind of update, my_chat_member and chat_member included (not sent by default).
+ALL_UPDATES = list(Update.ALL_TYPES)
 
 
 def to_incoming(update: Update) -> Incoming | None:
@@ -94,6 +97,21 @@ def to_incoming(update: Update) -> Incoming | None:
         head, _, args = text[1:].partition(" ")
         return Incoming(InputKind.COMMAND, text=head.split("@", 1)[0].lower(), args=args.strip())
     return Incoming(InputKind.TEXT, text=text)
+
+
+def chat_of_payload(update: dict[str, Any]) -> int:
+    """`chat_of` for an update as Telegram sent it (JSON), without building objects."""
+    for key, content in update.items():
+        if key == "update_id" or not isinstance(content, dict):
+            continue
+        message = content.get("message")
+        chat = content.get("chat") or (message.get("chat") if isinstance(message, dict) else None)
+        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+            return int(chat["id"])
+        person = content.get("from") or content.get("user")
+        if isinstance(person, dict) and isinstance(person.get("id"), int):
+            return int(person["id"])
+    return 0
 
 
 def chat_of(update: Update) -> int:
@@ -312,7 +330,7 @@ async def after_sent(session: AsyncSession, sent: list[tuple[Outgoing, int]]) ->
 
 
 async def poll(
-    bot: Bot,
+    api: BotApi,
     intake: Intake,
     stop: asyncio.Event,
     *,
@@ -322,33 +340,37 @@ async def poll(
     """Long polling that loses nothing: the offset moves on only once updates are committed.
 
     Telegram forgets an update when a later getUpdates asks from beyond it, so a batch is
-    stored first and only then is the next batch asked for.
+    stored first and only then is the next batch asked for. Updates are stored as Telegram
+    sent them.
     """
     failures = 0
     while not stop.is_set():
         try:
+            params: dict[str, Any] = {"timeout": wait_seconds, "allowed_updates": ALL_UPDATES}
+            if offset is not None:
+                params["offset"] = offset
             # Stopping cancels a waiting request: what it would have brought is not yet
             # acknowledged, so Telegram gives it again to the next getUpdates.
             updates = await _unless_stopped(
-                stop,
-                bot.get_updates(
-                    offset=offset,
-                    timeout=wait_seconds,
-                    allowed_updates=Update.ALL_TYPES,
-                    read_timeout=wait_seconds + 10,
-                ),
+                stop, api.call("getUpdates", params, read_timeout=wait_seconds + 10)
             )
             if updates is None:
                 break
             if updates:
-                received = [Received(u.update_id, chat_of(u), u.to_dict()) for u in updates]
+                received = [Received(int(u["update_id"]), chat_of_payload(u), u) for u in updates]
                 await intake.accept(received)
-                offset = updates[-1].update_id + 1
+                offset = int(updates[-1]["update_id"]) + 1
             failures = 0
         except asyncio.CancelledError:
             raise
-        except RetryAfter as exc:
-            await wait_at_most(stop, seconds_of(exc.retry_after))
+        except ApiError as exc:
+            if exc.code == 429:
+                await wait_at_most(stop, exc.retry_after or 1.0)
+                continue
+            failures += 1
+            delay = min(2.0**failures, 30.0)
+            log.warning("Polling was refused (%d); trying again in %.0f s", exc.code, delay)
+            await wait_at_most(stop, delay)
         except Exception as exc:
             failures += 1
             delay = min(2.0**failures, 30.0)
@@ -357,7 +379,7 @@ async def poll(
     if offset is not None:
         # Tell Telegram what is stored, so a restart does not fetch it again.
         with contextlib.suppress(Exception):
-            await bot.get_updates(offset=offset, timeout=0, limit=1)
+            await api.call("getUpdates", {"offset": offset, "timeout": 0, "limit": 1})
 
 
 async def _unless_stopped(stop: asyncio.Event, call: Awaitable[_T]) -> _T | None:
@@ -481,6 +503,7 @@ async def serving(
     await bot.initialize()
     sender = TelegramSender(token, base_url)
     await sender.initialize()
+    polling_api = BotApi(bot.base_url, connections=2, read_timeout=poll_timeout + 15.0)
     namespace = await namespace_of(runtime.engine)
     pacer = Pacer(settings.broadcast_rate, chat_burst=3)
     watch = HandledWatch()
@@ -556,7 +579,8 @@ async def serving(
             await bot.delete_webhook()
             tasks.append(
                 asyncio.create_task(
-                    poll(bot, intake, stop, wait_seconds=poll_timeout, offset=offset), name="poll"
+                    poll(polling_api, intake, stop, wait_seconds=poll_timeout, offset=offset),
+                    name="poll",
                 )
             )
         log.info("Bot @%s is serving (%s)", bot.username, "long polling" if polling else "webhook")
@@ -565,6 +589,7 @@ async def serving(
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await sender.shutdown()
+        await polling_api.close()
         await bot.shutdown()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -25,6 +26,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from bot.channels.telegram_api import ApiError, BotApi
 from bot.channels.telegram_markup import file_url_for, markup_for
 from bot.core.messages import Reply
 from bot.runtime import Runtime
@@ -60,6 +62,26 @@ def outcome_of(error: TelegramError) -> SendOutcome:
     return SendOutcome("transient", reason=error.message)
 
 
+def outcome_of_refusal(error: ApiError) -> SendOutcome:
+    """What a refusal in a plain Bot API answer means for a delivery (as `outcome_of`)."""
+    if error.code == 429:
+        return SendOutcome("retry_after", retry_after=error.retry_after or 1.0)
+    if error.code == 403:
+        return SendOutcome("blocked", reason=error.description)
+    if error.code == 400:
+        return SendOutcome("failed", reason=error.description)
+    # Telegram's own trouble (5xx), or a token problem that an operator will fix.
+    return SendOutcome("transient", reason=error.description)
+
+
+def outcome_of_network(error: httpx.HTTPError) -> SendOutcome:
+    """A call that got no answer: safe to repeat only if the request never left."""
+    reason = type(error).__name__
+    if isinstance(error, _NOT_SENT):
+        return SendOutcome("transient", reason=reason)
+    return SendOutcome("uncertain", reason=reason)
+
+
 class TelegramSender:
     """Sends and edits messages through the Bot API, one call per message, never retrying."""
 
@@ -82,6 +104,8 @@ class TelegramSender:
         if base_url:
             urls = {"base_url": base_url, "base_file_url": file_url_for(base_url)}
         self.bot = Bot(token, request=request, **urls)
+        # Texts, edits and button answers: plain JSON (see `bot.channels.telegram_api`).
+        self.api = BotApi(self.bot.base_url, connections=connections, read_timeout=read_timeout)
         # A photo sent to many people is uploaded once, then sent by its file id.
         self._photo_ids: dict[str, str] = {}
 
@@ -90,7 +114,8 @@ class TelegramSender:
         await self.bot.initialize()
 
     async def shutdown(self) -> None:
-        """Close the HTTP connection pool."""
+        """Close the HTTP connection pools."""
+        await self.api.close()
         await self.bot.shutdown()
 
     async def __aenter__(self) -> TelegramSender:
@@ -105,13 +130,31 @@ class TelegramSender:
     ) -> None:
         await self.shutdown()
 
-    async def send(self, chat_id: int, reply: Reply) -> SendOutcome:
-        """Send a reply as a new message (a photo with caption when it carries one)."""
+    async def send(
+        self, chat_id: int, reply: Reply, *, left: Callable[[], None] | None = None
+    ) -> SendOutcome:
+        """Send a reply as a new message (a photo with caption when it carries one).
+
+        `left` is called once the request is written out (for a file: as it starts).
+        """
         try:
-            message = await self._send(chat_id, reply)
+            if reply.attachment is None:
+                params: dict[str, Any] = {"chat_id": chat_id, "text": reply.text}
+                markup = markup_for(reply)
+                if markup is not None:
+                    params["reply_markup"] = markup.to_dict()
+                message = await self.api.call("sendMessage", params, written=left)
+                return SendOutcome("sent", message_id=int(message["message_id"]))
+            if left is not None:
+                left()
+            sent = await self._send(chat_id, reply)
         except TelegramError as error:
             return outcome_of(error)
-        return SendOutcome("sent", message_id=message.message_id)
+        except ApiError as error:
+            return outcome_of_refusal(error)
+        except httpx.HTTPError as error:
+            return outcome_of_network(error)
+        return SendOutcome("sent", message_id=sent.message_id)
 
     async def edit(self, chat_id: int, message_id: int, reply: Reply) -> SendOutcome:
         """Replace a message's text (or caption) and inline buttons."""
@@ -123,15 +166,24 @@ class TelegramSender:
                     chat_id=chat_id, message_id=message_id, caption=reply.text, reply_markup=inline
                 )
             else:
-                await self.bot.edit_message_text(
-                    reply.text, chat_id=chat_id, message_id=message_id, reply_markup=inline
-                )
-        except BadRequest as error:
-            if "not modified" in error.message:
+                params: dict[str, Any] = {
+                    "chat_id": chat_id,
+                    "message_id": message_id,
+                    "text": reply.text,
+                }
+                if inline is not None:
+                    params["reply_markup"] = inline.to_dict()
+                await self.api.call("editMessageText", params)
+        except (BadRequest, ApiError) as error:
+            if "not modified" in str(error):
                 return SendOutcome("sent", message_id=message_id)
+            if isinstance(error, ApiError):
+                return outcome_of_refusal(error)
             return outcome_of(error)
         except TelegramError as error:
             return outcome_of(error)
+        except httpx.HTTPError as error:
+            return outcome_of_network(error)
         return SendOutcome("sent", message_id=message_id)
 
     async def perform(self, item: Outgoing) -> SendOutcome:
@@ -139,7 +191,7 @@ class TelegramSender:
         chat_id = item.chat_id
         try:
             if item.action is Action.ANSWER:
-                await self.bot.answer_callback_query(item.callback_id or "")
+                await self.api.call("answerCallbackQuery", {"callback_query_id": item.callback_id})
                 return SendOutcome("sent")
             if item.action is Action.MENU:
                 commands = [BotCommand(name, text) for name, text in item.menu]
@@ -147,8 +199,9 @@ class TelegramSender:
                 return SendOutcome("sent")
             if item.action is Action.EDIT and item.message_id is not None:
                 if item.reply is None:
-                    await self.bot.edit_message_reply_markup(
-                        chat_id=chat_id, message_id=item.message_id, reply_markup=None
+                    await self.api.call(
+                        "editMessageReplyMarkup",
+                        {"chat_id": chat_id, "message_id": item.message_id},
                     )
                     return SendOutcome("sent", message_id=item.message_id)
                 edited = await self.edit(chat_id, item.message_id, item.reply)
@@ -160,6 +213,10 @@ class TelegramSender:
             return await self.send(chat_id, item.reply)
         except TelegramError as error:
             return outcome_of(error)
+        except ApiError as error:
+            return outcome_of_refusal(error)
+        except httpx.HTTPError as error:
+            return outcome_of_network(error)
 
     async def _send(self, chat_id: int, reply: Reply) -> Message:
         markup = markup_for(reply)

@@ -69,8 +69,10 @@ class SendOutcome:
 class Sender(Protocol):
     """A channel that delivers replies to chats, one call per message."""
 
-    async def send(self, chat_id: int, reply: Reply) -> SendOutcome:
-        """Send a new message."""
+    async def send(
+        self, chat_id: int, reply: Reply, *, left: Callable[[], None] | None = None
+    ) -> SendOutcome:
+        """Send a new message; `left` is called once the request has been written out."""
         ...
 
     async def edit(self, chat_id: int, message_id: int, reply: Reply) -> SendOutcome:
@@ -375,6 +377,8 @@ class DeliveryEngine:
         self._held: set[int] = set()
         # When the last request to each chat left (monotonic seconds).
         self._left_at: dict[int, float] = {}
+        # Held from marking a row "sending" until its request has left.
+        self._leaving = asyncio.Lock()
         self._halted: dict[int, str] = {}
         self._progress: dict[int, _Progress] = {}
         self._showing: dict[int, asyncio.Lock] = {}
@@ -584,16 +588,21 @@ class DeliveryEngine:
                 if halted is not None:
                     await self._release(row, "skipped" if halted == "cancelled" else "pending")
                     return
-                if not await self._mark_sending(row):
-                    return
-                if not self.pacer.paused_for:
+                await self._wait_for_chat(row.chat_id)
+                # One row at a time between "sending" and its request having left: a crash
+                # then finds at most one row marked whose request never went out.
+                async with self._leaving:
+                    if not await self._mark_sending(row):
+                        return
+                    if self.pacer.paused_for:
+                        # Telegram asked for a pause while the row was being marked.
+                        await self._mark_sending(row, back=True)
+                        continue
+                    log.debug("Sending broadcast %d to chat %d", row.broadcast_id, row.chat_id)
+                    sending = await self._start_sending(row.chat_id, reply)
                     break
-                # Telegram asked for a pause while the row was being marked: it waits too.
-                await self._mark_sending(row, back=True)
-            await self._keep_chat_apart(row.chat_id)
-            log.debug("Sending broadcast %d to chat %d", row.broadcast_id, row.chat_id)
             try:
-                outcome = await self.sender.send(row.chat_id, reply)
+                outcome = await sending
             except Exception as exc:
                 # An unexpected failure may have happened after the message left.
                 log.exception("Sender failed on broadcast %d", row.broadcast_id)
@@ -607,16 +616,29 @@ class DeliveryEngine:
             if not self._in_flight[row.broadcast_id]:
                 del self._in_flight[row.broadcast_id]
 
-    async def _keep_chat_apart(self, chat_id: int) -> None:
-        """Leave the per-chat interval between two sends that really leave.
+    async def _wait_for_chat(self, chat_id: int) -> None:
+        """Leave the per-chat interval after the last request to the chat that really left.
 
-        The pacer spaced the grants, but marking a row takes a database write between the
-        grant and the request, and a slow write must not bring two sends to a chat closer.
+        The pacer spaced the grants, but a slow database write between a grant and its
+        request must not bring two sends to a chat closer.
         """
-        now = time.monotonic()
-        wait = self._left_at.get(chat_id, -math.inf) + self.pacer.per_chat - now
+        wait = self._left_at.get(chat_id, -math.inf) + self.pacer.per_chat - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
+
+    async def _start_sending(self, chat_id: int, reply: Reply) -> asyncio.Future[SendOutcome]:
+        """Send, returning once the request has left (or failed): its outcome is to come."""
+        gone = asyncio.Event()
+        sending = asyncio.ensure_future(self.sender.send(chat_id, reply, left=gone.set))
+        left = asyncio.ensure_future(gone.wait())
+        try:
+            await asyncio.wait({sending, left}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            left.cancel()
+        self._note_left(chat_id)
+        return sending
+
+    def _note_left(self, chat_id: int) -> None:
         self._left_at[chat_id] = time.monotonic()
         if len(self._left_at) > 4096:
             horizon = time.monotonic() - self.pacer.per_chat

@@ -22,9 +22,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,6 +37,9 @@ from bot.services.pacing import wait_at_most
 from bot.services.wakeup import notify
 
 log = logging.getLogger(__name__)
+
+# Core statements on the table: the unit of work and identity map are not needed here.
+_inbox = cast(Table, InboxUpdate.__table__)
 
 _NO_SYNC = {"synchronize_session": False}
 # How often handling an update may fail before it is set aside as "failed".
@@ -102,10 +105,10 @@ async def store(
         for received, flooded in items
     ]
     statement = (
-        insert(InboxUpdate)
+        insert(_inbox)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["channel", "update_id"])
-        .returning(InboxUpdate.chat_id)
+        .returning(_inbox.c.chat_id)
     )
     return list((await session.execute(statement)).scalars())
 
@@ -156,15 +159,15 @@ async def purge_inbox(
 ) -> int:
     """Delete handled updates older than `keep`, always keeping the newest (polling's mark)."""
     async with sessions() as session, session.begin():
-        newest = await session.scalar(select(func.max(InboxUpdate.id)))
+        newest = await session.scalar(select(func.max(_inbox.c.id)))
         result = await session.execute(
-            delete(InboxUpdate)
+            delete(_inbox)
             .where(
-                InboxUpdate.state == "done",
-                InboxUpdate.received_at < utcnow() - keep,
-                InboxUpdate.id != (newest or 0),
+                _inbox.c.state == "done",
+                _inbox.c.received_at < utcnow() - keep,
+                _inbox.c.id != (newest or 0),
             )
-            .returning(InboxUpdate.id)
+            .returning(_inbox.c.id)
             .execution_options(**_NO_SYNC)
         )
         return len(result.all())
@@ -174,9 +177,7 @@ async def inbox_depth(session: AsyncSession) -> tuple[int, float]:
     """Updates waiting to be handled, and the age in seconds of the oldest of them."""
     count, oldest = (
         await session.execute(
-            select(func.count(), func.min(InboxUpdate.received_at)).where(
-                InboxUpdate.state == "pending"
-            )
+            select(func.count(), func.min(_inbox.c.received_at)).where(_inbox.c.state == "pending")
         )
     ).one()
     age = 0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
@@ -296,16 +297,16 @@ class InboxWorkers:
         async with self.sessions() as session:
             statement = (
                 select(
-                    InboxUpdate.chat_id,
-                    func.min(InboxUpdate.id).label("first"),
+                    _inbox.c.chat_id,
+                    func.min(_inbox.c.id).label("first"),
                     func.count().label("waiting"),
                 )
                 .where(
-                    InboxUpdate.state == "pending",
-                    InboxUpdate.channel == self.channel,
-                    (InboxUpdate.not_before.is_(None)) | (InboxUpdate.not_before <= now),
+                    _inbox.c.state == "pending",
+                    _inbox.c.channel == self.channel,
+                    (_inbox.c.not_before.is_(None)) | (_inbox.c.not_before <= now),
                 )
-                .group_by(InboxUpdate.chat_id)
+                .group_by(_inbox.c.chat_id)
                 .order_by("first")
                 .limit(room + len(busy))
             )
@@ -377,17 +378,17 @@ class InboxWorkers:
                 row = (
                     await session.execute(
                         select(
-                            InboxUpdate.id,
-                            InboxUpdate.update_id,
-                            InboxUpdate.payload,
-                            InboxUpdate.not_before,
+                            _inbox.c.id,
+                            _inbox.c.update_id,
+                            _inbox.c.payload,
+                            _inbox.c.not_before,
                         )
                         .where(
-                            InboxUpdate.chat_id == chat_id,
-                            InboxUpdate.channel == self.channel,
-                            InboxUpdate.state == "pending",
+                            _inbox.c.chat_id == chat_id,
+                            _inbox.c.channel == self.channel,
+                            _inbox.c.state == "pending",
                         )
-                        .order_by(InboxUpdate.id)
+                        .order_by(_inbox.c.id)
                         .limit(1)
                     )
                 ).first()
@@ -409,8 +410,8 @@ class InboxWorkers:
                 # Kept (without its content) for a day: a repeated delivery of the same
                 # update is recognised and ignored, and polling knows where it stopped.
                 await session.execute(
-                    update(InboxUpdate)
-                    .where(InboxUpdate.id == row_id)
+                    update(_inbox)
+                    .where(_inbox.c.id == row_id)
                     .values(state="done", payload="")
                     .execution_options(**_NO_SYNC)
                 )
@@ -434,9 +435,7 @@ class InboxWorkers:
         """Count a failed attempt; after the last one, set the update aside and apologise."""
         log.error("Error while handling an update", exc_info=exc)
         async with self.sessions() as session, session.begin():
-            attempts = await session.scalar(
-                select(InboxUpdate.attempts).where(InboxUpdate.id == row_id)
-            )
+            attempts = await session.scalar(select(_inbox.c.attempts).where(_inbox.c.id == row_id))
             if attempts is None:
                 return
             attempts += 1
@@ -457,8 +456,8 @@ class InboxWorkers:
                         outbox_ids = await enqueue(session, self.cipher, apology)
                         recipients = {item.chat_id for item in apology}
             await session.execute(
-                update(InboxUpdate)
-                .where(InboxUpdate.id == row_id)
+                update(_inbox)
+                .where(_inbox.c.id == row_id)
                 .values(**values)
                 .execution_options(**_NO_SYNC)
             )

@@ -25,9 +25,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.messages import Attachment, Button, Reply
@@ -37,6 +37,9 @@ from bot.services.delivery import SendOutcome
 from bot.services.pacing import Halted, wait_at_most
 
 log = logging.getLogger(__name__)
+
+# Core statements on the table: the unit of work and identity map are not needed here.
+_outbox = cast(Table, OutboxMessage.__table__)
 
 _NO_SYNC = {"synchronize_session": False}
 # How many of a chat's rows a lane reads at a time.
@@ -176,14 +179,14 @@ async def enqueue(
         }
         for item in items
     ]
-    result = await session.execute(insert(OutboxMessage).values(rows).returning(OutboxMessage.id))
+    result = await session.execute(insert(_outbox).values(rows).returning(_outbox.c.id))
     return sorted(result.scalars())
 
 
 async def outbox_depth(session: AsyncSession) -> int:
     """Messages waiting to be sent."""
     count = await session.scalar(
-        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state == "pending")
+        select(func.count()).select_from(_outbox).where(_outbox.c.state == "pending")
     )
     return int(count or 0)
 
@@ -328,15 +331,14 @@ class OutboxSender:
         async with self.sessions() as session:
             chats = list(
                 await session.scalars(
-                    select(OutboxMessage.chat_id)
+                    select(_outbox.c.chat_id)
                     .where(
-                        OutboxMessage.state == "pending",
-                        (OutboxMessage.next_attempt_at.is_(None))
-                        | (OutboxMessage.next_attempt_at <= now),
-                        OutboxMessage.id.not_in(self._unflushed),
+                        _outbox.c.state == "pending",
+                        (_outbox.c.next_attempt_at.is_(None)) | (_outbox.c.next_attempt_at <= now),
+                        _outbox.c.id.not_in(self._unflushed),
                     )
-                    .group_by(OutboxMessage.chat_id)
-                    .order_by(func.min(OutboxMessage.priority), func.min(OutboxMessage.id))
+                    .group_by(_outbox.c.chat_id)
+                    .order_by(func.min(_outbox.c.priority), func.min(_outbox.c.id))
                     .limit(self.batch)
                 )
             )
@@ -392,19 +394,19 @@ class OutboxSender:
                 (
                     await session.execute(
                         select(
-                            OutboxMessage.id,
-                            OutboxMessage.priority,
-                            OutboxMessage.payload,
-                            OutboxMessage.next_attempt_at,
-                            OutboxMessage.attempts,
-                            OutboxMessage.update_id,
+                            _outbox.c.id,
+                            _outbox.c.priority,
+                            _outbox.c.payload,
+                            _outbox.c.next_attempt_at,
+                            _outbox.c.attempts,
+                            _outbox.c.update_id,
                         )
                         .where(
-                            OutboxMessage.chat_id == chat_id,
-                            OutboxMessage.state == "pending",
-                            OutboxMessage.id.not_in(self._unflushed),
+                            _outbox.c.chat_id == chat_id,
+                            _outbox.c.state == "pending",
+                            _outbox.c.id.not_in(self._unflushed),
                         )
-                        .order_by(OutboxMessage.id)
+                        .order_by(_outbox.c.id)
                         .limit(_LANE_BATCH)
                     )
                 ).all()
@@ -463,7 +465,7 @@ class OutboxSender:
             return True
         now = utcnow()
         async with self.sessions() as session, session.begin():
-            row = OutboxMessage.id == row_id
+            row = _outbox.c.id == row_id
             if kind == "retry_after":
                 self.pacer.pause(outcome.retry_after)
                 values: dict[str, Any] = {
@@ -489,7 +491,7 @@ class OutboxSender:
                     )
                 values = {"state": final, "error": (outcome.reason or final)[:200]}
             await session.execute(
-                update(OutboxMessage).where(row).values(**values).execution_options(**_NO_SYNC)
+                update(_outbox).where(row).values(**values).execution_options(**_NO_SYNC)
             )
         if kind not in ("retry_after", "transient"):
             log.warning("An outgoing message was not delivered (%s)", kind)
@@ -513,7 +515,7 @@ class OutboxSender:
             try:
                 async with self.sessions() as session, session.begin():
                     await session.execute(
-                        delete(OutboxMessage).where(OutboxMessage.id.in_([b[0] for b in batch]))
+                        delete(_outbox).where(_outbox.c.id.in_([b[0] for b in batch]))
                     )
                     sent = [(item, mid) for _, item, mid, _ in batch if mid is not None]
                     if self.record is not None and sent:

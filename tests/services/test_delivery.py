@@ -56,8 +56,12 @@ class ScriptedSender:
     sends: list[Sent] = field(default_factory=list)
     edits: list[Sent] = field(default_factory=list)
 
-    async def send(self, chat_id: int, reply: Reply) -> SendOutcome:
+    async def send(
+        self, chat_id: int, reply: Reply, *, left: Callable[[], None] | None = None
+    ) -> SendOutcome:
         self.sends.append(Sent(chat_id, reply.text, time.monotonic()))
+        if left is not None:
+            left()
         answers = self.script.get(chat_id)
         if answers:
             return answers.pop(0)
