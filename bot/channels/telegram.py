@@ -213,8 +213,10 @@ def outgoing_for(
     question are one message. A pressed button is answered (the spinner stops). When it was
     pressed on the newest
     message, that message becomes the next question, headed by the choice ("✅ Petani"):
-    one message per step instead of two. Otherwise the pressed message keeps its text with
-    the choice under it and loses its buttons, and the replies come as new messages.
+    one message per step instead of two; when the next question cannot be an edit (it needs
+    a keyboard), it is sent as a new message headed by the choice. Otherwise the pressed
+    message keeps its text with the choice under it and loses its buttons, and the replies
+    come as new messages.
     """
     items: list[Outgoing] = []
     query = update.callback_query
@@ -237,6 +239,12 @@ def outgoing_for(
             items.append(
                 Outgoing(chat_id, Action.EDIT, reply=merged, message_id=pressed.message_id)
             )
+            replies = replies[1:]
+        elif merged is not None and pressed.text and newest and not merged.edit:
+            # The next question needs a keyboard an edit cannot carry (a "send my number"
+            # button): it comes as one new message headed by the choice. The pressed
+            # question keeps its buttons; pressing one again is answered as an old button.
+            items.append(Outgoing(chat_id, Action.SEND, reply=merged))
             replies = replies[1:]
         elif label and pressed.text:
             # The question is answered: its buttons go (so they cannot be pressed again) and
