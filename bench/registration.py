@@ -72,6 +72,7 @@ from bot.fakebot import FakeTelegram
 from bot.i18n import translator
 from bot.runtime import open_runtime
 from bot.security import generate_key
+from bot.services.pacing import busiest_window
 from bot.services.updates import answer
 
 Kind = Literal["bebas-cemas", "conversation", "echo"]
@@ -150,6 +151,12 @@ class LoadResult:
     complete: str = ""
     # CPU share of one core the bot used while nobody wrote to it, just before the load.
     idle_cpu: float = math.nan
+    # Bebas Cemas: the most updates waiting in the inbox and messages waiting in the outbox
+    # at any of the once-a-second looks during the load (where answers waited).
+    inbox_peak: int | None = None
+    outbox_peak: int | None = None
+    # The most messages (sends and edits) that reached the fake in any one second.
+    busiest_second: int = 0
 
     @property
     def updates_per_second(self) -> float:
@@ -277,11 +284,47 @@ async def measure_load(
     pace = think_time(*options.think) if load == "open" else None
     mark = len(fake.calls)
     cpu_before = deployment.cpu()
-    outcome = await run_load(
-        fake, watcher, script, expected, chat_ids, pace=pace, seed=options.seed
-    )
+    stop = asyncio.Event()
+    depths: list[tuple[int, int]] = []
+    database_url = deployment.command.env.get("DATABASE_URL")
+    looking = asyncio.create_task(watch_queues(database_url, stop, depths))
+    try:
+        outcome = await run_load(
+            fake, watcher, script, expected, chat_ids, pace=pace, seed=options.seed
+        )
+    finally:
+        stop.set()
+        await looking
     cpu = deployment.cpu() - cpu_before
-    return _result(configuration, load, fake, mark, cpu, outcome, len(chat_ids), len(expected))
+    result = _result(configuration, load, fake, mark, cpu, outcome, len(chat_ids), len(expected))
+    if depths:
+        result.inbox_peak = max(inbox for inbox, _ in depths)
+        result.outbox_peak = max(outbox for _, outbox in depths)
+    return result
+
+
+async def watch_queues(
+    database_url: str | None, stop: asyncio.Event, depths: list[tuple[int, int]]
+) -> None:
+    """Once a second until `stop`: updates waiting in the inbox, messages in the outbox."""
+    if database_url is None:
+        return
+    engine = create_async_engine(database_url)
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            with contextlib.suppress(Exception):
+                async with engine.connect() as connection:
+                    inbox = await connection.scalar(
+                        text("SELECT count(*) FROM inbox WHERE state = 'pending'")
+                    )
+                    outbox = await connection.scalar(
+                        text("SELECT count(*) FROM outbox WHERE state = 'pending'")
+                    )
+                depths.append((int(inbox or 0), int(outbox or 0)))
+    finally:
+        await engine.dispose()
 
 
 def _result(
@@ -295,6 +338,7 @@ def _result(
     steps: int,
 ) -> LoadResult:
     calls = [c for c in fake.calls[mark:] if c.method.lower() not in HOUSEKEEPING]
+    sent_at = [c.at for c in calls if c.error is None and c.method.lower() in MESSAGE_METHODS]
     answered = outcome.answered
     finished = sum(
         1 for chat in {s.chat_id for s in answered} if chat not in set(outcome.unfinished)
@@ -314,6 +358,7 @@ def _result(
         finished=finished,
         errors=outcome.errors[:5],
         complete=f"{finished}/{people} finished" if steps else "",
+        busiest_second=busiest_window(sent_at),
     )
 
 
@@ -498,7 +543,12 @@ def summary(result: LoadResult) -> str:
         f"{result.updates_per_second:.1f} updates/s, p50 {result.latency(0.5):.3f} s, "
         f"p95 {result.latency(0.95):.3f} s, {result.cpu_ms_per_update:.1f} CPU ms/update, "
         f"{result.calls_per_step:.2f} calls/step, {result.complete}, "
-        f"{result.refused_429} refused with 429"
+        f"{result.refused_429} refused with 429, busiest second {result.busiest_second} messages"
+        + (
+            f", inbox peak {result.inbox_peak}, outbox peak {result.outbox_peak}"
+            if result.inbox_peak is not None
+            else ""
+        )
         + (f"; errors {result.errors}" if result.errors else "")
     )
 
@@ -710,6 +760,17 @@ def render(report: Report, options: Options) -> str:
         f"{r.configuration} {r.idle_cpu:.1%}" for r in report.loads if r.load == "closed"
     )
     lines += ["", f"- CPU of one core used while idle, before (a): {idle_shares}"]
+    lines += [
+        f"- {r.configuration}, {'(a)' if r.load == 'closed' else '(b)'}: most messages in one "
+        f"second {r.busiest_second}"
+        + (
+            f"; most updates waiting to be handled {r.inbox_peak}, most messages waiting to "
+            f"be sent {r.outbox_peak} (looked at once a second)"
+            if r.inbox_peak is not None
+            else ""
+        )
+        for r in report.loads
+    ]
     lines += [*[f"- {note}" for note in report.notes], "", *targets(report), ""]
     if report.rss is not None:
         idle, after, unanswered = report.rss
