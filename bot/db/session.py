@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from sqlalchemy.pool import NullPool
 
-# Connections kept open, and how many more may be opened at a peak. The inbox workers, the
-# senders' lanes and the intake each hold one briefly; one opened and closed per unit of
-# work would cost a thread (SQLite) or a server process (PostgreSQL) every time.
-POOL_SIZE, POOL_OVERFLOW = 15, 5
+# Connections kept open, and how many more may be opened at a peak (then closed again).
+# A pool of 15 kept open saved opening connections at peaks but cost about 25 MB more with
+# 10 000 people mid-form on SQLite (docs/BENCHMARKS.md); memory is the tighter limit.
+POOL_SIZE, POOL_OVERFLOW = 5, 10
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:

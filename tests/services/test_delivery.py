@@ -227,9 +227,6 @@ async def test_retry_after_pauses_all_sending_and_costs_no_attempt(runtime: Runt
 
     refused = sender.sends[0]
     assert refused.chat_id == 301
-    others = [s for s in sender.sends if s.chat_id != 301]
-    assert {s.chat_id for s in others} == {302, 303}
-    assert all(s.at - refused.at >= 0.3 for s in others)
     row = (await rows(runtime, broadcast_id))[301]
     assert (row.state, row.attempts) == ("pending", 0)
     assert row.next_attempt_at is not None
@@ -238,6 +235,11 @@ async def test_retry_after_pauses_all_sending_and_costs_no_attempt(runtime: Runt
     await engine.drain()
     row = (await rows(runtime, broadcast_id))[301]
     assert (row.state, row.attempts) == ("sent", 1)
+    # The others were sent too, none of them during the pause (whether a row waiting then
+    # was handed back and claimed again, or waited it out, depends on timing).
+    others = [s for s in sender.sends if s.chat_id != 301]
+    assert sorted(s.chat_id for s in others) == [302, 303]
+    assert all(s.at - refused.at >= 0.3 for s in others)
     assert sender.received()[301] == 2
 
 
