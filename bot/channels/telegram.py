@@ -507,7 +507,7 @@ async def serving(
     if base_url:
         urls = {"base_url": base_url, "base_file_url": file_url_for(base_url)}
     request = HTTPXRequest(connection_pool_size=16, read_timeout=poll_timeout + 15.0)
-    bot = Bot(token, request=request, get_updates_request=HTTPXRequest(), **urls)
+    bot = Bot(token, request=request, **urls)
     await bot.initialize()
     sender = TelegramSender(token, base_url)
     await sender.initialize()

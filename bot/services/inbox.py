@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from bot.core.flood import Verdict
 from bot.db.models import InboxUpdate, utcnow
 from bot.security import Cipher
 from bot.services.outbox import Outgoing, enqueue
-from bot.services.pacing import wait_at_most
+from bot.services.pacing import Looks, wait_at_most
 from bot.services.wakeup import notify
 
 log = logging.getLogger(__name__)
@@ -229,7 +228,7 @@ class InboxWorkers:
         # first (`nudge`): no query is needed to find them. Other processes' updates and
         # retries are found by `_dispatch`, at least every `poll_interval`.
         self._due: dict[int, int] = {}
-        self._look = True
+        self._looks = Looks(poll_interval)
         self._look_when_free = False
         self._stopping = False
         self.handled = 0
@@ -238,7 +237,7 @@ class InboxWorkers:
     def nudge(self, chats: Sequence[int] | None = None) -> None:
         """Updates were stored (one per chat id in `chats`; or not known): handle them now."""
         if chats is None:
-            self._look = True
+            self._looks.ask()
         else:
             for chat_id in chats:
                 self._due[chat_id] = self._due.get(chat_id, 0) + 1
@@ -247,14 +246,11 @@ class InboxWorkers:
     async def run(self, stop: asyncio.Event) -> None:
         """Handle updates until `stop` is set; updates in hand are finished first."""
         watcher = asyncio.create_task(self._wake_on(stop))
-        looked = -math.inf
         try:
             while not stop.is_set():
                 self._wake.clear()
                 self._start_due()
-                if self._look or time.monotonic() - looked >= self.poll_interval:
-                    self._look = False
-                    looked = time.monotonic()
+                if self._looks.due():
                     try:
                         await self._dispatch()
                     except Exception:
@@ -331,7 +327,7 @@ class InboxWorkers:
             # A lane is free: other chats may be waiting for it.
             if self._look_when_free:
                 self._look_when_free = False
-                self._look = True
+                self._looks.ask()
             self._wake.set()
 
         return done

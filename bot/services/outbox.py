@@ -18,8 +18,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import math
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from bot.core.messages import Attachment, Button, Reply
 from bot.db.models import OutboxMessage, User, utcnow
 from bot.security import Cipher
 from bot.services.delivery import SendOutcome
-from bot.services.pacing import Halted, wait_at_most
+from bot.services.pacing import Halted, Looks, wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +252,7 @@ class OutboxSender:
         # `_dispatch`, which runs when asked for and at least every `poll_interval`.
         self._due: set[int] = set()
         self._again: set[int] = set()
-        self._look = True
+        self._looks = Looks(poll_interval)
         self._more = False
         self._running = False
         self._stopping = False
@@ -271,7 +269,7 @@ class OutboxSender:
             # Another process sends (it is told through the database).
             return
         if chats is None:
-            self._look = True
+            self._looks.ask()
         else:
             self._due.update(chats)
         self._wake.set()
@@ -282,18 +280,16 @@ class OutboxSender:
         It may run again after it returned: a process that lost the lead and has it back.
         """
         self._stopping = False
-        self._look = self._running = True
+        self._looks.ask()
+        self._running = True
         watcher = asyncio.create_task(self._wake_on(stop))
-        looked = -math.inf
         try:
             while not stop.is_set():
                 self._wake.clear()
                 due, self._due = self._due, set()
                 for chat_id in due:
                     self._start_lane(chat_id)
-                if self._look or time.monotonic() - looked >= self.poll_interval:
-                    self._look = False
-                    looked = time.monotonic()
+                if self._looks.due():
                     try:
                         await self._dispatch()
                     except Exception:
@@ -366,7 +362,7 @@ class OutboxSender:
                 self._due.add(chat_id)
                 self._wake.set()
             if self._more:
-                self._look = True
+                self._looks.ask()
                 self._wake.set()
 
         return done

@@ -218,6 +218,31 @@ def busiest_window(moments: Iterable[float], width: float = 1.0) -> int:
     return most
 
 
+class Looks:
+    """When a queue's table is read again: whenever asked, and at least every `interval` s.
+
+    The inbox workers and the outbox sender learn of their own work in memory; the table is
+    read for the rest (another process's rows, retries coming due).
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._asked = True
+        self._last = -math.inf
+
+    def ask(self) -> None:
+        """Read the table at the next chance."""
+        self._asked = True
+
+    def due(self) -> bool:
+        """Whether to read the table now (counted as read when True)."""
+        now = time.monotonic()
+        if not self._asked and now - self._last < self.interval:
+            return False
+        self._asked, self._last = False, now
+        return True
+
+
 async def wait_at_most(event: asyncio.Event, seconds: float) -> None:
     """Wait until `event` is set or `seconds` have passed, whichever comes first."""
     with contextlib.suppress(TimeoutError):
