@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -182,6 +183,13 @@ class Application(Base):
     # and the keyed hash of the claim code with which the resident's own account takes it over.
     assisted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     claim_code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The status workflow (issue 8): when the status last changed, the KPJ number and the day
+    # cover starts once registered, and the note that goes with the status (a rejection's
+    # reason). None of these is personal data.
+    status_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    kpj_number: Mapped[str | None] = mapped_column(String(20))
+    covered_from: Mapped[date | None] = mapped_column(Date)
+    status_note: Mapped[str | None] = mapped_column(String(500))
 
 
 class Role(Base):
