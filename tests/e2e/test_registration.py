@@ -104,3 +104,59 @@ async def test_worker_registers_in_english(bot: RunningBot, tmp_path: Path) -> N
     parsed = list(csv.DictReader(io.StringIO(output.read_text(encoding="utf-8-sig"))))
     assert parsed[0]["village_name"] == "Dajan Peken"
     assert parsed[0]["phone"] == "+6281234567890"
+
+
+async def test_a_shared_number_costs_one_message_and_its_keyboard_goes_later(
+    bot: RunningBot,
+) -> None:
+    """Pressing "share my number" is answered by the next question alone, headed by the number.
+
+    The one-time keyboard hid itself when its button was pressed, so taking it away waits for
+    a message that goes anyway: the confirmation of the sent registration at the latest.
+    """
+    person = Person(bot.fake.user(1003, "Komang", language_code="id"))
+    t = person.t
+    await person.say("/start")
+    await person.tap("menu.register")
+    await person.tap("consent.yes")
+    await person.say("5102051708850011")
+    await person.say("I Komang Arta")
+    await person.tap("birth_date.use_nik", date="17 Agustus 1985")
+    await person.tap("gender.male")
+    replies = await person.share_contact("6281234567890")
+    assert len(replies) == 1
+    assert t("q.phone.saved", value="0812-3456-7890") in texts(replies)
+    assert t("keyboard.closed") not in texts(replies)
+    assert replies[0].has_inline_keyboard, "the regency question, with its buttons"
+    await person.tap_label("Kabupaten Tabanan")
+    await person.tap_label("Tabanan")
+    await person.say("dajan peken")
+    await person.say("Banjar Dukuh")
+    await person.tap("nav.skip")
+    await person.tap("occupation.petani")
+    await person.say("1,5 juta")
+    await person.tap("programs.basic", amount="Rp21.800")
+    await person.tap("period.option.3", amount="Rp65.400")
+    await person.tap("nav.skip")
+    await person.tap("nav.skip")
+    assert person.user.reply_keyboard() is not None, "still held by the client"
+    replies = await person.tap("summary.send")
+    assert "BC-" in texts(replies)
+    assert person.user.reply_keyboard() is None
+
+
+async def test_a_typed_number_takes_the_keyboard_away_at_once(bot: RunningBot) -> None:
+    """A number typed while the keyboard is on screen: the keyboard goes with the answer."""
+    person = Person(bot.fake.user(1004, "Ketut", language_code="id"))
+    t = person.t
+    await person.say("/start")
+    await person.tap("menu.register")
+    await person.tap("consent.yes")
+    await person.say("5102051708850029")
+    await person.say("I Ketut Arta")
+    await person.tap("birth_date.use_nik", date="17 Agustus 1985")
+    await person.tap("gender.male")
+    assert person.user.reply_keyboard() is not None
+    replies = await person.say("0812-3456-7890")
+    assert t("q.phone.saved", value="0812-3456-7890") in texts(replies)
+    assert person.user.reply_keyboard() is None
