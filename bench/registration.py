@@ -126,8 +126,8 @@ class Options:
     profile: bool = True
     seed: int = 7
     only: tuple[str, ...] = ()
-    # Only configurations whose name contains this text (e.g. "replicas").
-    match: str = ""
+    # Only configurations whose name contains one of these texts (e.g. "replicas").
+    match: tuple[str, ...] = ()
     loads: tuple[Load, ...] = ("closed", "open")
 
 
@@ -898,7 +898,7 @@ async def main(options: Options, output: Path | None) -> int:
         for configuration in CONFIGURATIONS:
             if options.only and configuration.kind not in options.only:
                 continue
-            if options.match and options.match not in configuration.name:
+            if options.match and not any(text in configuration.name for text in options.match):
                 continue
             if configuration.processes > 1 and replicas is not None:
                 report.not_measured[configuration.name] = replicas
@@ -931,7 +931,12 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="skip py-spy")
     parser.add_argument("--only", nargs="+", choices=sorted(SCRIPTS), help="configurations")
     parser.add_argument("--closed-only", action="store_true", help="skip the open loop")
-    parser.add_argument("--match", default="", help="configurations whose name contains this")
+    parser.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        help="configurations whose name contains this (may be given several times)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--output", type=Path, help="also write the report to this file")
     args = parser.parse_args(argv)
@@ -954,7 +959,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
         profile=not args.no_profile,
         seed=args.seed,
         only=tuple(args.only or ()),
-        match=args.match,
+        match=tuple(args.match),
         loads=("closed",) if args.closed_only else ("closed", "open"),
     )
     os.environ.setdefault("PTB_TIMEDELTA", "true")
