@@ -105,8 +105,10 @@ def normalise_kpj(text: str, digits: int = KPJ_DIGITS) -> str:
 
 def check_cover_start(day: date, today: date) -> date:
     """A plausible first day of cover, or InvalidInput."""
-    if not today - timedelta(days=COVER_DAYS_BACK) <= day <= today + timedelta(
-        days=COVER_DAYS_AHEAD
+    if (
+        not today - timedelta(days=COVER_DAYS_BACK)
+        <= day
+        <= today + timedelta(days=COVER_DAYS_AHEAD)
     ):
         raise InvalidInput("workflow.error.cover_date")
     return day
