@@ -117,7 +117,7 @@ class Review:
                 turn.text("review.error.village", text=args.strip())
                 return
             village = found[0].code
-        set_mode(turn, UserMode.REVIEW, {"village": village, "skipped": []})
+        set_mode(turn, UserMode.REVIEW, {"place": village, "skipped": []})
         await self._next(turn)
 
     # ------------------------------------------------------------------ buttons
@@ -275,7 +275,7 @@ class Review:
 
     async def _next(self, turn: Turn) -> None:
         state = self._state(turn)
-        village = state.get("village")
+        village = state.get("place")
         app = await claim_next(
             turn.session,
             turn.user.id,

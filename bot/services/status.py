@@ -15,7 +15,7 @@ from bot.core.contribution import PAYMENT_PERIODS
 from bot.core.dates import format_date
 from bot.core.messages import Button, Reply
 from bot.core.money import format_rupiah
-from bot.core.questions import contribution_of
+from bot.core.questions import change_period, contribution_of
 from bot.core.states import ApplicationStatus
 from bot.core.workflow import WAITING, Refused
 from bot.db.models import Application, StatusChange
@@ -162,8 +162,8 @@ class Status:
             )
             turn.say(Reply(t("period.change.prompt"), buttons=buttons))
             return
-        before = answers.get("period")
-        answers["period"] = pick.months
+        before = contribution_of(answers, s.settings.rates).period_months
+        change_period(answers, pick.months)
         app.answers_enc = s.cipher.encrypt(answers)
         await audit.record(
             turn.session,
