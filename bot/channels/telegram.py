@@ -45,7 +45,7 @@ from bot.services.delivery import DeliveryEngine
 from bot.services.flood import flood_warning
 from bot.services.inbox import Handled, InboxWorkers, Intake, Received, purge_inbox
 from bot.services.leader import Leadership, namespace_of
-from bot.services.outbox import Action, OutboxSender, Outgoing
+from bot.services.outbox import Action, OutboxSender, Outgoing, enqueue
 from bot.services.pacing import Pacer, wait_at_most
 from bot.services.roles import Grant
 from bot.services.routing import menu_for as routed_menu
@@ -161,7 +161,11 @@ class TelegramHandler:
         answered = await answer_in(session, runtime, person.id, guess, incoming)
         outcome = answered.outcome
         items = outgoing_for(update, outcome, chat.id, answered.last_message_id)
-        items += [Outgoing(other, reply=reply, priority=1) for other, reply in outcome.notices]
+        if outcome.notices:
+            # Notices to other people commit with the change that caused them, but are not
+            # replies: the update counts as answered without waiting for them.
+            notices = [Outgoing(other, reply=reply, priority=1) for other, reply in outcome.notices]
+            await enqueue(session, runtime.cipher, notices)
         menus = ([person.id] if outcome.roles_changed or outcome.language_changed else []) + [
             other for other in outcome.roles_changed_for if other != person.id
         ]
