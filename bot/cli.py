@@ -220,19 +220,19 @@ async def _export(runtime: Runtime, fmt: str, output: Path | None) -> int:
 
 async def _import_status(runtime: Runtime, path: Path) -> int:
     from bot.i18n import translator
+    from bot.services.leader import namespace_of
     from bot.services.status_import import FileRefused, import_status
     from bot.services.wakeup import channel_name, notify
 
     t = translator(runtime.settings.default_language)
+    outbox = channel_name(await namespace_of(runtime.engine), "outbox")
     try:
         async with runtime.sessions() as session, session.begin():
             report = await import_status(
                 session, runtime.settings, runtime.cipher, path, today=runtime.today()
             )
             # The running bot's sender looks at once (PostgreSQL), else within a second.
-            from bot.services.leader import namespace_of
-
-            await notify(session, channel_name(await namespace_of(runtime.engine), "outbox"))
+            await notify(session, outbox)
     except FileRefused as exc:
         print(t("import.refused", file=path.name, why=t(exc.key, **exc.params)), file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.config import Settings
 from bot.core.dates import format_date
-from bot.db.models import Application, StatusChange
+from bot.db.models import Application, StatusChange, User
 from bot.fakebot import FakeTelegram
 from bot.runtime import Runtime
 from bot.services.roles import RoleName
@@ -60,8 +60,6 @@ async def references(runtime: Runtime) -> dict[int, str]:
                 )
             )
         ).all()
-        from bot.db.models import User
-
         users = {u.id: u.telegram_id for u in (await session.scalars(select(User))).all()}
     return {int(users[user_id] or 0): str(reference) for reference, user_id in rows}
 
