@@ -76,7 +76,7 @@ class Status:
                 else t("status.unfinished_started")
             )
             button = Button(t("menu.continue"), encode(MenuAction("register")))
-            turn.say(Reply("\n\n".join(lines), buttons=((button,),)))
+            turn.say(Reply("\n\n".join(lines), buttons=((button,), *actions)))
         elif lines:
             turn.say(Reply("\n\n".join(lines), buttons=tuple(actions)))
         else:
