@@ -25,6 +25,7 @@ from bot.db.models import (
 from bot.runtime import Runtime
 from bot.services.export import export_rows, write_export
 from bot.services.reminders import remind_payments
+from bot.services.review import claim_next
 from bot.services.status_import import FileRefused, import_status
 from bot.services.workflow import Actor, change_status, send_notices
 
@@ -324,3 +325,32 @@ async def test_reminders_come_a_few_days_before_each_payment_once(runtime: Runti
             update(User).where(User.telegram_id == 9400).values(opted_out_at=utcnow())
         )
     assert await run_on(date(2027, 8, 29)) == 0
+
+
+# ---------------------------------------------------------------- /tinjau claims
+
+
+async def test_review_claims_keep_cards_apart_until_they_run_out(runtime: Runtime) -> None:
+    """Oldest first; a card held by one reviewer is not offered to another until its claim
+    runs out; the village filter and skipped cards are respected."""
+    older = await sent_application(runtime, 9501, "BC-CLM001", minutes_ago=120)
+    newer = await sent_application(runtime, 9502, "BC-CLM002", minutes_ago=60)
+    async with runtime.sessions() as session, session.begin():
+        reviewers = [User(telegram_id=9600 + n) for n in range(2)]
+        session.add_all(reviewers)
+        await session.flush()
+        one, two = (r.id for r in reviewers)
+    now = utcnow()
+
+    async def next_for(user_id: int, at: datetime, **options: Any) -> int | None:
+        async with runtime.sessions() as session, session.begin():
+            app = await claim_next(session, user_id, now=at, minutes=15, **options)
+            return app.id if app is not None else None
+
+    assert await next_for(one, now) == older
+    assert await next_for(two, now) == newer
+    assert await next_for(two, now + timedelta(minutes=1), skipped=[newer]) is None
+    # The first reviewer's card again for them; for the other only once the claim ran out.
+    assert await next_for(one, now + timedelta(minutes=5)) == older
+    assert await next_for(two, now + timedelta(minutes=21), skipped=[newer]) == older
+    assert await next_for(one, now, village="51.71.01.1001") is None
