@@ -69,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
         "import", help="load desa adat from a CSV (columns: name[,village_code][,district_code])"
     )
     importer.add_argument("file", type=Path)
+    statuses = commands.add_parser(
+        "import-status",
+        help="apply status changes from a CSV or XLSX file (reference, status, kpj, reason)",
+        description="Apply status changes row by row: valid rows are applied and each worker "
+        "is told; every refused row is reported with the reason. A file that cannot be read "
+        "as a whole changes nothing. Exit status 3 when some rows were refused.",
+    )
+    statuses.add_argument("file", type=Path, help="a .csv (UTF-8, comma-separated) or .xlsx file")
     commands.add_parser("keygen", help="print a new DATA_KEY")
     invite = commands.add_parser(
         "invite",
@@ -180,6 +188,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             for village in found:
                 print(runtime.areas.label(village))
             return 0
+        if args.command == "import-status":
+            return await _import_status(runtime, args.file)
         if args.command == "export":
             return await _export(runtime, args.format, args.output)
         if args.command in ("invite", "revoke", "broadcast", "broadcast-status"):
@@ -216,6 +226,42 @@ async def _export(runtime: Runtime, fmt: str, output: Path | None) -> int:
             count = await write_export(rows, fmt, output)
     print(f"Exported {count} applications{f' to {output}' if output else ''}.", file=sys.stderr)
     return 0
+
+
+async def _import_status(runtime: Runtime, path: Path) -> int:
+    from bot.i18n import translator
+    from bot.services.leader import namespace_of
+    from bot.services.status_import import FileRefused, import_status
+    from bot.services.wakeup import channel_name, notify
+
+    t = translator(runtime.settings.default_language)
+    outbox = channel_name(await namespace_of(runtime.engine), "outbox")
+    try:
+        async with runtime.sessions() as session, session.begin():
+            report = await import_status(
+                session, runtime.settings, runtime.cipher, path, today=runtime.today()
+            )
+            # The running bot's sender looks at once (PostgreSQL), else within a second.
+            await notify(session, outbox)
+    except FileRefused as exc:
+        print(t("import.refused", file=path.name, why=t(exc.key, **exc.params)), file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(t("import.refused", file=path.name, why=exc.strerror or str(exc)), file=sys.stderr)
+        return 1
+    for line, reference, status in report.applied:
+        print(t("import.report.applied", line=line, reference=reference, status=status))
+    for line, reference, why in report.rejected:
+        print(t("import.report.rejected", line=line, reference=reference, why=why))
+    print(
+        t(
+            "import.report.summary",
+            applied=len(report.applied),
+            unchanged=len(report.unchanged),
+            rejected=len(report.rejected),
+        )
+    )
+    return 3 if report.rejected else 0
 
 
 async def _run(settings: Settings, *, webhook: bool = False) -> int:

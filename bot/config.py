@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     flood_per_minute: float = 30.0
     flood_pause_seconds: float = 60.0
     invitation_days: int = 7
+    # The status workflow: digits of a KPJ number (unconfirmed, see bot/core/workflow.py),
+    # how long a /tinjau card stays with one staff member, and how many days before a
+    # payment falls due the worker is reminded.
+    kpj_digits: int = 11
+    review_claim_minutes: int = 15
+    reminder_days_before: int = 3
     # The human contact at the end of /bantuan.
     branch_address: str = "Kantor Cabang BPJS Ketenagakerjaan Bali Denpasar"
     call_centre: str = "175"
@@ -194,6 +200,9 @@ class Settings(BaseSettings):
         "broadcast_rate",
         "broadcast_max_attempts",
         "invitation_days",
+        "kpj_digits",
+        "review_claim_minutes",
+        "reminder_days_before",
         "inbox_workers",
         "flood_burst",
         "flood_per_minute",

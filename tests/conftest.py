@@ -29,6 +29,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # Tables that tests fill; the area tables are loaded once and kept.
 USER_TABLES = (
     "inbox",
+    "payment_reminders",
+    "status_history",
     "outbox",
     "deliveries",
     "broadcasts",

@@ -67,7 +67,7 @@ def test_the_readme_lists_every_command() -> None:
     """README.md names each command in the form that works on a fresh clone."""
     listed = {words[0] for words in readme_commands()}
     expected = "run chat db villages export desa-adat keygen invite revoke broadcast"
-    assert listed == {*expected.split(), "broadcast-status"}
+    assert listed == {*expected.split(), "broadcast-status", "import-status"}
 
 
 @pytest.mark.parametrize("command", [[], *readme_commands()], ids=" ".join)
@@ -220,3 +220,31 @@ def test_keygen_prints_a_usable_key(tmp_path: Path) -> None:
     assert upgrade.returncode == 0, upgrade.stderr
     assert "up to date" in upgrade.stdout
     assert not (tmp_path / "bot.key").exists()
+
+
+def test_import_status_reports_each_row_and_refuses_an_unreadable_file(tmp_path: Path) -> None:
+    """Applied and refused rows are listed; a semicolon file changes nothing; twice is once."""
+    key = generate_key()
+    asyncio.run(_submitted_application(tmp_path, key))
+    sheet = tmp_path / "status.csv"
+    sheet.write_text(
+        "Nomor referensi,Status,Nomor KPJ,Catatan status\n"
+        "BC-TEST22,terdaftar,12345678901,\n"
+        "BC-NOPE99,ditolak,,NIK salah\n",
+        encoding="utf-8",
+    )
+    result = run(tmp_path, "import-status", str(sheet), key=key)
+    assert result.returncode == 3, result.stderr
+    lines = said(result.stdout)
+    assert "baris 2: BC-TEST22 → terdaftar" in lines
+    assert any(line.startswith("baris 3: BC-NOPE99 DITOLAK:") for line in lines)
+    assert lines[-1] == "Selesai: 1 diterapkan, 0 sudah sesuai, 1 ditolak."
+
+    again = run(tmp_path, "import-status", str(sheet), key=key)
+    assert said(again.stdout)[-1] == "Selesai: 0 diterapkan, 1 sudah sesuai, 1 ditolak."
+
+    semicolons = tmp_path / "excel.csv"
+    semicolons.write_text("reference;status\nBC-TEST22;ditolak\n", encoding="utf-8")
+    refused = run(tmp_path, "import-status", str(semicolons), key=key)
+    assert refused.returncode == 1
+    assert "titik koma" in said(refused.stderr)[-1] and refused.stdout == ""

@@ -45,7 +45,7 @@ from bot.services.delivery import DeliveryEngine
 from bot.services.flood import flood_warning
 from bot.services.inbox import Handled, InboxWorkers, Intake, Received, purge_inbox
 from bot.services.leader import Leadership, namespace_of
-from bot.services.outbox import Action, OutboxSender, Outgoing
+from bot.services.outbox import Action, OutboxSender, Outgoing, enqueue
 from bot.services.pacing import Pacer, wait_at_most
 from bot.services.roles import Grant
 from bot.services.routing import menu_for as routed_menu
@@ -57,6 +57,7 @@ from bot.services.updates import (
     note_last_messages,
     purge_drafts,
     record_tracked,
+    send_payment_reminders,
     set_blocked_in,
 )
 from bot.services.wakeup import channel_name, listen
@@ -160,6 +161,11 @@ class TelegramHandler:
         answered = await answer_in(session, runtime, person.id, guess, incoming)
         outcome = answered.outcome
         items = outgoing_for(update, outcome, chat.id, answered.last_message_id)
+        if outcome.notices:
+            # Notices to other people commit with the change that caused them, but are not
+            # replies: the update counts as answered without waiting for them.
+            notices = [Outgoing(other, reply=reply, priority=1) for other, reply in outcome.notices]
+            await enqueue(session, runtime.cipher, notices)
         menus = ([person.id] if outcome.roles_changed or outcome.language_changed else []) + [
             other for other in outcome.roles_changed_for if other != person.id
         ]
@@ -475,12 +481,14 @@ async def resume_offset(runtime: Runtime) -> int | None:
 
 
 async def scheduled_jobs(runtime: Runtime, stop: asyncio.Event) -> None:
-    """The leader's periodic work: old drafts and handled updates are deleted."""
+    """The leader's periodic work: old drafts and handled updates are deleted, and the
+    payment reminders that have come due are written (at most once each, see reminders.py)."""
     await wait_at_most(stop, 5.0)
     while not stop.is_set():
         try:
             await purge_drafts(runtime)
             await purge_inbox(runtime.sessions)
+            await send_payment_reminders(runtime)
         except Exception:
             log.exception("A scheduled job failed; it runs again later")
         await wait_at_most(stop, 6 * 3600.0)

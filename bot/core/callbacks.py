@@ -301,4 +301,57 @@ class StatisticsChart(Payload):
     code: str
 
 
+# ---------------------------------------------------------------- the status workflow
+
+
+@payload
+@dataclass(frozen=True)
+class ReviewAction(Payload):
+    """A button of a /tinjau card: verify, register, reject or skip application `app`."""
+
+    TAG: ClassVar[str] = "tj"
+    app: int
+    action: str
+
+
+@payload
+@dataclass(frozen=True)
+class ReviewReason(Payload):
+    """A common reason for rejecting application `app` (a code of REJECTION_REASONS)."""
+
+    TAG: ClassVar[str] = "tj:r"
+    app: int
+    reason: str
+
+
+@payload
+@dataclass(frozen=True)
+class ReviewCover(Payload):
+    """The day cover starts for application `app` being registered (YYYY-MM-DD)."""
+
+    TAG: ClassVar[str] = "tj:c"
+    app: int
+    day: str
+
+
+@payload
+@dataclass(frozen=True)
+class Withdraw(Payload):
+    """The worker withdraws application `app`: ask, yes or no."""
+
+    TAG: ClassVar[str] = "wd"
+    app: int
+    answer: str
+
+
+@payload
+@dataclass(frozen=True)
+class PeriodChange(Payload):
+    """A registered worker changes the payment period of `app` (0: show the choices)."""
+
+    TAG: ClassVar[str] = "pp"
+    app: int
+    months: int
+
+
 RETIRED = frozenset({"sc"})

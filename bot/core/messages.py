@@ -82,6 +82,9 @@ class Outcome:
     roles_changed: bool = False
     # Other people (channel ids) whose roles this input changed.
     roles_changed_for: list[int] = field(default_factory=list)
+    # Messages to other people (channel id, reply), e.g. a worker told of their status;
+    # written to the outbox in the same transaction as the change that caused them.
+    notices: list[tuple[int, Reply]] = field(default_factory=list)
 
 
 def _is_plain(reply: Reply) -> bool:

@@ -33,6 +33,8 @@ class Action(StrEnum):
     INVITE = "invite"
     REVOKE = "revoke"
     VIEW_ROLES = "view_roles"
+    # Move applications through the status workflow (/tinjau).
+    REVIEW = "review"
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ _BRANCH_ACTIONS = frozenset(
         Action.INVITE,
         Action.REVOKE,
         Action.VIEW_ROLES,
+        Action.REVIEW,
     }
 )
 

@@ -624,6 +624,13 @@ def contribution_of(answers: Answers, rates: Rates, months: int | None = None) -
     return contribution_for(income, programs, period, rates)
 
 
+def change_period(answers: dict[str, Any], months: int) -> None:
+    """Set the payment period of sent answers (a worker may change it after registering)."""
+    if months not in PAYMENT_PERIODS:
+        raise ValueError(f"payment period must be one of {PAYMENT_PERIODS}, got {months}")
+    answers["period"] = months
+
+
 def _income_of(ctx: FormContext) -> int:
     return int(ctx.answers.get("income") or ctx.rates.min_income)
 

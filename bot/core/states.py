@@ -1,8 +1,8 @@
-"""The states of a broadcast, of one delivery, and of a person's non-registration dialogue.
+"""The states of a broadcast, of one delivery, of an application and of a person's dialogue.
 
 The database columns hold these values as plain strings; the enums name them once. The
-broadcast lifecycle is drawn in docs/broadcast.mmd, and a test checks the drawing against
-`BROADCAST_TRANSITIONS`.
+broadcast lifecycle is drawn in docs/broadcast.mmd and an application's after it is sent in
+docs/application-status.mmd; a test checks each drawing against its transitions table.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class UserMode(StrEnum):
     IURAN = "iuran"
     INVITE = "invite"
     COMPOSE = "compose"
+    REVIEW = "review"
 
 
 B = BroadcastState
@@ -81,3 +82,17 @@ FINAL_DELIVERY_STATES = (
     DeliveryState.UNCERTAIN,
     DeliveryState.SKIPPED,
 )
+
+
+A = ApplicationStatus
+# What staff (and the worker, for a withdrawal) may do to a sent application; nothing else.
+APPLICATION_TRANSITIONS: dict[ApplicationStatus, frozenset[ApplicationStatus]] = {
+    # Staff check the data, or refuse it; the worker may withdraw.
+    A.SUBMITTED: frozenset({A.VERIFIED, A.REJECTED, A.CANCELLED}),
+    # Staff register the worker (KPJ number, cover start), or refuse; the worker may withdraw.
+    A.VERIFIED: frozenset({A.REGISTERED, A.REJECTED, A.CANCELLED}),
+    # Final: a refused or withdrawn worker sends a new application instead.
+    A.REGISTERED: frozenset(),
+    A.REJECTED: frozenset(),
+    A.CANCELLED: frozenset(),
+}

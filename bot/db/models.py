@@ -190,6 +190,41 @@ class Application(Base):
     kpj_number: Mapped[str | None] = mapped_column(String(20))
     covered_from: Mapped[date | None] = mapped_column(Date)
     status_note: Mapped[str | None] = mapped_column(String(500))
+    # /tinjau: the staff member whose card this is until the claim runs out, so that two
+    # people reviewing at once never get the same application.
+    review_claimed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    review_claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class StatusChange(Base):
+    """One step of an application's status: who, when, from, to, and why (never edited)."""
+
+    __tablename__ = "status_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # The staff member, or the worker who withdrew; none for the command line.
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # "cli", "import" or "bot" when no person acted in the chat.
+    actor_label: Mapped[str | None] = mapped_column(String(40))
+    from_status: Mapped[str] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    kpj_number: Mapped[str | None] = mapped_column(String(20))
+    covered_from: Mapped[date | None] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(String(500))
+
+
+class PaymentReminder(Base):
+    """A payment reminder written for one due date: unique, so it goes out once."""
+
+    __tablename__ = "payment_reminders"
+    __table_args__ = (
+        UniqueConstraint("application_id", "due_on", name="uq_payment_reminders_once"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    due_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Role(Base):

@@ -23,9 +23,14 @@ from bot.core.callbacks import (
     LanguagePick,
     MenuAction,
     Payload,
+    PeriodChange,
+    ReviewAction,
+    ReviewCover,
+    ReviewReason,
     RevokePick,
     Stale,
     StatisticsChart,
+    Withdraw,
     decode,
 )
 from bot.core.messages import Incoming, InputKind
@@ -40,6 +45,7 @@ from bot.services.following import Following, is_stop_word
 from bot.services.invitations import Invitations
 from bot.services.leader_tools import LeaderTools
 from bot.services.registration import Registration
+from bot.services.review import Review
 from bot.services.status import Status
 from bot.services.turn import Turn
 
@@ -75,6 +81,7 @@ class Features:
     composing: Composing
     leader_tools: LeaderTools
     assisted: Assisted
+    review: Review
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("undang", "invite", Action.INVITE, lambda f: f.invitations.cmd_invite),
     Command("cabut", "revoke", Action.REVOKE, lambda f: f.invitations.cmd_revoke),
+    Command("tinjau", "review", Action.REVIEW, lambda f: f.review.cmd_review),
 )
 
 BUTTONS: tuple[ButtonRoute, ...] = (
@@ -193,12 +201,18 @@ BUTTONS: tuple[ButtonRoute, ...] = (
     ButtonRoute(ComposeChoice, Action.BROADCAST, lambda f: f.composing.choice_button),
     ButtonRoute(BroadcastControl, Action.BROADCAST_CONTROL, lambda f: f.composing.control_button),
     ButtonRoute(StatisticsChart, Action.STATISTICS, lambda f: f.leader_tools.chart_button),
+    ButtonRoute(ReviewAction, Action.REVIEW, lambda f: f.review.action_button),
+    ButtonRoute(ReviewReason, Action.REVIEW, lambda f: f.review.reason_button),
+    ButtonRoute(ReviewCover, Action.REVIEW, lambda f: f.review.cover_button),
+    ButtonRoute(Withdraw, None, lambda f: f.status.withdraw_button),
+    ButtonRoute(PeriodChange, None, lambda f: f.status.period_button),
 )
 
 TYPED: tuple[TypedStep, ...] = (
     TypedStep(UserMode.IURAN, None, lambda f: f.calculator.typed),
     TypedStep(UserMode.INVITE, Action.INVITE, lambda f: f.invitations.place_text),
     TypedStep(UserMode.COMPOSE, Action.BROADCAST, lambda f: f.composing.typed),
+    TypedStep(UserMode.REVIEW, Action.REVIEW, lambda f: f.review.typed),
 )
 
 _BY_NAME = {name: command for command in COMMANDS for name in command.names}
@@ -235,6 +249,7 @@ class Router:
             composing=Composing(),
             leader_tools=LeaderTools(),
             assisted=Assisted(start),
+            review=Review(),
         )
 
     async def handle(self, turn: Turn, incoming: Incoming) -> bool:

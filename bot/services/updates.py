@@ -185,3 +185,16 @@ async def purge_drafts(runtime: Runtime) -> int:
     if removed:
         log.info("Deleted %d unfinished registrations older than %d days", removed, days)
     return removed
+
+
+async def send_payment_reminders(runtime: Runtime) -> int:
+    """Write the payment reminders due today to the outbox; return how many."""
+    from bot.services.reminders import remind_payments
+
+    async def work(session: AsyncSession) -> int:
+        return await remind_payments(session, runtime.settings, runtime.cipher, runtime.today())
+
+    written = await run_unit_of_work(runtime.sessions, work)
+    if written:
+        log.info("Wrote %d payment reminders", written)
+    return written

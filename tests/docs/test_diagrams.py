@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from bot.core.form import STAGE_TRANSITIONS, Stage
-from bot.core.states import BROADCAST_TRANSITIONS, BroadcastState
+from bot.core.states import (
+    APPLICATION_TRANSITIONS,
+    BROADCAST_TRANSITIONS,
+    ApplicationStatus,
+    BroadcastState,
+)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 ARROW = re.compile(r"^\s*(\[\*\]|\w+)\s*-->\s*(\[\*\]|\w+)\s*(?::.*)?$")
@@ -64,3 +69,17 @@ def test_the_arrow_reader_sees_starts_ends_and_labels(tmp_path: Path) -> None:
     diagram.write_text("stateDiagram-v2\n    a -> b\n", encoding="utf-8")
     with pytest.raises(AssertionError, match="not an arrow"):
         transitions(diagram)
+
+
+def test_the_application_status_diagram_draws_the_workflow() -> None:
+    drawn = transitions(DOCS / "application-status.mmd")
+    sent = {s for s in ApplicationStatus if s is not ApplicationStatus.DRAFT}
+    assert states(drawn) == {s.value for s in sent}
+    inner = {(a, b) for a, b in drawn if a is not None and b is not None}
+    allowed = {
+        (a.value, b.value) for a, targets in APPLICATION_TRANSITIONS.items() for b in targets
+    }
+    assert inner == allowed
+    assert {b for a, b in drawn if a is None} == {ApplicationStatus.SUBMITTED.value}
+    ends = {a for a, b in drawn if b is None}
+    assert ends == {s.value for s, targets in APPLICATION_TRANSITIONS.items() if not targets}

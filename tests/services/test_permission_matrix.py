@@ -14,6 +14,9 @@ from bot.core.callbacks import (
     ComposeScope,
     InviteRole,
     Payload,
+    ReviewAction,
+    ReviewCover,
+    ReviewReason,
     RevokePick,
     StatisticsChart,
     encode,
@@ -117,6 +120,9 @@ SCOPED: dict[type[Payload], Action] = {
 UNSCOPED: dict[type[Payload], Payload] = {
     InviteRole: InviteRole("perbekel"),
     RevokePick: RevokePick(1, "perbekel"),
+    ReviewAction: ReviewAction(1, "verify"),
+    ReviewReason: ReviewReason(1, "nik"),
+    ReviewCover: ReviewCover(1, "2026-12-04"),
 }
 
 
@@ -158,7 +164,9 @@ async def test_every_routed_action_follows_the_policy(runtime: Runtime, role: st
         elif route.payload in UNSCOPED:
             data = Incoming(InputKind.BUTTON, text=encode(UNSCOPED[route.payload]))
             await check(route.payload.__name__, data, POLICY.permits(grants, route.access))
-    assert {"/siaran", "/undang", "BroadcastControl other"} <= set(checked)
+    assert {"/siaran", "/undang", "/tinjau", "ReviewAction", "BroadcastControl other"} <= set(
+        checked
+    )
     async with runtime.sessions() as session:
         entries = (
             await session.scalars(select(AuditEntry).where(AuditEntry.action == "denied"))
