@@ -1,7 +1,10 @@
-"""PNG pictures for village leaders: a statistics chart and a printable QR poster.
+"""PNG pictures: the branch report, a village's statistics, and a printable QR poster.
 
-Pure drawing with Pillow and segno: no Telegram, no database, and no words of our own. Every
-sentence on a picture arrives already translated from the caller; the code only lays it out.
+Charts are drawn with matplotlib (Agg, no display) and the poster with Pillow, both in the
+DejaVu Sans that matplotlib ships, so names keep their accents (Désa, Pënida) everywhere.
+No Telegram, no database, and no words of our own: every sentence on a picture arrives
+already translated from the caller; the code only lays it out. Drawing takes a CPU-heavy
+moment, so callers in the bot run these functions off the event loop.
 """
 
 from __future__ import annotations
@@ -10,17 +13,30 @@ import io
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
-from functools import lru_cache
-from typing import Literal, NamedTuple
+from datetime import date
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
+import matplotlib
 import segno
 from PIL import Image, ImageDraw, ImageFont
 
-CHART_SIZE = (1000, 700)
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+
+# Portrait 4:5: fills a phone screen in a chat without zooming.
+CHART_SIZE = (1080, 1350)
+_CHART_DPI = 100
 # A4 portrait at 150 dpi: sharp enough for an office printer, small enough for a chat.
 POSTER_SIZE = (1240, 1754)
 POSTER_DPI = 150
+
+FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+FONT_PATH = FONT_DIR / "DejaVuSans.ttf"
+BOLD_FONT_PATH = FONT_DIR / "DejaVuSans-Bold.ttf"
 
 _RGB = tuple[int, int, int]
 _WHITE: _RGB = (255, 255, 255)
@@ -28,9 +44,7 @@ _INK: _RGB = (30, 41, 59)
 _MUTED: _RGB = (100, 116, 139)
 _AXIS: _RGB = (203, 213, 225)
 _GRID: _RGB = (226, 232, 240)
-_PANEL: _RGB = (246, 248, 251)
 _GREEN: _RGB = (0, 120, 64)
-_GREEN_PALE: _RGB = (231, 244, 236)
 _GOLD: _RGB = (242, 169, 0)
 _BLUE: _RGB = (29, 95, 166)
 _BAR_COLOURS: tuple[_RGB, ...] = (
@@ -44,34 +58,13 @@ _BAR_COLOURS: tuple[_RGB, ...] = (
     (202, 138, 4),
 )
 
-# Pillow's bundled Aileron has only these characters; anything else would print as a box.
-_FONT_CHARS = frozenset("".join(chr(c) for c in range(0x20, 0x7F)) + "©«°±´·»‘’“”…‹›⁄™")
-_SUBSTITUTES = {
-    "–": "-",
-    "—": "-",
-    "•": "·",
-    "ß": "ss",
-    "Ł": "L",
-    "ł": "l",
-    "Ø": "O",
-    "ø": "o",
-    "Æ": "AE",
-    "æ": "ae",
-    "Đ": "D",
-    "đ": "d",
-    "ı": "i",
-    "Ə": "E",
-    "ə": "e",
-    "Ŋ": "Ng",
-    "ŋ": "ng",
-}
 _ELLIPSIS = "…"
 # The occupation chart lists this many rows at most; the rest are summed in the last one.
 _MAX_OCCUPATION_ROWS = 8
-# No text on either picture can show more characters than this; longer ones end in an ellipsis.
+# The report ranks at most this many villages: more bars would not read on a phone.
+MAX_RANKED_VILLAGES = 15
+# No text on any picture can show more characters than this; longer ones end in an ellipsis.
 _MAX_TEXT = 300
-# The daily chart spans at least this many days, ending on the newest day it is given.
-_DAILY_WINDOW = 30
 
 
 def group_thousands(number: int) -> str:
@@ -81,20 +74,21 @@ def group_thousands(number: int) -> str:
 
 @dataclass(frozen=True)
 class VillageStats:
-    """What the statistics chart shows for one village."""
+    """What the statistics chart shows for one village or desa adat."""
 
     village_name: str
     followers: int
     by_status: Mapping[str, int]
     by_occupation: Mapping[str, int]
-    daily: Sequence[tuple[date, int]]
+    # Applications sent per week (the Monday it starts), oldest first.
+    weekly: Sequence[tuple[date, int]]
 
     def __post_init__(self) -> None:
         counts = [
             self.followers,
             *self.by_status.values(),
             *self.by_occupation.values(),
-            *(count for _, count in self.daily),
+            *(count for _, count in self.weekly),
         ]
         if any(count < 0 for count in counts):
             raise ValueError("counts cannot be negative")
@@ -107,11 +101,38 @@ class ChartLabels:
     title: str
     status_title: str
     occupation_title: str
-    daily_title: str
+    trend_title: str
     followers_label: str
     no_data: str
     # Names the row that sums the occupations beyond the first few (e.g. "Lainnya").
     other: str = _ELLIPSIS
+    # A finished sentence about the place's coverage, shown under its name when known.
+    coverage: str = ""
+    format_number: Callable[[int], str] = group_thousands
+
+
+@dataclass(frozen=True)
+class RankedBar:
+    """One village in the coverage ranking: its bar length and the words at the bar's end."""
+
+    name: str
+    value: float
+    text: str
+
+
+@dataclass(frozen=True)
+class ReportChart:
+    """What the report picture shows, every word already translated."""
+
+    title: str
+    subtitle: str
+    bars_title: str
+    bars: Sequence[RankedBar]
+    trend_title: str
+    weeks: Sequence[date]
+    # (legend label, one count per week), drawn as lines.
+    series: Sequence[tuple[str, Sequence[int]]]
+    no_data: str
     format_number: Callable[[int], str] = group_thousands
 
 
@@ -142,63 +163,60 @@ class _Box(NamedTuple):
 # --- text ------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=64)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    font = ImageFont.load_default(size=size)
-    if not isinstance(font, ImageFont.FreeTypeFont):
-        raise RuntimeError("Pillow was built without FreeType; scalable text is unavailable")
-    return font
+@cache
+def _covered() -> frozenset[int]:
+    """The characters both faces of the font can draw."""
+    from matplotlib.ft2font import FT2Font
+
+    regular = FT2Font(str(FONT_PATH)).get_charmap()
+    bold = FT2Font(str(BOLD_FONT_PATH)).get_charmap()
+    return frozenset(regular) & frozenset(bold)
 
 
-def _printable(text: str) -> str:
-    """Spell `text` with the font's characters: accents folded away, unknown letters as '?'."""
+def printable(text: str) -> str:
+    """`text` as the font can draw it: accents kept, letters it lacks as '?', one line."""
+    covered = _covered()
     out: list[str] = []
-    for char in text[: 4 * _MAX_TEXT]:
-        if char in _FONT_CHARS:
-            out.append(char)
-        elif char.isspace():
+    for char in unicodedata.normalize("NFC", text[: 4 * _MAX_TEXT]):
+        if char.isspace():
             out.append(" ")
         elif unicodedata.category(char).startswith("C"):
             continue
         else:
-            spelled = _SUBSTITUTES.get(char) or "".join(
-                c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
-            )
-            out.append("".join(c if c in _FONT_CHARS else "?" for c in spelled) or "?")
+            out.append(char if ord(char) in covered else "?")
     return " ".join("".join(out).split())[:_MAX_TEXT]
 
 
-def _width(text: str, font: ImageFont.FreeTypeFont, bold: bool = False) -> float:
-    return font.getlength(text) + 2 * _stroke(font, bold)
+@lru_cache(maxsize=64)
+def _font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(BOLD_FONT_PATH if bold else FONT_PATH), size)
 
 
-def _stroke(font: ImageFont.FreeTypeFont, bold: bool) -> int:
-    # The bundled font has no bold face; an outline in the text colour stands in for one, but
-    # only on large text, where a pixel of outline thickens strokes instead of smudging them.
-    return int(font.size // 28) if bold else 0
+def _width(text: str, font: ImageFont.FreeTypeFont) -> float:
+    return font.getlength(text)
 
 
-def _ellipsize(text: str, font: ImageFont.FreeTypeFont, width: float, bold: bool = False) -> str:
-    if _width(text, font, bold) <= width:
+def _ellipsize(text: str, font: ImageFont.FreeTypeFont, width: float) -> str:
+    if _width(text, font) <= width:
         return text
     # Binary search for the longest prefix that fits together with the ellipsis.
     low, high = 0, len(text)
     while low < high:
         middle = (low + high + 1) // 2
-        if _width(text[:middle].rstrip() + _ELLIPSIS, font, bold) <= width:
+        if _width(text[:middle].rstrip() + _ELLIPSIS, font) <= width:
             low = middle
         else:
             high = middle - 1
     return text[:low].rstrip() + _ELLIPSIS
 
 
-def _wrap(text: str, font: ImageFont.FreeTypeFont, width: float, bold: bool = False) -> list[str]:
+def _wrap(text: str, font: ImageFont.FreeTypeFont, width: float) -> list[str]:
     """Break `text` into lines no wider than `width`; a word too long alone keeps its own line."""
     lines: list[str] = []
     line = ""
     for word in text.split():
         candidate = f"{line} {word}" if line else word
-        if not line or _width(candidate, font, bold) <= width:
+        if not line or _width(candidate, font) <= width:
             line = candidate
         else:
             lines.append(line)
@@ -223,23 +241,23 @@ def _fit(
     """Wrap every text at the largest common size that fits; at the smallest, ellipsize."""
     largest, smallest = sizes
     for size in range(largest, smallest - 1, -1):
-        font = _font(size)
-        wrapped = [_wrap(text, font, box_width, bold) for text in texts]
+        font = _font(size, bold)
+        wrapped = [_wrap(text, font, box_width) for text in texts]
         tallest = max((len(lines) for lines in wrapped), default=0)
         if (
             tallest <= max_lines
             and tallest * _line_height(font) <= box_height
-            and all(_width(line, font, bold) <= box_width for lines in wrapped for line in lines)
+            and all(_width(line, font) <= box_width for lines in wrapped for line in lines)
         ):
             return font, wrapped
-    font = _font(smallest)
+    font = _font(smallest, bold)
     fitting = max(1, min(max_lines, int(box_height // _line_height(font))))
     clipped: list[list[str]] = []
     for text in texts:
-        lines = _wrap(text, font, box_width, bold)
+        lines = _wrap(text, font, box_width)
         if len(lines) > fitting:
             lines = [*lines[: fitting - 1], " ".join(lines[fitting - 1 :])]
-        clipped.append([_ellipsize(line, font, box_width, bold) for line in lines])
+        clipped.append([_ellipsize(line, font, box_width) for line in lines])
     return font, clipped
 
 
@@ -250,7 +268,6 @@ def _draw_lines(
     box: _Box,
     fill: _RGB,
     align: Literal["left", "center"] = "center",
-    bold: bool = False,
 ) -> None:
     """Draw lines as a block centred vertically in `box`."""
     step = _line_height(font)
@@ -261,10 +278,7 @@ def _draw_lines(
             xy, anchor = ((box.left + box.right) / 2, middle), "mm"
         else:
             xy, anchor = (box.left, middle), "lm"
-        stroke = _stroke(font, bold)
-        draw.text(
-            xy, line, font=font, fill=fill, anchor=anchor, stroke_width=stroke, stroke_fill=fill
-        )
+        draw.text(xy, line, font=font, fill=fill, anchor=anchor)
 
 
 def _png(image: Image.Image, dpi: int | None = None) -> bytes:
@@ -276,281 +290,340 @@ def _png(image: Image.Image, dpi: int | None = None) -> bytes:
     return buffer.getvalue()
 
 
-# --- statistics chart ------------------------------------------------------------------------
+# --- charts ----------------------------------------------------------------------------------
+# Sizes are in points; at 100 dpi a point is 100/72 pixels. Text is measured with Pillow in
+# the same font, so labels are shortened to fit before matplotlib places them.
+
+
+def _colour(rgb: _RGB) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def _px(points: float) -> int:
+    return round(points * _CHART_DPI / 72)
+
+
+def _fit_line(text: str, points: float, width_px: float, bold: bool = False) -> str:
+    """One line of `text` shortened with an ellipsis to `width_px` at `points`."""
+    return _ellipsize(printable(text), _font(_px(points), bold), width_px)
+
+
+def _largest_fitting(text: str, sizes: Sequence[float], width_px: float, bold: bool) -> float:
+    """The largest of `sizes` (points) at which `text` fits on one line, else the smallest."""
+    for points in sizes:
+        if _width(printable(text), _font(_px(points), bold)) <= width_px:
+            return points
+    return sizes[-1]
+
+
+def _figure() -> Figure:
+    from matplotlib.figure import Figure
+
+    width, height = CHART_SIZE
+    return Figure(figsize=(width / _CHART_DPI, height / _CHART_DPI), dpi=_CHART_DPI)
+
+
+@lru_cache(maxsize=32)
+def _props(points: float, bold: bool = False) -> FontProperties:
+    from matplotlib.font_manager import FontProperties
+
+    return FontProperties(fname=str(BOLD_FONT_PATH if bold else FONT_PATH), size=points)
+
+
+def _text(
+    figure: Figure,
+    x: float,
+    y: float,
+    text: str,
+    points: float,
+    *,
+    bold: bool = False,
+    colour: _RGB = _INK,
+) -> None:
+    """Put one line on the figure at (x, y) in figure fractions, top-left anchored."""
+    figure.text(
+        x,
+        y,
+        text,
+        fontproperties=_props(points, bold),
+        color=_colour(colour),
+        ha="left",
+        va="top",
+        parse_math=False,
+    )
+
+
+def _style(axes: Axes, title: str, width_px: float, title_x: float = 0.0) -> None:
+    """A panel's title (at `title_x` in axes fractions) and quiet frame."""
+    axes.set_title(
+        _fit_line(title, 17, width_px, bold=True),
+        loc="left",
+        fontproperties=_props(17, bold=True),
+        color=_colour(_INK),
+        pad=14,
+        x=title_x,
+        parse_math=False,
+    )
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    for side in ("left", "bottom"):
+        axes.spines[side].set_color(_colour(_AXIS))
+    axes.tick_params(colors=_colour(_MUTED), length=0, labelsize=13)
+
+
+def _tick_fonts(axes: Axes, points: float = 13) -> None:
+    for label in (*axes.get_xticklabels(), *axes.get_yticklabels()):
+        label.set_fontproperties(_props(points))
+
+
+def _no_data(axes: Axes, text: str, width_px: float) -> None:
+    axes.set_xticks([])
+    axes.set_yticks([])
+    for spine in axes.spines.values():
+        spine.set_visible(False)
+    axes.text(
+        0.5,
+        0.5,
+        _fit_line(text, 16, width_px),
+        transform=axes.transAxes,
+        ha="center",
+        va="center",
+        fontproperties=_props(16),
+        color=_colour(_MUTED),
+        parse_math=False,
+    )
+
+
+def _count_axis(axes: Axes, which: Literal["x", "y"], fmt: Callable[[int], str]) -> None:
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    axis = axes.yaxis if which == "y" else axes.xaxis
+    axis.set_major_locator(MaxNLocator(nbins=5, integer=True, min_n_ticks=2))
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: printable(fmt(int(value)))))
+    axes.grid(axis=which, color=_colour(_GRID), linewidth=1)
+    axes.set_axisbelow(True)
+
+
+def _hbars(
+    axes: Axes,
+    names: Sequence[str],
+    values: Sequence[float],
+    texts: Sequence[str],
+    label_px: float,
+    colour: _RGB,
+) -> None:
+    """Horizontal bars, first on top, each with its words at its end."""
+    positions = list(range(len(names)))[::-1]
+    axes.barh(positions, values, height=0.62, color=_colour(colour))
+    axes.set_yticks(positions, [_fit_line(name, 13, label_px) for name in names])
+    bars_px = axes.get_position().width * CHART_SIZE[0]
+    gap_px = 8
+    words = [_fit_line(text, 12, bars_px * 0.45) for text in texts]
+    font = _font(_px(12))
+    # The axis is long enough that every bar's words end inside the picture.
+    peak = max(values, default=0) or 1
+    limit = max(
+        peak * 1.05,
+        *(
+            value * bars_px / (bars_px - gap_px - _width(text, font) - 4)
+            for value, text in zip(values, words, strict=True)
+        ),
+    )
+    axes.set_xlim(0, limit)
+    for position, value, text in zip(positions, values, words, strict=True):
+        axes.annotate(
+            text,
+            (value, position),
+            xytext=(gap_px * 72 / _CHART_DPI, 0),
+            textcoords="offset points",
+            va="center",
+            fontproperties=_props(12),
+            color=_colour(_INK),
+            parse_math=False,
+        )
+    axes.set_xticks([])
+    axes.spines["bottom"].set_visible(False)
+
+
+def _lines(
+    axes: Axes,
+    weeks: Sequence[date],
+    series: Sequence[tuple[str, Sequence[int]]],
+    fmt: Callable[[int], str],
+) -> None:
+    """One line per series over the weeks, labelled day/month, the newest always labelled."""
+    positions = list(range(len(weeks)))
+    colours = (_GREEN, _BLUE, _GOLD)
+    for index, (label, values) in enumerate(series):
+        colour = _colour(colours[index % len(colours)])
+        axes.plot(
+            positions, list(values), marker="o", linewidth=2.5, color=colour, label=printable(label)
+        )
+    step = max(1, -(-len(weeks) // 6))
+    shown = positions[::-1][::step][::-1]
+    axes.set_xticks(shown, [f"{weeks[i].day}/{weeks[i].month}" for i in shown])
+    axes.set_ylim(bottom=0)
+    axes.set_xlim(-0.4, len(weeks) - 0.6)
+    _count_axis(axes, "y", fmt)
+    if len(series) > 1:
+        legend = axes.legend(loc="upper left", frameon=False, prop=_props(12))
+        for text in legend.get_texts():
+            text.set_color(_colour(_INK))
+
+
+def _save(figure: Figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    # No software version in the file: the same numbers give the same bytes.
+    figure.savefig(
+        buffer, format="png", dpi=_CHART_DPI, facecolor="white", metadata={"Software": None}
+    )
+    return buffer.getvalue()
 
 
 def render_statistics_chart(data: VillageStats, *, labels: ChartLabels) -> bytes:
-    """Draw a village's followers, applications by status and occupation, and daily sign-ups."""
+    """Draw a place's followers and coverage, applications by status and occupation, and trend."""
+    figure = _figure()
     width, height = CHART_SIZE
-    image = Image.new("RGB", CHART_SIZE, _WHITE)
-    draw = ImageDraw.Draw(image)
-    margin, gap = 32, 20
-    header_bottom = _draw_chart_header(draw, data, labels, margin)
-    middle = (width - 2 * margin - gap) / 2
-    upper_bottom = header_bottom + 290
-    _draw_status_panel(
-        draw,
-        _Box(margin, header_bottom, margin + middle, upper_bottom),
-        data.by_status,
-        labels,
+    left_px, inner_px = 60, width - 120
+    left = left_px / width
+    _text(figure, left, 1 - 36 / height, _fit_line(labels.title, 16, inner_px), 16, colour=_MUTED)
+    name = printable(data.village_name)
+    name_points = _largest_fitting(name, (34, 30, 26, 22), inner_px, bold=True)
+    _text(
+        figure,
+        left,
+        1 - 66 / height,
+        _fit_line(name, name_points, inner_px, True),
+        name_points,
+        bold=True,
     )
-    _draw_occupation_panel(
-        draw,
-        _Box(width - margin - middle, header_bottom, width - margin, upper_bottom),
-        data.by_occupation,
-        labels,
+    followers = f"{labels.format_number(data.followers)} {labels.followers_label}"
+    _text(
+        figure,
+        left,
+        1 - 122 / height,
+        _fit_line(followers, 18, inner_px, True),
+        18,
+        bold=True,
+        colour=_GREEN,
     )
-    _draw_daily_panel(
-        draw,
-        _Box(margin, upper_bottom + gap, width - margin, height - margin),
-        data.daily,
-        labels,
-    )
-    return _png(image)
-
-
-def _draw_chart_header(
-    draw: ImageDraw.ImageDraw, data: VillageStats, labels: ChartLabels, margin: int
-) -> int:
-    """Draw the title, the village name and the followers card; return where panels start."""
-    width = CHART_SIZE[0]
-    top, bottom = 24, 104
-    number_font, caption_font = _font(34), _font(16)
-    number = _printable(labels.format_number(data.followers))
-    caption = _printable(labels.followers_label)
-    padding = 20
-    card_width = min(
-        300,
-        max(
-            180, max(_width(number, number_font, True), _width(caption, caption_font)) + 2 * padding
-        ),
-    )
-    card = _Box(width - margin - card_width, top, width - margin, bottom)
-    draw.rounded_rectangle(card, radius=12, fill=_GREEN_PALE)
-    draw.text(
-        (card.left + padding, card.top + 12),
-        number,
-        font=number_font,
-        fill=_GREEN,
-        anchor="la",
-        stroke_width=_stroke(number_font, True),
-        stroke_fill=_GREEN,
-    )
-    draw.text(
-        (card.left + padding, card.bottom - 14),
-        _ellipsize(caption, caption_font, card.width - 2 * padding),
-        font=caption_font,
-        fill=_MUTED,
-        anchor="ls",
-    )
-
-    text_width = card.left - margin - 24
-    title_font = _font(18)
-    draw.text(
-        (margin, top + 4),
-        _ellipsize(_printable(labels.title), title_font, text_width),
-        font=title_font,
-        fill=_MUTED,
-        anchor="la",
-    )
-    name_font, name_lines = _fit(
-        [_printable(data.village_name)], text_width, 48, (38, 22), max_lines=1, bold=True
-    )
-    _draw_lines(
-        draw, name_lines[0], name_font, _Box(margin, 50, card.left - 24, 98), _INK, "left", True
-    )
-    return bottom + 20
-
-
-def _draw_panel(draw: ImageDraw.ImageDraw, box: _Box, title: str) -> _Box:
-    """Draw a panel with its title; return the area left for the plot."""
-    draw.rounded_rectangle(box, radius=14, fill=_PANEL)
-    font = _font(18)
-    padding = 20
-    draw.text(
-        (box.left + padding, box.top + 16),
-        _ellipsize(_printable(title), font, box.width - 2 * padding, True),
-        font=font,
-        fill=_INK,
-        anchor="la",
-        stroke_width=_stroke(font, True),
-        stroke_fill=_INK,
-    )
-    return _Box(box.left + padding, box.top + 52, box.right - padding, box.bottom - 16)
-
-
-def _draw_no_data(draw: ImageDraw.ImageDraw, plot: _Box, labels: ChartLabels) -> None:
-    font, wrapped = _fit([_printable(labels.no_data)], plot.width, plot.height, (20, 14), 2)
-    _draw_lines(draw, wrapped[0], font, plot, _MUTED)
-
-
-def _bar(
-    draw: ImageDraw.ImageDraw, box: _Box, fill: _RGB, round_end: Literal["top", "right"]
-) -> None:
-    """Draw one bar with its free end rounded, so short bars stay rectangles rather than blobs."""
-    radius = int(min(6, box.width / 2, box.height / 2))
-    corners = (True, True, False, False) if round_end == "top" else (False, True, True, False)
-    if radius < 2:
-        draw.rectangle(box, fill=fill)
-    else:
-        draw.rounded_rectangle(box, radius=radius, fill=fill, corners=corners)
-
-
-def _draw_status_panel(
-    draw: ImageDraw.ImageDraw, box: _Box, by_status: Mapping[str, int], labels: ChartLabels
-) -> None:
-    plot = _draw_panel(draw, box, labels.status_title)
-    items = list(by_status.items())
-    peak = max((count for _, count in items), default=0)
-    if peak == 0:
-        _draw_no_data(draw, plot, labels)
-        return
-    value_font, label_font = _font(16), _font(14)
-    label_lines = 2
-    label_height = label_lines * _line_height(label_font)
-    baseline = plot.bottom - label_height - 8
-    top = plot.top + 26
-    slot = plot.width / len(items)
-    bar_width = min(56.0, slot * 0.6)
-    draw.line([(plot.left, baseline), (plot.right, baseline)], fill=_AXIS, width=2)
-    for index, (name, count) in enumerate(items):
-        centre = plot.left + slot * (index + 0.5)
-        height = (baseline - top) * count / peak
-        if count and height < 3:
-            height = 3
-        if height:
-            _bar(
-                draw,
-                _Box(
-                    centre - bar_width / 2, baseline - height, centre + bar_width / 2, baseline - 1
-                ),
-                _BAR_COLOURS[index % len(_BAR_COLOURS)],
-                "top",
-            )
-        draw.text(
-            (centre, baseline - height - 6),
-            _printable(labels.format_number(count)),
-            font=value_font,
-            fill=_INK,
-            anchor="ms",
+    if labels.coverage:
+        _text(
+            figure,
+            left,
+            1 - 156 / height,
+            _fit_line(labels.coverage, 15, inner_px),
+            15,
+            colour=_INK,
         )
-        font, wrapped = _fit([_printable(name)], slot - 6, label_height, (14, 11), label_lines)
-        for row, line in enumerate(wrapped[0]):
-            draw.text(
-                (centre, baseline + 8 + row * _line_height(font)),
-                line,
-                font=font,
-                fill=_MUTED,
-                anchor="ma",
-            )
 
+    plot_left, plot_width = 0.30, 0.64
+    plot_px = plot_width * width
+    status = figure.add_axes((0.09, 0.59, 0.85, 0.22))
+    _style(status, labels.status_title, inner_px, title_x=-(0.09 - left) / 0.85)
+    items = [(name, count) for name, count in data.by_status.items()]
+    if not any(count for _, count in items):
+        _no_data(status, labels.no_data, inner_px)
+    else:
+        slot_px = 0.85 * width / len(items)
+        positions = list(range(len(items)))
+        colours = [_colour(_BAR_COLOURS[i % len(_BAR_COLOURS)]) for i in positions]
+        bars = status.bar(positions, [count for _, count in items], width=0.6, color=colours)
+        status.bar_label(
+            bars,
+            labels=[printable(labels.format_number(count)) for _, count in items],
+            padding=4,
+            fontproperties=_props(13),
+            color=_colour(_INK),
+        )
+        status.set_xticks(positions, [_fit_line(n, 12, slot_px - 8) for n, _ in items])
+        _count_axis(status, "y", labels.format_number)
+        status.set_ylim(0, max(count for _, count in items) * 1.2)
 
-def _draw_occupation_panel(
-    draw: ImageDraw.ImageDraw, box: _Box, by_occupation: Mapping[str, int], labels: ChartLabels
-) -> None:
-    plot = _draw_panel(draw, box, labels.occupation_title)
-    items = sorted(
-        ((name, count) for name, count in by_occupation.items() if count > 0),
+    occupations = figure.add_axes((plot_left, 0.31, plot_width, 0.2))
+    _style(occupations, labels.occupation_title, inner_px, title_x=-(plot_left - 0.09) / plot_width)
+    jobs = sorted(
+        ((name, count) for name, count in data.by_occupation.items() if count > 0),
         key=lambda item: (-item[1], item[0]),
     )
-    if not items:
-        _draw_no_data(draw, plot, labels)
-        return
-    if len(items) > _MAX_OCCUPATION_ROWS:
-        kept = items[: _MAX_OCCUPATION_ROWS - 1]
-        items = [*kept, (labels.other, sum(count for _, count in items[len(kept) :]))]
-    font = _font(15)
-    values = [_printable(labels.format_number(count)) for _, count in items]
-    value_width = max(_width(value, font) for value in values) + 10
-    label_width = plot.width * 0.36
-    bars_left = plot.left + label_width + 12
-    bars_width = plot.right - value_width - bars_left
-    row = min(34.0, plot.height / len(items))
-    thickness = row * 0.62
-    peak = max(count for _, count in items)
-    for index, ((name, count), value) in enumerate(zip(items, values, strict=True)):
-        middle = plot.top + row * (index + 0.5)
-        draw.text(
-            (plot.left, middle),
-            _ellipsize(_printable(name), font, label_width),
-            font=font,
-            fill=_INK,
-            anchor="lm",
-        )
-        length = max(3.0, bars_width * count / peak)
-        _bar(
-            draw,
-            _Box(bars_left, middle - thickness / 2, bars_left + length, middle + thickness / 2),
+    if not jobs:
+        _no_data(occupations, labels.no_data, plot_px)
+    else:
+        if len(jobs) > _MAX_OCCUPATION_ROWS:
+            kept = jobs[: _MAX_OCCUPATION_ROWS - 1]
+            jobs = [*kept, (labels.other, sum(count for _, count in jobs[len(kept) :]))]
+        _hbars(
+            occupations,
+            [name for name, _ in jobs],
+            [count for _, count in jobs],
+            [labels.format_number(count) for _, count in jobs],
+            (plot_left - 0.02) * width - left_px,
             _BLUE,
-            "right",
         )
-        draw.text((bars_left + length + 8, middle), value, font=font, fill=_INK, anchor="lm")
 
-
-def _consecutive_days(daily: Sequence[tuple[date, int]]) -> list[tuple[date, int]]:
-    """Spread the counts over consecutive days, at least a month up to the newest day given."""
-    counts: dict[date, int] = {}
-    for day, count in daily:
-        counts[day] = counts.get(day, 0) + count
-    if not counts:
-        return []
-    last = max(counts)
-    first = min(min(counts), last - timedelta(days=_DAILY_WINDOW - 1))
-    days = (first + timedelta(days=offset) for offset in range((last - first).days + 1))
-    return [(day, counts.get(day, 0)) for day in days]
-
-
-def _draw_daily_panel(
-    draw: ImageDraw.ImageDraw, box: _Box, daily: Sequence[tuple[date, int]], labels: ChartLabels
-) -> None:
-    plot = _draw_panel(draw, box, labels.daily_title)
-    days = _consecutive_days(daily)
-    peak = max((count for _, count in days), default=0)
-    if peak == 0:
-        _draw_no_data(draw, plot, labels)
-        return
-    font = _font(13)
-    peak_text = _printable(labels.format_number(peak))
-    axis_width = max(_width(peak_text, font), _width("0", font)) + 10
-    left, right = plot.left + axis_width, plot.right
-    top, baseline = plot.top + 8, plot.bottom - 22
-    for value, y in ((peak, top), (0, baseline)):
-        draw.line([(left, y), (right, y)], fill=_GRID if value else _AXIS, width=1 if value else 2)
-        draw.text(
-            (left - 8, y),
-            _printable(labels.format_number(value)),
-            font=font,
-            fill=_MUTED,
-            anchor="rm",
+    trend = figure.add_axes((0.09, 0.06, 0.85, 0.17))
+    _style(trend, labels.trend_title, inner_px, title_x=-(0.09 - left) / 0.85)
+    if not any(count for _, count in data.weekly):
+        _no_data(trend, labels.no_data, inner_px)
+    else:
+        _lines(
+            trend,
+            [week for week, _ in data.weekly],
+            [(labels.trend_title, [count for _, count in data.weekly])],
+            labels.format_number,
         )
-    slot = (right - left) / len(days)
-    bar_width = min(28.0, max(2.0, slot * 0.68))
-    day_width = _width("30/12", font)
-    step = 1
-    while step * slot < day_width + 16 or len(days) / step > 10:
-        step = {1: 2, 2: 7}.get(step, step * 2)
-    last = len(days) - 1
-    for index, (day, count) in enumerate(days):
-        centre = left + slot * (index + 0.5)
-        if count:
-            height = max(3.0, (baseline - top) * count / peak)
-            _bar(
-                draw,
-                _Box(
-                    centre - bar_width / 2, baseline - height, centre + bar_width / 2, baseline - 1
-                ),
-                _GREEN,
-                "top",
-            )
-        # Count back from the newest day, so the most recent one always has its date.
-        if (last - index) % step == 0:
-            draw.text(
-                (centre, baseline + 6),
-                f"{day.day}/{day.month}",
-                font=font,
-                fill=_MUTED,
-                anchor="ma",
-            )
+    for axes in figure.axes:
+        _tick_fonts(axes)
+    return _save(figure)
+
+
+def render_report_chart(data: ReportChart) -> bytes:
+    """Draw the branch report: villages ranked by coverage as bars, and the weekly trend."""
+    figure = _figure()
+    width, height = CHART_SIZE
+    left_px, inner_px = 60, width - 120
+    left = left_px / width
+    title_points = _largest_fitting(data.title, (30, 26, 22), inner_px, bold=True)
+    _text(
+        figure,
+        left,
+        1 - 36 / height,
+        _fit_line(data.title, title_points, inner_px, True),
+        title_points,
+        bold=True,
+    )
+    _text(figure, left, 1 - 84 / height, _fit_line(data.subtitle, 16, inner_px), 16, colour=_MUTED)
+
+    label_share = 0.30
+    position = (label_share + 0.02, 0.41, 0.94 - label_share - 0.02, 0.46)
+    bars = figure.add_axes(position)
+    # The title starts at the picture's margin, over the names, not over the bars.
+    _style(bars, data.bars_title, inner_px, title_x=-(position[0] - left) / position[2])
+    ranked = list(data.bars)[:MAX_RANKED_VILLAGES]
+    if not ranked:
+        _no_data(bars, data.no_data, inner_px)
+    else:
+        _hbars(
+            bars,
+            [bar.name for bar in ranked],
+            [bar.value for bar in ranked],
+            [bar.text for bar in ranked],
+            label_share * width - left_px,
+            _GREEN,
+        )
+
+    trend = figure.add_axes((0.09, 0.06, 0.85, 0.25))
+    _style(trend, data.trend_title, inner_px, title_x=-(0.09 - left) / 0.85)
+    if not any(any(values) for _, values in data.series):
+        _no_data(trend, data.no_data, inner_px)
+    else:
+        _lines(trend, data.weeks, data.series, data.format_number)
+    for axes in figure.axes:
+        _tick_fonts(axes)
+    return _save(figure)
 
 
 # --- poster ----------------------------------------------------------------------------------
@@ -568,22 +641,22 @@ def render_poster(*, village_name: str, link: str, lines: PosterText) -> bytes:
     draw.rectangle(_Box(0, band.bottom, width, band.bottom + 12), fill=_GOLD)
     slogan_box = _Box(margin, 40, width - margin, band.bottom - 40)
     font, wrapped = _fit(
-        [_printable(lines.slogan)], slogan_box.width, slogan_box.height, (92, 44), 2, bold=True
+        [printable(lines.slogan)], slogan_box.width, slogan_box.height, (92, 44), 2, bold=True
     )
-    _draw_lines(draw, wrapped[0], font, slogan_box, _WHITE, bold=True)
+    _draw_lines(draw, wrapped[0], font, slogan_box, _WHITE)
 
     name_box = _Box(margin, 310, width - margin, 460)
     font, wrapped = _fit(
-        [_printable(village_name)], name_box.width, name_box.height, (76, 36), 2, bold=True
+        [printable(village_name)], name_box.width, name_box.height, (76, 36), 2, bold=True
     )
-    _draw_lines(draw, wrapped[0], font, name_box, _INK, bold=True)
+    _draw_lines(draw, wrapped[0], font, name_box, _INK)
 
     qr_box = _Box((width - 720) / 2, 490, (width + 720) / 2, 1210)
     _draw_qr(image, draw, link, qr_box)
     link_font = _font(26)
     draw.text(
         (width / 2, qr_box.bottom + 22),
-        _ellipsize(_printable(link), link_font, width - 2 * margin),
+        _ellipsize(printable(link), link_font, width - 2 * margin),
         font=link_font,
         fill=_MUTED,
         anchor="ma",
@@ -592,13 +665,13 @@ def render_poster(*, village_name: str, link: str, lines: PosterText) -> bytes:
     circle, row_height, steps_top = 76, 112, 1300
     text_left = margin + circle + 32
     font, wrapped = _fit(
-        [_printable(step) for step in lines.steps],
+        [printable(step) for step in lines.steps],
         width - margin - text_left,
         row_height - 8,
         (40, 26),
         2,
     )
-    number_font = _font(40)
+    number_font = _font(40, bold=True)
     for index, step_lines in enumerate(wrapped):
         middle = steps_top + row_height * (index + 0.5)
         draw.ellipse(
@@ -610,8 +683,6 @@ def render_poster(*, village_name: str, link: str, lines: PosterText) -> bytes:
             font=number_font,
             fill=_WHITE,
             anchor="mm",
-            stroke_width=_stroke(number_font, True),
-            stroke_fill=_WHITE,
         )
         row = _Box(text_left, middle - row_height / 2, width - margin, middle + row_height / 2)
         _draw_lines(draw, step_lines, font, row, _INK, "left")
@@ -620,7 +691,7 @@ def render_poster(*, village_name: str, link: str, lines: PosterText) -> bytes:
     draw.line([(margin, footer_top), (width - margin, footer_top)], fill=_GRID, width=2)
     footer_box = _Box(margin, footer_top + 12, width - margin, height - 36)
     font, wrapped = _fit(
-        [_printable(lines.footer)], footer_box.width, footer_box.height, (26, 18), 2
+        [printable(lines.footer)], footer_box.width, footer_box.height, (26, 18), 2
     )
     _draw_lines(draw, wrapped[0], font, footer_box, _MUTED)
     draw.rectangle(_Box(0, height - 16, width, height), fill=_GREEN)

@@ -33,6 +33,7 @@ class Action(StrEnum):
     INVITE = "invite"
     REVOKE = "revoke"
     VIEW_ROLES = "view_roles"
+    REPORT = "report"
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ _BRANCH_ACTIONS = frozenset(
         Action.INVITE,
         Action.REVOKE,
         Action.VIEW_ROLES,
+        Action.REPORT,
     }
 )
 

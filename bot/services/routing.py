@@ -40,6 +40,7 @@ from bot.services.following import Following, is_stop_word
 from bot.services.invitations import Invitations
 from bot.services.leader_tools import LeaderTools
 from bot.services.registration import Registration
+from bot.services.staff_reports import StaffReports
 from bot.services.status import Status
 from bot.services.turn import Turn
 
@@ -75,6 +76,7 @@ class Features:
     composing: Composing
     leader_tools: LeaderTools
     assisted: Assisted
+    reports: StaffReports
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("undang", "invite", Action.INVITE, lambda f: f.invitations.cmd_invite),
     Command("cabut", "revoke", Action.REVOKE, lambda f: f.invitations.cmd_revoke),
+    Command("laporan", "report", Action.REPORT, lambda f: f.reports.cmd_report),
 )
 
 BUTTONS: tuple[ButtonRoute, ...] = (
@@ -235,6 +238,7 @@ class Router:
             composing=Composing(),
             leader_tools=LeaderTools(),
             assisted=Assisted(start),
+            reports=StaffReports(),
         )
 
     async def handle(self, turn: Turn, incoming: Incoming) -> bool:
