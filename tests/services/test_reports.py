@@ -61,7 +61,9 @@ DRAFTS: list[tuple[str | None, str | None]] = [
 
 async def seed_branch(runtime: Runtime) -> None:
     """Fill the database with the applications above, one worker each."""
-    rows = [(village, status, sent, changed, None) for village, status, sent, changed in SENT]
+    rows: list[tuple[str | None, str, datetime | None, datetime | None, str | None]] = [
+        (village, status, sent, changed, None) for village, status, sent, changed in SENT
+    ]
     rows += [(village, "draft", None, None, step) for step, village in DRAFTS]
     async with runtime.sessions() as session, session.begin():
         for number, (village, status, sent, changed, step) in enumerate(rows):
