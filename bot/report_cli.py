@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.images import render_report_chart
+from bot.core.images import group_thousands, render_report_chart
 from bot.core.reports import write_csv, write_xlsx
 from bot.core.tables import TableError
 from bot.db.models import AuditEntry, User
@@ -98,10 +98,10 @@ async def _import_targets(runtime: Runtime, path: Path) -> int:
         return 1
     async with runtime.sessions() as session, session.begin():
         before = await replace_targets(session, checked.targets, source=path.name, actor_label=CLI)
-    total = sum(checked.targets.values())
+    total = group_thousands(sum(checked.targets.values()))
     print(
-        f"Targets: {len(checked.targets)} villages, {total:,} potential workers "
-        f"(replacing {before} villages' targets).".replace(",", ".")
+        f"Targets: {len(checked.targets)} villages, {total} potential workers "
+        f"(replacing {before} villages' targets)."
     )
     return 0
 
