@@ -66,3 +66,24 @@ async def test_workers_and_village_leaders_are_refused_politely(bot: RunningBot)
             await session.scalars(select(AuditEntry).where(AuditEntry.action == "report"))
         ).all()
     assert len(refused) == 2 and reports == []
+
+
+async def test_a_leaders_chart_shows_coverage_once_the_village_has_a_target(
+    bot: RunningBot,
+) -> None:
+    await seed_branch(bot.runtime)
+    perbekel = await leader(bot, 6300, RoleName.PERBEKEL, DAJAN_PEKEN)
+
+    async def chart() -> bytes:
+        await perbekel.say("/statistik")
+        photo = (await perbekel.tap("stats.chart_button"))[-1]
+        assert photo.kind == "photo" and photo.file_bytes is not None
+        return photo.file_bytes
+
+    before = await chart()
+    assert await chart() == before
+    await set_targets(bot.runtime, {DAJAN_PEKEN: 50})
+    with_target = await chart()
+
+    assert with_target != before
+    assert Image.open(io.BytesIO(with_target)).size == CHART_SIZE

@@ -249,3 +249,21 @@ def test_a_week_starts_on_monday() -> None:
     assert week_of(date(2026, 11, 30)) == date(2026, 11, 30)
     assert week_of(date(2026, 11, 29)) == date(2026, 11, 23)
     assert datetime(2026, 11, 29, 16, 30, tzinfo=UTC).astimezone(WITA).date() == date(2026, 11, 30)
+
+
+async def test_a_leader_sees_the_same_weekly_trend_for_their_own_village(
+    runtime: Runtime,
+) -> None:
+    from bot.core.policy import Scope, ScopeKind
+    from bot.services.leader_tools import place_numbers
+
+    await seed_branch(runtime)
+
+    async with runtime.sessions() as session:
+        numbers = await place_numbers(session, Scope(ScopeKind.VILLAGE, DAJAN_PEKEN), WITA, TODAY)
+
+    assert len(numbers.weekly) == 12
+    assert numbers.weekly[-1] == (date(2026, 11, 30), 11)
+    assert sum(count for _, count in numbers.weekly) == 11
+    assert numbers.by_status["registered"] == 5
+    assert numbers.unfinished == 3
