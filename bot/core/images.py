@@ -18,7 +18,6 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-import matplotlib
 import segno
 from PIL import Image, ImageDraw, ImageFont
 
@@ -34,9 +33,16 @@ _CHART_DPI = 100
 POSTER_SIZE = (1240, 1754)
 POSTER_DPI = 150
 
-FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-FONT_PATH = FONT_DIR / "DejaVuSans.ttf"
-BOLD_FONT_PATH = FONT_DIR / "DejaVuSans-Bold.ttf"
+
+@cache
+def font_path(bold: bool = False) -> Path:
+    """The DejaVu Sans file matplotlib ships (imported only when a picture is drawn: matplotlib
+    takes a fifth of a second to load, which every start of the bot would otherwise pay)."""
+    import matplotlib
+
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name
+
 
 _RGB = tuple[int, int, int]
 _WHITE: _RGB = (255, 255, 255)
@@ -168,8 +174,8 @@ def _covered() -> frozenset[int]:
     """The characters both faces of the font can draw."""
     from matplotlib.ft2font import FT2Font
 
-    regular = FT2Font(str(FONT_PATH)).get_charmap()
-    bold = FT2Font(str(BOLD_FONT_PATH)).get_charmap()
+    regular = FT2Font(str(font_path())).get_charmap()
+    bold = FT2Font(str(font_path(bold=True))).get_charmap()
     return frozenset(regular) & frozenset(bold)
 
 
@@ -189,7 +195,7 @@ def printable(text: str) -> str:
 
 @lru_cache(maxsize=64)
 def _font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(BOLD_FONT_PATH if bold else FONT_PATH), size)
+    return ImageFont.truetype(str(font_path(bold)), size)
 
 
 def _width(text: str, font: ImageFont.FreeTypeFont) -> float:
@@ -327,7 +333,7 @@ def _figure() -> Figure:
 def _props(points: float, bold: bool = False) -> FontProperties:
     from matplotlib.font_manager import FontProperties
 
-    return FontProperties(fname=str(BOLD_FONT_PATH if bold else FONT_PATH), size=points)
+    return FontProperties(fname=str(font_path(bold)), size=points)
 
 
 def _text(

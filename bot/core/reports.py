@@ -17,9 +17,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
-
 from bot.core.form import Form, Stage
 
 Translate = Callable[..., str]
@@ -226,6 +223,10 @@ def write_csv(report: Report, path: Path) -> None:
 
 def write_xlsx(report: Report, path: Path, t: Translate) -> None:
     """Write the report as a workbook of one sheet per table, for people."""
+    # Loaded here, not with the module: openpyxl pulls in numpy, a slow start for the bot.
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
     workbook = Workbook()
     workbook.remove(workbook.active)
     for title, header, rows in sheets(report, t):

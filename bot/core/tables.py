@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
-
 # Files of the areas staff deal with are small; a bigger one is a mistake (a wrong file).
 MAX_BYTES = 20 * 1024 * 1024
 
@@ -117,6 +114,10 @@ def _csv(raw: bytes, name: str) -> tuple[list[Cell], list[tuple[int, list[Cell]]
 
 
 def _xlsx(raw: bytes, name: str) -> tuple[list[Cell], list[tuple[int, list[Cell]]]]:
+    # Loaded here, not with the module: openpyxl pulls in numpy, a slow start for the bot.
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
     try:
         workbook = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
