@@ -142,11 +142,12 @@ def drop_off(drafts_by_step: Mapping[str | None, int], form: Form, t: Translate)
     return lines
 
 
-def percent(share: float | None) -> str:
-    """A share as Indonesians write it: 12,5 %; a dash when unknown."""
+def percent(share: float | None, language: str = "id") -> str:
+    """A share with one decimal, 12,5 % in Indonesian and 12.5 % in English; "-" when unknown."""
     if share is None:
         return "-"
-    return f"{share * 100:.1f}".replace(".", ",") + " %"
+    number = f"{share * 100:.1f}"
+    return (number if language == "en" else number.replace(".", ",")) + " %"
 
 
 # --- files -------------------------------------------------------------------------------------

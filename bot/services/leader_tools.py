@@ -171,7 +171,7 @@ class LeaderTools:
             if target:
                 coverage = t(
                     "chart.coverage",
-                    share=percent(registered / target),
+                    share=percent(registered / target, t.language),
                     registered=group_thousands(registered),
                     target=group_thousands(target),
                 )

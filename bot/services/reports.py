@@ -175,7 +175,7 @@ def report_chart(report: Report, t: Translator, today: date) -> ReportChart:
                 (v.coverage or 0.0) * 100,
                 t(
                     "report.chart.bar_coverage",
-                    share=percent(v.coverage),
+                    share=percent(v.coverage, t.language),
                     registered=group_thousands(v.covered),
                     target=group_thousands(v.target or 0),
                 ),
@@ -226,7 +226,7 @@ def report_summary(report: Report, t: Translator, today: date) -> str:
         lines.append(
             t(
                 "report.summary.coverage",
-                share=percent(total.coverage),
+                share=percent(total.coverage, t.language),
                 registered=group_thousands(total.covered),
                 target=group_thousands(total.target or 0),
             )
@@ -244,7 +244,11 @@ def report_summary(report: Report, t: Translator, today: date) -> str:
             lines.append(t("report.summary.regency", **counts))
         else:
             lines.append(
-                t("report.summary.regency_coverage", share=percent(regency.coverage), **counts)
+                t(
+                    "report.summary.regency_coverage",
+                    share=percent(regency.coverage, t.language),
+                    **counts,
+                )
             )
     stuck = max(report.steps, key=lambda s: s.drafts, default=None)
     if stuck is not None and stuck.drafts:

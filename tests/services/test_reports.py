@@ -267,3 +267,11 @@ async def test_a_leader_sees_the_same_weekly_trend_for_their_own_village(
     assert sum(count for _, count in numbers.weekly) == 11
     assert numbers.by_status["registered"] == 5
     assert numbers.unfinished == 3
+
+
+def test_shares_are_written_the_way_each_language_writes_decimals() -> None:
+    from bot.core.reports import percent
+
+    assert percent(0.125) == "12,5 %"
+    assert percent(0.125, "en") == "12.5 %"
+    assert percent(None) == "-"
