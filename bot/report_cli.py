@@ -16,7 +16,8 @@ from typing import Any, TextIO
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.images import group_thousands, render_report_chart
+from bot.core.charts import render_report_chart
+from bot.core.images import group_thousands
 from bot.core.reports import write_csv, write_xlsx
 from bot.core.tables import TableError
 from bot.db.models import AuditEntry, User

@@ -11,14 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.callbacks import StatisticsChart, encode
-from bot.core.images import (
-    ChartLabels,
-    PosterText,
-    VillageStats,
-    group_thousands,
-    render_poster,
-    render_statistics_chart,
-)
+from bot.core.charts import ChartLabels, VillageStats, render_statistics_chart
+from bot.core.images import PosterText, group_thousands, render_poster
 from bot.core.messages import Attachment, Button, Reply
 from bot.core.policy import POLICY, Action, Scope, ScopeKind
 from bot.core.reports import TREND_WEEKS, percent, trend, week_of

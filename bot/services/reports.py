@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.dates import format_date
 from bot.core.form import Form
-from bot.core.images import RankedBar, ReportChart, group_thousands
+from bot.core.charts import RankedBar, ReportChart
+from bot.core.images import group_thousands
 from bot.core.questions import REGISTRATION
 from bot.core.reports import (
     TREND_WEEKS,

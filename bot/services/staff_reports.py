@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.core.images import render_report_chart
+from bot.core.charts import render_report_chart
 from bot.core.messages import Attachment, Reply
 from bot.services import audit
 from bot.services.reports import gather_report, report_chart, report_summary

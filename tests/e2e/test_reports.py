@@ -9,7 +9,7 @@ import json
 from PIL import Image
 from sqlalchemy import select
 
-from bot.core.images import CHART_SIZE
+from bot.core.charts import CHART_SIZE
 from bot.db.models import AuditEntry
 from bot.services.roles import RoleName
 from tests.conftest import RunningBot
