@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.charts import RankedBar, ReportChart
 from bot.core.dates import format_date
 from bot.core.form import Form
-from bot.core.charts import RankedBar, ReportChart
 from bot.core.images import group_thousands
 from bot.core.questions import REGISTRATION
 from bot.core.reports import (
