@@ -9,8 +9,9 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.policy import INVITABLE_ROLES
@@ -116,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     broadcast.add_argument("--at", help='send at this WITA time, e.g. "2026-12-01 09:00"')
     status = commands.add_parser("broadcast-status", help="print the counts of a broadcast")
     status.add_argument("id", type=int)
+    _add_report_parsers(commands)
     return parser
 
 
@@ -126,6 +128,44 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:
         return None
     return uvloop.new_event_loop
+
+
+def _add_report_parsers(commands: Any) -> None:
+    """Declare `report`, `targets` and `audit` on the main parser's subcommands."""
+    report = commands.add_parser(
+        "report",
+        help="write the coverage report (PNG chart, XLSX workbook or CSV table)",
+        description="Count applications and registrations per regency and village, the weekly "
+        "trend, where unfinished registrations stop, and coverage where a target is known. "
+        "The format follows the file name: report.png, report.xlsx or report.csv.",
+    )
+    report.add_argument("--output", type=Path, required=True, help="file to write")
+    report.add_argument(
+        "--language", choices=("id", "en"), help="language of labels (default: DEFAULT_LANGUAGE)"
+    )
+    targets = commands.add_parser("targets", help="manage coverage targets per village")
+    target_commands = targets.add_subparsers(
+        dest="targets_command", required=True, metavar="ACTION"
+    )
+    importer = target_commands.add_parser(
+        "import",
+        help="replace the targets with a CSV/XLSX (columns: village_code, potential_workers)",
+        description="Replace every coverage target with the file's. Each row is checked first; "
+        "if any row is wrong, all problems are listed and nothing changes.",
+    )
+    importer.add_argument("file", type=Path)
+    log = commands.add_parser(
+        "audit",
+        help="list or export the audit log",
+        description="List audit entries, oldest first, or write them as CSV with --format csv.",
+    )
+    log.add_argument("--since", type=date.fromisoformat, help="from this day (WITA), YYYY-MM-DD")
+    log.add_argument(
+        "--actor", help="a Telegram user id, or a label such as 'cli' for the command line"
+    )
+    log.add_argument("--action", help="one action, e.g. role_grant, broadcast_create, report")
+    log.add_argument("--format", choices=("text", "csv"), default="text")
+    log.add_argument("--output", type=Path, help="file to write (default: standard output)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -196,6 +236,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from bot.admin_cli import run_admin_command
 
             return await run_admin_command(runtime, args)
+        if args.command in ("report", "targets", "audit"):
+            from bot.report_cli import run_report_command
+
+            return await run_report_command(runtime, args)
         if args.command == "desa-adat":
             from bot.services.desa_adat import import_desa_adat
 

@@ -66,7 +66,9 @@ def readme_commands() -> list[list[str]]:
 def test_the_readme_lists_every_command() -> None:
     """README.md names each command in the form that works on a fresh clone."""
     listed = {words[0] for words in readme_commands()}
-    expected = "run chat db villages export desa-adat keygen invite revoke broadcast"
+    expected = (
+        "run chat db villages export desa-adat keygen invite revoke broadcast report targets audit"
+    )
     assert listed == {*expected.split(), "broadcast-status", "import-status"}
 
 
@@ -248,3 +250,50 @@ def test_import_status_reports_each_row_and_refuses_an_unreadable_file(tmp_path:
     refused = run(tmp_path, "import-status", str(semicolons), key=key)
     assert refused.returncode == 1
     assert "titik koma" in said(refused.stderr)[-1] and refused.stdout == ""
+def test_targets_import_then_report_in_every_format(tmp_path: Path) -> None:
+    """Staff load targets, a bad file changes nothing, and the report shows them."""
+    good = tmp_path / "target.csv"
+    good.write_text(
+        "village_code,potential_workers\n51.02.05.2006,1200\n51.71.01.2007,800\n",
+        encoding="utf-8",
+    )
+    loaded = run(tmp_path, "targets", "import", str(good))
+    assert loaded.returncode == 0, loaded.stderr
+    assert "Targets: 2 villages, 2.000 potential workers" in loaded.stdout
+
+    semicolons = tmp_path / "excel.csv"
+    semicolons.write_text("village_code;potential_workers\n51.02.05.2006;5\n", encoding="utf-8")
+    refused = run(tmp_path, "targets", "import", str(semicolons))
+    assert refused.returncode == 1
+    assert "separates columns with ';'" in refused.stderr
+    assert "Nothing was changed" in refused.stderr
+    wrong_row = tmp_path / "typo.csv"
+    wrong_row.write_text("village_code,potential_workers\n51.02.05.2006,dua\n", encoding="utf-8")
+    refused = run(tmp_path, "targets", "import", str(wrong_row))
+    assert refused.returncode == 1
+    assert said(refused.stderr) == [
+        "line 2: potential_workers must be a whole number above 0, not 'dua'",
+        "1 row(s) need fixing; nothing was changed.",
+    ]
+
+    table = run(tmp_path, "report", "--output", "out/report.csv")
+    assert table.returncode == 0, table.stderr
+    assert "Target per desa belum diisi" not in table.stdout
+    with (tmp_path / "out" / "report.csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    targets = {r["code"]: r["value"] for r in rows if r["measure"] == "potential_workers"}
+    assert targets == {"51.02.05.2006": "1200", "51.71.01.2007": "800", "": "2000"} | {
+        "51.02": "1200",
+        "51.71": "800",
+    }
+
+    picture = run(tmp_path, "report", "--output", "report.png", "--language", "en")
+    assert picture.returncode == 0, picture.stderr
+    assert picture.stdout.startswith("📊 Coverage report as of ")
+    assert (tmp_path / "report.png").read_bytes().startswith(b"\x89PNG")
+    workbook = run(tmp_path, "report", "--output", "report.xlsx")
+    assert workbook.returncode == 0, workbook.stderr
+    assert load_workbook(tmp_path / "report.xlsx").sheetnames[0] == "Per kabupaten"
+    unknown = run(tmp_path, "report", "--output", "report.pdf")
+    assert unknown.returncode == 2
+    assert not (tmp_path / "report.pdf").exists()

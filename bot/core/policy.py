@@ -35,6 +35,7 @@ class Action(StrEnum):
     VIEW_ROLES = "view_roles"
     # Move applications through the status workflow (/tinjau).
     REVIEW = "review"
+    REPORT = "report"
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ _BRANCH_ACTIONS = frozenset(
         Action.REVOKE,
         Action.VIEW_ROLES,
         Action.REVIEW,
+        Action.REPORT,
     }
 )
 

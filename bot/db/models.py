@@ -261,7 +261,10 @@ class Invitation(Base):
 
 
 class AuditEntry(Base):
-    """Who did what to whom: grants, revocations, refused privileged actions, broadcasts."""
+    """Who did what to whom: grants, revocations, refused privileged actions, broadcasts.
+
+    Rows are only ever added; on PostgreSQL a trigger refuses UPDATE and DELETE (migration 0009).
+    """
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -272,6 +275,18 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(40), index=True)
     target: Mapped[str | None] = mapped_column(String(120))
     details: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class CoverageTarget(Base):
+    """How many informal workers a village could register: the denominator of coverage.
+
+    Imported by staff (`targets import`); an import replaces the whole table.
+    """
+
+    __tablename__ = "coverage_targets"
+    village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"), primary_key=True)
+    potential_workers: Mapped[int] = mapped_column(Integer)
+    imported_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Follow(Base):

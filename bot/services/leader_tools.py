@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.callbacks import StatisticsChart, encode
-from bot.core.images import (
-    ChartLabels,
-    PosterText,
-    VillageStats,
-    render_poster,
-    render_statistics_chart,
-)
+from bot.core.charts import ChartLabels, VillageStats, render_statistics_chart
+from bot.core.images import PosterText, group_thousands, render_poster
 from bot.core.messages import Attachment, Button, Reply
 from bot.core.policy import POLICY, Action, Scope, ScopeKind
+from bot.core.reports import TREND_WEEKS, percent, trend, week_of
+from bot.core.states import ApplicationStatus
 from bot.db.models import Application, Follow, utcnow
 from bot.services.common import allowed, deny, grants, scope_label
 from bot.services.following import ADAT_LINK_PREFIX, VILLAGE_LINK_PREFIX
+from bot.services.reports import village_target
 from bot.services.roles import deep_link
 from bot.services.turn import Turn
 
@@ -37,11 +36,14 @@ class PlaceNumbers:
     by_occupation: dict[str, int] = field(default_factory=dict)
     unfinished: int = 0
     recent: int = 0
-    daily: list[tuple[date, int]] = field(default_factory=list)
+    # Applications sent per week over the report's weeks, oldest first.
+    weekly: list[tuple[date, int]] = field(default_factory=list)
 
 
-async def place_numbers(session: AsyncSession, scope: Scope, tz: object) -> PlaceNumbers:
-    """Count followers and applications of a place (by status, occupation, last 30 days)."""
+async def place_numbers(
+    session: AsyncSession, scope: Scope, tz: ZoneInfo, today: date
+) -> PlaceNumbers:
+    """Count followers and applications of a place (by status, occupation, recent weeks)."""
     if scope.kind is ScopeKind.VILLAGE:
         follows = Follow.village_code == scope.code
         applications = Application.village_code == scope.code
@@ -69,7 +71,11 @@ async def place_numbers(session: AsyncSession, scope: Scope, tz: object) -> Plac
             )
         ).all()
     )
-    since = utcnow() - timedelta(days=30)
+    first_week = week_of(today) - timedelta(weeks=TREND_WEEKS - 1)
+    since = min(
+        utcnow() - timedelta(days=30),
+        datetime.combine(first_week, time(), tzinfo=tz).astimezone(UTC),
+    )
     moments = (
         await session.scalars(
             select(Application.submitted_at).where(
@@ -77,19 +83,17 @@ async def place_numbers(session: AsyncSession, scope: Scope, tz: object) -> Plac
             )
         )
     ).all()
-    daily: dict[date, int] = {}
-    for moment in moments:
-        if moment is not None:
-            day = moment.astimezone(tz).date()  # type: ignore[arg-type]
-            daily[day] = daily.get(day, 0) + 1
+    month_ago = utcnow() - timedelta(days=30)
+    sent = [moment for moment in moments if moment is not None]
+    weeks = trend((moment.astimezone(tz).date() for moment in sent), (), today)
     statuses = {str(k): int(v) for k, v in by_status.items()}
     return PlaceNumbers(
         followers=int(followers or 0),
         by_status={k: v for k, v in statuses.items() if k != DRAFT},
         by_occupation={str(k or "-"): int(v) for k, v in by_occupation.items()},
         unfinished=statuses.get(DRAFT, 0),
-        recent=len(moments),
-        daily=sorted(daily.items()),
+        recent=sum(1 for moment in sent if moment >= month_ago),
+        weekly=[(week.week, week.applications) for week in weeks],
     )
 
 
@@ -109,7 +113,9 @@ class LeaderTools:
         scope = await self._place(turn, Action.STATISTICS)
         if scope is None:
             return
-        numbers = await place_numbers(turn.session, scope, turn.services.settings.tz)
+        numbers = await place_numbers(
+            turn.session, scope, turn.services.settings.tz, turn.services.today()
+        )
         t = turn.t
         lines = [
             t("stats.header", village=await scope_label(turn, scope)),
@@ -146,9 +152,23 @@ class LeaderTools:
         scope = Scope(ScopeKind(pick.kind), pick.code)
         if not await allowed(turn, Action.STATISTICS, scope):
             return
-        numbers = await place_numbers(turn.session, scope, turn.services.settings.tz)
+        numbers = await place_numbers(
+            turn.session, scope, turn.services.settings.tz, turn.services.today()
+        )
         t = turn.t
         village = await scope_label(turn, scope)
+        # Targets are set per desa dinas; a desa adat has none to measure against.
+        coverage = ""
+        if scope.kind is ScopeKind.VILLAGE:
+            target = await village_target(turn.session, scope.code or "")
+            registered = numbers.by_status.get(ApplicationStatus.REGISTERED, 0)
+            if target:
+                coverage = t(
+                    "chart.coverage",
+                    share=percent(registered / target, t.language),
+                    registered=group_thousands(registered),
+                    target=group_thousands(target),
+                )
         by_status = {t(f"status.{k}"): v for k, v in numbers.by_status.items()}
         if numbers.unfinished:
             by_status[t("status.draft")] = numbers.unfinished
@@ -160,16 +180,17 @@ class LeaderTools:
                 (t(f"occupation.{k}") if k != "-" else "-"): v
                 for k, v in numbers.by_occupation.items()
             },
-            daily=numbers.daily or [(turn.services.today(), 0)],
+            weekly=numbers.weekly,
         )
         labels = ChartLabels(
             title=t("chart.title"),
             status_title=t("chart.status"),
             occupation_title=t("chart.occupation"),
-            daily_title=t("chart.daily"),
+            trend_title=t("chart.weekly"),
             followers_label=t("chart.followers"),
             no_data=t("chart.no_data"),
             other=t("chart.other"),
+            coverage=coverage,
         )
         # Drawing takes a CPU-heavy moment: off the event loop, so other people are not held up.
         png = await asyncio.to_thread(render_statistics_chart, stats, labels=labels)

@@ -46,6 +46,7 @@ from bot.services.invitations import Invitations
 from bot.services.leader_tools import LeaderTools
 from bot.services.registration import Registration
 from bot.services.review import Review
+from bot.services.staff_reports import StaffReports
 from bot.services.status import Status
 from bot.services.turn import Turn
 
@@ -82,6 +83,7 @@ class Features:
     leader_tools: LeaderTools
     assisted: Assisted
     review: Review
+    reports: StaffReports
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("undang", "invite", Action.INVITE, lambda f: f.invitations.cmd_invite),
     Command("cabut", "revoke", Action.REVOKE, lambda f: f.invitations.cmd_revoke),
     Command("tinjau", "review", Action.REVIEW, lambda f: f.review.cmd_review),
+    Command("laporan", "report", Action.REPORT, lambda f: f.reports.cmd_report),
 )
 
 BUTTONS: tuple[ButtonRoute, ...] = (
@@ -250,6 +253,7 @@ class Router:
             leader_tools=LeaderTools(),
             assisted=Assisted(start),
             review=Review(),
+            reports=StaffReports(),
         )
 
     async def handle(self, turn: Turn, incoming: Incoming) -> bool:

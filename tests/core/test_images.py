@@ -1,24 +1,15 @@
-"""A village leader asks for a statistics chart or a QR poster and gets a clean PNG."""
+"""A village leader asks for a printable QR poster and gets a clean PNG that scans."""
 
 from __future__ import annotations
 
 import io
 from dataclasses import replace
-from datetime import date, timedelta
 
 import pytest
 import zxingcpp
 from PIL import Image
 
-from bot.core.images import (
-    CHART_SIZE,
-    POSTER_SIZE,
-    ChartLabels,
-    PosterText,
-    VillageStats,
-    render_poster,
-    render_statistics_chart,
-)
+from bot.core.images import POSTER_SIZE, PosterText, printable, render_poster
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LINK = "https://t.me/BebasCemasBot?start=v_5171012007"
@@ -28,15 +19,6 @@ LONG_NAME = (
     "Pulau Dewata Indonesia Raya Yang Sangat Panjang Sekali Namanya"
 )
 
-LABELS = ChartLabels(
-    title="Statistik desa",
-    status_title="Pendaftaran menurut status",
-    occupation_title="Pendaftaran menurut jenis pekerjaan",
-    daily_title="Pendaftaran baru, 30 hari terakhir",
-    followers_label="pengikut berita desa",
-    no_data="Belum ada data",
-    other="Lainnya",
-)
 POSTER_TEXT = PosterText(
     slogan="Kerja Keras Bebas Cemas",
     steps=(
@@ -46,18 +28,6 @@ POSTER_TEXT = PosterText(
     ),
     footer="BPJS Ketenagakerjaan Kantor Cabang Bali Denpasar",
 )
-
-
-def stats(**changes: object) -> VillageStats:
-    """A busy village's month, with any field replaced."""
-    base = VillageStats(
-        village_name="Desa Dauh Puri Kelod",
-        followers=1284,
-        by_status={"Draf": 14, "Dikirim": 37, "Diverifikasi": 22, "Terdaftar": 58, "Ditolak": 3},
-        by_occupation={"Petani": 31, "Pedagang": 24, "Nelayan": 9, "Tukang ojek": 12},
-        daily=[(date(2026, 5, 1) + timedelta(days=i), i % 6) for i in range(30)],
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def opened(png: bytes) -> Image.Image:
@@ -70,104 +40,6 @@ def opened(png: bytes) -> Image.Image:
 def decoded_qr_texts(png: bytes) -> list[str]:
     found = zxingcpp.read_barcodes(opened(png))
     return [code.text for code in found if code.format == zxingcpp.BarcodeFormat.QRCode]
-
-
-# --- statistics chart --------------------------------------------------------------------------
-
-
-def test_a_leader_gets_a_chart_png_of_the_agreed_size() -> None:
-    image = opened(render_statistics_chart(stats(), labels=LABELS))
-
-    assert image.size == CHART_SIZE
-
-
-def test_a_village_with_nothing_yet_gets_a_chart_saying_there_is_no_data() -> None:
-    empty = stats(followers=0, by_status={}, by_occupation={}, daily=[])
-
-    with_words = render_statistics_chart(empty, labels=LABELS)
-    without_words = render_statistics_chart(empty, labels=replace(LABELS, no_data=""))
-
-    assert opened(with_words).size == CHART_SIZE
-    assert with_words != without_words
-
-
-def test_counts_that_are_all_zero_are_shown_as_no_data() -> None:
-    empty = stats(by_status={}, by_occupation={}, daily=[])
-    zeros = stats(
-        by_status={"Draf": 0, "Terdaftar": 0},
-        by_occupation={"Petani": 0},
-        daily=[(date(2026, 5, 1), 0), (date(2026, 5, 2), 0)],
-    )
-
-    assert render_statistics_chart(zeros, labels=LABELS) == render_statistics_chart(
-        empty, labels=LABELS
-    )
-
-
-def test_the_chart_changes_with_the_numbers() -> None:
-    before = render_statistics_chart(stats(), labels=LABELS)
-
-    assert render_statistics_chart(stats(followers=1285), labels=LABELS) != before
-    assert render_statistics_chart(stats(by_status={"Draf": 15}), labels=LABELS) != before
-    assert render_statistics_chart(stats(daily=[(date(2026, 5, 30), 4)]), labels=LABELS) != before
-
-
-def test_the_caller_chooses_how_numbers_are_written() -> None:
-    dotted = render_statistics_chart(stats(), labels=LABELS)
-    commas = render_statistics_chart(stats(), labels=replace(LABELS, format_number="{:,}".format))
-
-    assert dotted != commas
-
-
-def test_occupations_beyond_the_first_few_are_summed_under_the_callers_word_for_other() -> None:
-    many = stats(by_occupation={f"Pekerjaan {i}": i + 1 for i in range(12)})
-    few = stats()
-
-    def differs_by_other_word(data: VillageStats) -> bool:
-        lainnya = render_statistics_chart(data, labels=LABELS)
-        others = render_statistics_chart(data, labels=replace(LABELS, other="Others"))
-        return lainnya != others
-
-    assert differs_by_other_word(many)
-    assert not differs_by_other_word(few)
-
-
-def test_long_and_non_ascii_names_stay_inside_the_chart_margins() -> None:
-    data = stats(
-        village_name=LONG_NAME + " — Désa Pënida Ñusa ᬩᬮᬶ 巴厘",
-        followers=12_345_678,
-        by_status={f"Menunggu pemeriksaan dokumen nomor {i}": i for i in range(9)},
-        by_occupation={
-            "Prajuru adat (bendesa, penyarikan, patengen) yang sangat panjang": 1200,
-            "Pemangku / sulinggih (rohaniawan)": 5,
-        },
-    )
-
-    image = opened(render_statistics_chart(data, labels=replace(LABELS, title=LONG_NAME)))
-
-    width, height = CHART_SIZE
-    for margin in ((0, 0, 30, height), (width - 30, 0, width, height), (0, 0, width, 20)):
-        assert image.crop(margin).getextrema() == WHITE
-
-
-def test_accented_letters_the_font_lacks_are_written_without_their_accents() -> None:
-    plain = render_statistics_chart(stats(village_name="Desa Penida"), labels=LABELS)
-    accented = render_statistics_chart(stats(village_name="Désa Pënida"), labels=LABELS)
-
-    assert accented == plain
-
-
-def test_the_same_statistics_give_the_same_bytes() -> None:
-    assert render_statistics_chart(stats(), labels=LABELS) == render_statistics_chart(
-        stats(), labels=LABELS
-    )
-
-
-def test_negative_counts_are_a_programming_error() -> None:
-    with pytest.raises(ValueError):
-        stats(followers=-1)
-    with pytest.raises(ValueError):
-        stats(daily=[(date(2026, 5, 1), -3)])
 
 
 # --- poster ------------------------------------------------------------------------------------
@@ -230,3 +102,11 @@ def test_the_same_poster_gives_the_same_bytes() -> None:
 def test_a_link_too_long_for_any_qr_code_is_refused() -> None:
     with pytest.raises(ValueError):
         render_poster(village_name="Desa Adat Kuta", link="x" * 5000, lines=POSTER_TEXT)
+
+
+def test_poster_letters_keep_their_accents_and_unknown_scripts_become_question_marks() -> None:
+    assert printable("Désa Pënida") == "Désa Pënida"
+    assert printable("Bali ᬩᬮᬶ 巴厘") == "Bali ??? ??"
+    accented = render_poster(village_name="Désa Adat Pënida", link=LINK, lines=POSTER_TEXT)
+    plain = render_poster(village_name="Desa Adat Penida", link=LINK, lines=POSTER_TEXT)
+    assert accented != plain
