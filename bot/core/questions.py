@@ -31,6 +31,7 @@ from bot.core.form import (
     Column,
     Confirmation,
     Contact,
+    Display,
     Form,
     FormContext,
     Indexed,
@@ -253,6 +254,12 @@ def _show_nik(value: Any, ctx: FormContext) -> str:
     return str(value) if ctx.own_screen else mask_nik(str(value))
 
 
+def _nik_cell(answers: Answers, ctx: FormContext) -> Any:
+    # Staff key the full NIK into the national system; a leader's export shows it masked.
+    value = answers.get("nik")
+    return _show_nik(value, ctx) if value else ""
+
+
 # ---------------------------------------------------------------------- names
 
 
@@ -312,6 +319,12 @@ def _confirm_birth_date(value: Any, ctx: FormContext) -> Confirmation | None:
     return Confirmation("birth_date.confirm_nik", nik_date=format_date(nik_date, ctx.t.language))
 
 
+def _birth_date_cell(answers: Answers, _ctx: FormContext) -> Any:
+    # A real date, so a spreadsheet sorts and filters it as one.
+    value = answers.get("birth_date")
+    return date.fromisoformat(str(value)) if value else None
+
+
 def _show_birth_date(value: Any, ctx: FormContext) -> str:
     shown = format_date(date.fromisoformat(str(value)), ctx.t.language)
     if _date_differs_from_nik(value, ctx) is not None:
@@ -349,7 +362,7 @@ def _show_gender(value: Any, ctx: FormContext) -> str:
 
 
 def _mismatch_cell(answers: Answers, ctx: FormContext) -> Any:
-    return "ya" if differs_from_nik(answers, ctx) else ""
+    return ctx.t("export.yes") if differs_from_nik(answers, ctx) else ""
 
 
 # ---------------------------------------------------------------------- phones
@@ -571,6 +584,16 @@ def _show_occupation(value: Any, ctx: FormContext) -> str:
     return ctx.t(f"occupation.{value}")
 
 
+def _label_cell(key: str, show: Display) -> Column:
+    """A column holding an answer as the summary words it (a job's name, not its code)."""
+
+    def cell(answers: Answers, ctx: FormContext) -> Any:
+        value = answers.get(key)
+        return show(value, ctx) if value else ""
+
+    return Column(key, cell)
+
+
 def _relationship_options(ctx: FormContext) -> Sequence[Option]:
     return [Option(code, ctx.t(f"relationship.{code}"), code) for code in RELATIONSHIPS]
 
@@ -723,6 +746,7 @@ QUESTIONS: tuple[Question, ...] = (
         parse=_parse_nik,
         display=_show_nik,
         clears=("birth_date", "gender"),
+        columns=(Column("nik", _nik_cell),),
         indexed=Indexed("nik_hash", hashed=True, unique=True),
     ),
     Question(
@@ -743,6 +767,7 @@ QUESTIONS: tuple[Question, ...] = (
         confirm=_confirm_birth_date,
         display=_show_birth_date,
         per_row=1,
+        columns=(Column("birth_date", _birth_date_cell),),
     ),
     Question(
         "gender",
@@ -833,6 +858,7 @@ QUESTIONS: tuple[Question, ...] = (
         display=_show_occupation,
         clears=("occupation_other",),
         synonyms=OCCUPATION_SYNONYMS,
+        columns=(_label_cell("occupation", _show_occupation),),
         indexed=Indexed("occupation"),
     ),
     Question(
@@ -887,6 +913,7 @@ QUESTIONS: tuple[Question, ...] = (
         display=_show_relationship,
         applies=_has_heir,
         synonyms=RELATIONSHIP_SYNONYMS,
+        columns=(_label_cell("heir_relationship", _show_relationship),),
     ),
     Question(
         "heir_phone",
