@@ -257,6 +257,12 @@ class XlsxWriter:
         self._zip.writestr("xl/workbook.xml", self._workbook())
         self._zip.close()
 
+    def abort(self) -> None:
+        """Stop after a failure: release the archive (the caller throws the file away)."""
+        if self._stream is not None:
+            self._stream.close()
+        self._zip.close()
+
     def _workbook_rels(self, count: int) -> str:
         rels = "".join(
             f'<Relationship Id="rId{i}" Type="{_NS_REL}/worksheet" '

@@ -342,7 +342,11 @@ async def write_export(
         with partial.open("wb") as binary:
             xlsx = open_writer(fmt, binary, header, names=columns)
             assert isinstance(xlsx, XlsxWriter)
-            count = await _pump(cells, xlsx, columns, progress)
+            try:
+                count = await _pump(cells, xlsx, columns, progress)
+            except BaseException:
+                xlsx.abort()
+                raise
             xlsx.close()
             return count
 
