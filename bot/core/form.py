@@ -183,6 +183,9 @@ class FormContext:
     village_hint: str | None = None
     # Loaded when a question declares Lookup.DESA_ADAT: (id, name) pairs near the village.
     desa_adat: Sequence[tuple[int, str]] = ()
+    # Export columns share what they compute from one row's answers (the contribution, the
+    # area names) here; the export empties it before each row.
+    memo: dict[str, Any] = field(default_factory=dict)
 
 
 Parser = Callable[[str, FormContext], Any]

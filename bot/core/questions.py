@@ -509,6 +509,13 @@ def _area_columns(level: str) -> tuple[Column, ...]:
     """Code and name of the regency, district or village of the answered village."""
 
     def area(answers: Answers, ctx: FormContext) -> tuple[str, str]:
+        key = f"area.{level}"
+        if key not in ctx.memo:
+            ctx.memo[key] = lookup(answers, ctx)
+        found: tuple[str, str] = ctx.memo[key]
+        return found
+
+    def lookup(answers: Answers, ctx: FormContext) -> tuple[str, str]:
         village = ctx.areas.village(str(answers.get("village")))
         if village is None:
             return "", ""
@@ -725,16 +732,24 @@ def _confirm_email(value: Any, _ctx: FormContext) -> Confirmation | None:
 # ---------------------------------------------------------------------- contribution columns
 
 
+def _row_contribution(answers: Answers, ctx: FormContext) -> Contribution:
+    """The contribution of one export row, computed once for its five columns."""
+    if "contribution" not in ctx.memo:
+        ctx.memo["contribution"] = contribution_of(answers, ctx.rates)
+    found: Contribution = ctx.memo["contribution"]
+    return found
+
+
 def _contribution_columns() -> tuple[Column, ...]:
-    def part(name: str) -> Column:
-        return Column(name, lambda a, c: getattr(contribution_of(a, c.rates), name))
+    def part(name: str, attribute: str) -> Column:
+        return Column(name, lambda a, c: getattr(_row_contribution(a, c), attribute))
 
     return (
-        part("jkk"),
-        part("jkm"),
-        part("jht"),
-        Column("monthly_contribution", lambda a, c: contribution_of(a, c.rates).monthly),
-        Column("per_payment", lambda a, c: contribution_of(a, c.rates).per_payment),
+        part("jkk", "jkk"),
+        part("jkm", "jkm"),
+        part("jht", "jht"),
+        part("monthly_contribution", "monthly"),
+        part("per_payment", "per_payment"),
     )
 
 

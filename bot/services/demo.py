@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.questions import OCCUPATIONS, OTHER_OCCUPATION, RELATIONSHIPS
@@ -156,30 +156,38 @@ async def add_demo_data(
     total = applications + drafts
     while done < total:
         size = min(BATCH, total - done)
-        users = await session.scalars(
-            insert(User).returning(User.id, sort_by_parameter_order=True),
+        # Plain executemany without RETURNING (SQLAlchemy's bulk RETURNING on SQLite fetches
+        # in small pieces, ten times slower); the new ids are read back as those past the
+        # highest one before. Demo data are loaded while nobody else writes.
+        last_user = await session.scalar(select(func.coalesce(func.max(User.id), 0)))
+        await session.execute(
+            insert(User.__table__),
             [{"language": "id", "created_at": now, "last_seen_at": now}] * size,
         )
+        users = await session.scalars(select(User.id).where(User.id > last_user).order_by(User.id))
         rows = []
         for offset, user_id in enumerate(users.all()):
             is_draft = done + offset >= applications
             rows.append(_row(people, cipher, rng, now, days, user_id, is_draft))
-        ids = await session.scalars(
-            insert(Application).returning(Application.id, sort_by_parameter_order=True), rows
+        last_app = await session.scalar(select(func.coalesce(func.max(Application.id), 0)))
+        await session.execute(insert(Application.__table__), rows)
+        made = await session.execute(
+            select(Application.id, Application.user_id).where(Application.id > last_app)
         )
+        started = {row["user_id"]: row["created_at"] for row in rows}
         consents = [
             {
-                "user_id": row["user_id"],
+                "user_id": user_id,
                 "application_id": app_id,
                 "given": True,
                 "method": "chat",
                 "text_version": CONSENT_VERSION,
                 "language": "id",
-                "created_at": row["created_at"],
+                "created_at": started[user_id],
             }
-            for app_id, row in zip(ids.all(), rows, strict=True)
+            for app_id, user_id in made.all()
         ]
-        await session.execute(insert(Consent), consents)
+        await session.execute(insert(Consent.__table__), consents)
         done += size
     return DemoResult(applications, drafts)
 

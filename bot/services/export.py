@@ -270,6 +270,7 @@ async def export_cells(
         ) in batch:
             answers = decrypt(answers_enc) if answers_enc else {}
             ctx.answers = answers
+            ctx.memo.clear()
             row: list[Cell] = [
                 reference or "",
                 status_label.get(status, status),
