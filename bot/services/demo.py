@@ -61,12 +61,22 @@ class DemoResult:
 class _People:
     """Draws invented people; NIKs and references never repeat within one run."""
 
-    def __init__(self, rng: random.Random, areas: AreaDirectory, today: date) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        areas: AreaDirectory,
+        today: date,
+        cipher: Cipher,
+        taken: set[str],
+        first: int,
+    ) -> None:
         self.rng = rng
         self.today = today
+        self.cipher = cipher
         self.villages = sorted(areas.village_by_code.values(), key=lambda v: v.code)
-        self.niks: set[str] = set()
-        self.references: set[str] = set()
+        # Keyed hashes of the NIKs already in the database and drawn so far.
+        self.hashes = taken
+        self.number = first
 
     def nik(self, district_code: str, birth: date, female: bool) -> str:
         region = district_code.replace(".", "")
@@ -74,8 +84,9 @@ class _People:
         while True:
             serial = self.rng.randint(1, 9999)
             nik = f"{region}{day:02d}{birth.month:02d}{birth.year % 100:02d}{serial:04d}"
-            if nik not in self.niks:
-                self.niks.add(nik)
+            hashed = self.cipher.nik_hash(nik)
+            if hashed not in self.hashes:
+                self.hashes.add(hashed)
                 return nik
 
     def phone(self) -> str:
@@ -87,11 +98,15 @@ class _People:
         return f"{'Ni' if female else 'I'} {self.rng.choice(_FIRST_BY_ORDER)} {given}"
 
     def reference(self) -> str:
-        while True:
-            ref = "BC-" + "".join(self.rng.choice(_REFERENCE_ALPHABET) for _ in range(6))
-            if ref not in self.references:
-                self.references.add(ref)
-                return ref
+        # Multiplying by an odd number is a bijection modulo 32**6: application numbers that
+        # never repeat give references that never repeat, yet look random.
+        self.number += 1
+        scrambled = self.number * 0x9E3779B1 % 32**6
+        letters = []
+        for _ in range(6):
+            scrambled, digit = divmod(scrambled, 32)
+            letters.append(_REFERENCE_ALPHABET[digit])
+        return "BC-" + "".join(letters)
 
     def answers(self) -> dict[str, Any]:
         rng = self.rng
@@ -151,7 +166,11 @@ async def add_demo_data(
     """Add synthetic applications (sent over the last `days` days) and unfinished drafts."""
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
-    people = _People(rng, areas, now.date())
+    taken = set(
+        await session.scalars(select(Application.nik_hash).where(Application.nik_hash.is_not(None)))
+    )
+    first = await session.scalar(select(func.coalesce(func.max(Application.id), 0)))
+    people = _People(rng, areas, now.date(), cipher, taken, int(first or 0))
     done = 0
     total = applications + drafts
     while done < total:
