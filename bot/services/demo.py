@@ -166,9 +166,11 @@ async def add_demo_data(
     """Add synthetic applications (sent over the last `days` days) and unfinished drafts."""
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
-    taken = set(
-        await session.scalars(select(Application.nik_hash).where(Application.nik_hash.is_not(None)))
-    )
+    taken = {
+        hashed
+        for hashed in await session.scalars(select(Application.nik_hash))
+        if hashed is not None
+    }
     first = await session.scalar(select(func.coalesce(func.max(Application.id), 0)))
     people = _People(rng, areas, now.date(), cipher, taken, int(first or 0))
     done = 0
@@ -180,7 +182,7 @@ async def add_demo_data(
         # highest one before. Demo data are loaded while nobody else writes.
         last_user = await session.scalar(select(func.coalesce(func.max(User.id), 0)))
         await session.execute(
-            insert(User.__table__),
+            insert(User.metadata.tables["users"]),
             [{"language": "id", "created_at": now, "last_seen_at": now}] * size,
         )
         users = await session.scalars(select(User.id).where(User.id > last_user).order_by(User.id))
@@ -189,7 +191,7 @@ async def add_demo_data(
             is_draft = done + offset >= applications
             rows.append(_row(people, cipher, rng, now, days, user_id, is_draft))
         last_app = await session.scalar(select(func.coalesce(func.max(Application.id), 0)))
-        await session.execute(insert(Application.__table__), rows)
+        await session.execute(insert(Application.metadata.tables["applications"]), rows)
         made = await session.execute(
             select(Application.id, Application.user_id).where(Application.id > last_app)
         )
@@ -206,7 +208,7 @@ async def add_demo_data(
             }
             for app_id, user_id in made.all()
         ]
-        await session.execute(insert(Consent.__table__), consents)
+        await session.execute(insert(Consent.metadata.tables["consents"]), consents)
         done += size
     return DemoResult(applications, drafts)
 

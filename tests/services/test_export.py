@@ -200,7 +200,11 @@ async def test_formulas_in_every_free_text_and_desa_adat_name_come_out_inert(
             f"BC-INJ00{number}",
             desa_adat_id=adat_id,
             occupation="lainnya",
-            **{key: value for key in FREE_TEXT},
+            full_name=value,
+            banjar=value,
+            occupation_other=value,
+            heir_name=value,
+            email=value,
             desa_adat={"id": adat_id, "name": value},
         )
     output = tmp_path / f"export.{fmt}"
