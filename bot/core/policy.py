@@ -33,6 +33,10 @@ class Action(StrEnum):
     INVITE = "invite"
     REVOKE = "revoke"
     VIEW_ROLES = "view_roles"
+    # Export the applications of a place (/ekspor, the command line's `export`).
+    EXPORT = "export"
+    # See the full NIK in an export: staff key it into the national system; leaders do not.
+    EXPORT_FULL_NIK = "export_full_nik"
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ _LEADER_ACTIONS = frozenset(
         Action.LINK,
         Action.ASSIST,
         Action.VIEW_ROLES,
+        Action.EXPORT,
     }
 )
 _BRANCH_ACTIONS = frozenset(
@@ -129,6 +134,8 @@ _BRANCH_ACTIONS = frozenset(
         Action.INVITE,
         Action.REVOKE,
         Action.VIEW_ROLES,
+        Action.EXPORT,
+        Action.EXPORT_FULL_NIK,
     }
 )
 

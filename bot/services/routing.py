@@ -17,6 +17,7 @@ from bot.core.callbacks import (
     CalculatorAmount,
     ComposeChoice,
     ComposeScope,
+    ExportChoice,
     FollowPick,
     InvitePlace,
     InviteRole,
@@ -36,6 +37,7 @@ from bot.services.assisted import Assisted
 from bot.services.calculator import Calculator
 from bot.services.common import allowed, grants, set_mode
 from bot.services.composing import Composing
+from bot.services.exporting import Exports
 from bot.services.following import Following, is_stop_word
 from bot.services.invitations import Invitations
 from bot.services.leader_tools import LeaderTools
@@ -75,6 +77,7 @@ class Features:
     composing: Composing
     leader_tools: LeaderTools
     assisted: Assisted
+    exports: Exports
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("statistik", "statistics", Action.STATISTICS, lambda f: f.leader_tools.cmd_statistics),
     Command("tautan", "link", Action.LINK, lambda f: f.leader_tools.cmd_link),
     Command("daftarkan", "assist", Action.ASSIST, lambda f: f.assisted.cmd_assist),
+    Command("ekspor", "export", Action.EXPORT, lambda f: f.exports.cmd_export),
     Command(
         "peran",
         "roles",
@@ -193,6 +197,7 @@ BUTTONS: tuple[ButtonRoute, ...] = (
     ButtonRoute(ComposeChoice, Action.BROADCAST, lambda f: f.composing.choice_button),
     ButtonRoute(BroadcastControl, Action.BROADCAST_CONTROL, lambda f: f.composing.control_button),
     ButtonRoute(StatisticsChart, Action.STATISTICS, lambda f: f.leader_tools.chart_button),
+    ButtonRoute(ExportChoice, Action.EXPORT, lambda f: f.exports.button),
 )
 
 TYPED: tuple[TypedStep, ...] = (
@@ -235,6 +240,7 @@ class Router:
             composing=Composing(),
             leader_tools=LeaderTools(),
             assisted=Assisted(start),
+            exports=Exports(),
         )
 
     async def handle(self, turn: Turn, incoming: Incoming) -> bool:
