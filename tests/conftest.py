@@ -28,6 +28,7 @@ PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Tables that tests fill; the area tables are loaded once and kept.
 USER_TABLES = (
+    "export_jobs",
     "inbox",
     "outbox",
     "deliveries",

@@ -11,19 +11,28 @@ is zipped, and split if still too large (`bot.core.packaging`).
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
-from dataclasses import replace
+from dataclasses import asdict, fields, replace
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.callbacks import ExportChoice, encode
 from bot.core.messages import Attachment, Button, Reply
 from bot.core.packaging import for_upload
 from bot.core.policy import POLICY, Action, Scope, ScopeKind
 from bot.core.states import ApplicationStatus
+from bot.db.models import ExportJob, utcnow
+from bot.i18n import Translator
 from bot.services.common import allowed, deny, grants, scope_label
 from bot.services.export import (
     ExportFilter,
     ExportRequest,
+    count_selected,
     last_export,
     record_export,
     run_export,
@@ -31,6 +40,8 @@ from bot.services.export import (
 from bot.services.turn import Turn
 
 ADAT = "adat"
+# `Reply.track` name of the progress message of a background export.
+TRACK = "export"
 FORMATS = ("xlsx", "csv")
 STATUSES = tuple(s for s in ApplicationStatus if s is not ApplicationStatus.DRAFT)
 # The first screen: the person's whole place, any status, everything, XLSX.
@@ -217,7 +228,7 @@ class Exports:
         turn.say(Reply(t("export.pick_status"), buttons=tuple(rows), edit=True))
 
     async def _send(self, turn: Turn, pick: ExportChoice, scope: Scope) -> None:
-        """Write the export and send it as one or more documents; record who took it."""
+        """Send the file now, or queue it for the background when it is large."""
         t = turn.t
         held = await grants(turn)
         services = turn.services
@@ -233,7 +244,25 @@ class Exports:
         )
         place = (area or "cabang").replace(".", "-")
         name = f"pendaftaran-{place}-{services.today():%Y-%m-%d}.{pick.fmt}"
+        label = await self._area_label(turn, area, scope)
+        expected = await count_selected(turn.session, services.settings, request, utcnow())
+        if expected == 0:
+            turn.text("export.empty")
+            return
+        if expected > services.settings.export_background_rows:
+            job = ExportJob(
+                user_id=turn.user.id,
+                chat_id=turn.user.telegram_id,
+                request=dump_request(request, pick.fmt, name, label),
+                expected_rows=expected,
+            )
+            turn.session.add(job)
+            await turn.session.flush()
+            text = t("export.progress", count=expected, percent=0)
+            turn.say(Reply(text, track=f"{TRACK}:{job.id}"))
+            return
         with tempfile.TemporaryDirectory() as folder:
+            output = Path(folder) / name
             result = await run_export(
                 turn.session,
                 services.cipher,
@@ -241,24 +270,72 @@ class Exports:
                 services.settings,
                 request,
                 pick.fmt,
-                Path(folder) / name,
+                output,
             )
-            data = await asyncio.to_thread((Path(folder) / name).read_bytes)
+            data = await asyncio.to_thread(output.read_bytes)
         await record_export(turn.session, result, request, pick.fmt, actor=turn.user)
-        if result.rows == 0:
-            turn.text("export.empty")
-            return
-        parts = for_upload(name, data)
-        caption = t(
-            "export.caption.masked" if request.mask_nik else "export.caption.full",
-            count=result.rows,
-            area=await self._area_label(turn, area, scope),
-        )
-        if len(parts) > 1:
-            caption += "\n" + t("export.split", parts=len(parts), name=parts[0][0])
-        for number, (part_name, content) in enumerate(parts):
-            turn.say(
-                Reply(
-                    caption if number == 0 else part_name, attachment=Attachment(part_name, content)
-                )
-            )
+        for reply in file_replies(t, name, data, result.rows, label, masked=request.mask_nik):
+            turn.say(reply)
+
+
+def file_replies(
+    t: Translator, name: str, data: bytes, rows: int, place: str, *, masked: bool
+) -> list[Reply]:
+    """The messages that carry an export: one document, or the parts of a split ZIP."""
+    if rows == 0:
+        return [Reply(t("export.empty"))]
+    parts = for_upload(name, data)
+    caption = t(
+        "export.caption.masked" if masked else "export.caption.full", count=rows, area=place
+    )
+    if len(parts) > 1:
+        caption += "\n" + t("export.split", parts=len(parts), name=parts[0][0])
+    return [
+        Reply(caption if number == 0 else part_name, attachment=Attachment(part_name, content))
+        for number, (part_name, content) in enumerate(parts)
+    ]
+
+
+def dump_request(request: ExportRequest, fmt: str, name: str, place: str) -> str:
+    """A background job's request as plain JSON (codes, flags and dates only)."""
+    wanted = {
+        k: v.isoformat() if isinstance(v, date) else v for k, v in asdict(request.filter).items()
+    }
+    data = {
+        "filter": wanted,
+        "language": request.language,
+        "mask_nik": request.mask_nik,
+        "fmt": fmt,
+        "name": name,
+        "place": place,
+    }
+    return json.dumps(data, sort_keys=True)
+
+
+def load_request(text: str) -> tuple[ExportRequest, str, str, str]:
+    """What `dump_request` wrote: the request, format, file name and place label."""
+    data = json.loads(text)
+    raw = data["filter"]
+    values: dict[str, Any] = {}
+    for spec in fields(ExportFilter):
+        value = raw.get(spec.name)
+        if value is not None and spec.name in ("since", "until"):
+            value = date.fromisoformat(value)
+        elif value is not None and spec.name == "sent_after":
+            value = datetime.fromisoformat(value)
+        elif value is not None and spec.name == "status":
+            value = ApplicationStatus(value)
+        values[spec.name] = value
+    request = ExportRequest(
+        ExportFilter(**values), language=data["language"], mask_nik=data["mask_nik"]
+    )
+    return request, data["fmt"], data["name"], data["place"]
+
+
+async def record_export_progress_message(
+    session: AsyncSession, key: str, _chat_id: int, message_id: int
+) -> None:
+    """The "preparing your file" message was sent: keep its id to edit it with progress."""
+    await session.execute(
+        update(ExportJob).where(ExportJob.id == int(key)).values(progress_message_id=message_id)
+    )

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.core.callbacks import ExportChoice, encode
 from bot.core.states import ApplicationStatus
-from bot.db.models import AuditEntry
+from bot.db.models import AuditEntry, ExportJob
 from bot.fakebot import BotMessage
 from bot.services.export import headers
 from bot.services.roles import RoleName
@@ -119,3 +119,26 @@ async def test_a_resident_cannot_export(bot: RunningBot) -> None:
     worker = Person(bot.fake.user(9304, "Wayan"))
     replies = await worker.say("/ekspor")
     assert worker.t("role.denied") in texts(replies)
+
+
+async def test_a_large_export_comes_later_with_a_progress_message(bot: RunningBot) -> None:
+    """Over the background threshold: a "preparing" message at once, the file when written."""
+    runtime = bot.runtime
+    runtime.settings.export_background_rows = 2
+    for number in range(3):
+        await add_application(runtime, f"BC-BIG00{number}")
+    staff = await leader(bot, 9305, RoleName.STAFF, None)
+    await staff.say("/ekspor")
+    replies = await staff.tap("export.button.send")
+    assert staff.t("export.progress", count=3, percent=0) in texts(replies)
+    assert not documents(replies)
+
+    later = await staff.user.replies(timeout=30)
+    [document] = documents(later)
+    assert len(sheet_rows(document)) == 3
+    async with runtime.sessions() as session:
+        job = await session.scalar(select(ExportJob))
+        entry = await session.scalar(select(AuditEntry).where(AuditEntry.action == "export"))
+    assert job is not None and (job.state, job.rows) == ("done", 3)
+    assert job.progress_message_id is not None
+    assert entry is not None and '"rows": 3' in entry.details
