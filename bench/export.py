@@ -124,12 +124,17 @@ def main() -> int:
             database.unlink(missing_ok=True)
             seconds = asyncio.run(fill(database, key, size))
             print(f"{size:>9} rows  demo-data  {seconds:6.1f} s  {size / seconds:8.0f} rows/s")
+            print(f"{'':>9}       load average {os.getloadavg()[0]:.1f}", flush=True)
             for fmt in ["read", *args.formats]:
                 output = folder / f"export-{size}.{fmt}"
                 found = _child(database, key, fmt, output)
                 rate = found["rows"] / found["seconds"]
+                # CPU time is what the export itself cost; wall time also holds waiting for
+                # the CPU when other work shares the machine.
+                cpu_rate = found["rows"] / max(found["cpu_seconds"], 1e-9)
                 print(
                     f"{size:>9} rows  {fmt:<9}  {found['seconds']:6.1f} s  {rate:8.0f} rows/s  "
+                    f"(CPU {found['cpu_seconds']:6.1f} s, {cpu_rate:8.0f} rows/s)  "
                     f"peak {found['peak_mb']:6.1f} MB  file {found['file_mb']:7.1f} MB",
                     flush=True,
                 )

@@ -216,9 +216,11 @@ def test_export_csv_and_xlsx(tmp_path: Path) -> None:
     output = tmp_path / "out" / "applications.xlsx"
     result = run(tmp_path, "export", "--format", "xlsx", "--output", str(output), key=key)
     assert result.returncode == 0, result.stderr
-    sheet = load_workbook(output, read_only=True).active
+    book = load_workbook(output, read_only=True)
+    sheet = book.active
     assert sheet is not None
     header_cells, first = list(sheet.iter_rows(values_only=True))[:2]
+    book.close()
     record = by_column(header_cells, first)
     assert record["nik"] == "5102051708850003"
     assert record["phone"] == "+6281234567890"

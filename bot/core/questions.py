@@ -209,10 +209,17 @@ def nik_info(ctx: FormContext) -> NikInfo | None:
     nik = ctx.answers.get("nik")
     if not nik:
         return None
+    # An export row asks twice (birth date and gender); kept with the NIK it was read from.
+    known = ctx.memo.get("nik_info")
+    if known is not None and known[0] == nik:
+        found: NikInfo | None = known[1]
+        return found
     try:
-        return parse_nik(str(nik), known_provinces=ctx.areas.province_codes, today=ctx.today)
+        info = parse_nik(str(nik), known_provinces=ctx.areas.province_codes, today=ctx.today)
     except InvalidInput:
-        return None
+        info = None
+    ctx.memo["nik_info"] = (nik, info)
+    return info
 
 
 def _date_differs_from_nik(value: Any, ctx: FormContext) -> date | None:
@@ -505,29 +512,37 @@ def _place_params(ctx: FormContext) -> Mapping[str, Any]:
     }
 
 
+_LEVELS = ("regency", "district", "village")
+
+
+def _areas_of(code: str, ctx: FormContext) -> dict[str, tuple[str, str]]:
+    """Code and name of a village, its kecamatan and its regency ("" where unknown)."""
+    found = {level: ("", "") for level in _LEVELS}
+    village = ctx.areas.village(code)
+    if village is None:
+        return found
+    found["village"] = (village.code, village.name)
+    district = ctx.areas.district(village.district_code)
+    if district is None:
+        return found
+    found["district"] = (district.code, district.name)
+    regency = ctx.areas.regency(district.regency_code)
+    if regency is not None:
+        found["regency"] = (regency.code, regency.name)
+    return found
+
+
 def _area_columns(level: str) -> tuple[Column, ...]:
     """Code and name of the regency, district or village of the answered village."""
 
     def area(answers: Answers, ctx: FormContext) -> tuple[str, str]:
-        key = f"area.{level}"
-        if key not in ctx.memo:
-            ctx.memo[key] = lookup(answers, ctx)
-        found: tuple[str, str] = ctx.memo[key]
+        # Looked up once per village for a whole export, not six times per row.
+        key = ("areas", str(answers.get("village")))
+        known = ctx.cache.get(key)
+        if known is None:
+            known = ctx.cache[key] = _areas_of(key[1], ctx)
+        found: tuple[str, str] = known[level]
         return found
-
-    def lookup(answers: Answers, ctx: FormContext) -> tuple[str, str]:
-        village = ctx.areas.village(str(answers.get("village")))
-        if village is None:
-            return "", ""
-        district = ctx.areas.district(village.district_code)
-        if level == "village":
-            return village.code, village.name
-        if district is None:
-            return "", ""
-        if level == "district":
-            return district.code, district.name
-        regency = ctx.areas.regency(district.regency_code)
-        return (regency.code, regency.name) if regency else ("", "")
 
     return (
         Column(f"{level}_code", lambda a, c: area(a, c)[0]),

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, cast
 
 # A sheet holds 1 048 576 rows; the header takes one of them on every sheet.
 XLSX_MAX_ROWS = 1_048_576
@@ -87,16 +87,24 @@ class CsvWriter:
         self.rows_written += 1
 
 
+_TRIGGER_SET = frozenset(TRIGGERS)
+
+
 def _csv_cell(value: Cell) -> str | int | float:
+    # Exact type checks first: this runs for every cell of a million rows.
+    kind = type(value)
+    if kind is str:
+        text = cast(str, value)
+        return "'" + text if text[:1] in _TRIGGER_SET else text
     if value is None:
         return ""
-    if isinstance(value, str):
-        return "'" + value if value.startswith(TRIGGERS) else value
+    if kind is int or kind is float:
+        return cast(int | float, value)
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.isoformat(" ", "seconds")
     if isinstance(value, date):
         return value.isoformat()
-    return value
+    return neutralise_csv(str(value))
 
 
 # ---------------------------------------------------------------------- XLSX

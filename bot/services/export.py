@@ -251,7 +251,7 @@ async def export_cells(
     status_label = {s.value: t(f"export.status.{s.value}") for s in ApplicationStatus}
     assistants = await _assistants(session, areas, request.language)
     columns = [c.value for c in form.columns()]
-    decrypt = cipher.decrypt
+    decrypt = cipher.bulk_decryptor()
     result = await session.stream(
         _statement(request, settings, as_of).execution_options(yield_per=BATCH)
     )

@@ -128,7 +128,9 @@ def test_1_048_577_rows_continue_on_a_second_sheet(tmp_path: Path) -> None:
     # Reading the million rows back would take minutes; the second sheet is read directly.
     rows = _rows_of(archive.read("xl/worksheets/sheet2.xml"))
     assert rows == [("No",), (str(XLSX_MAX_ROWS - 1),), (str(XLSX_MAX_ROWS),)]
-    assert load_workbook(output, read_only=True).sheetnames == ["Data", "Data 2"]
+    book = load_workbook(output, read_only=True)
+    assert book.sheetnames == ["Data", "Data 2"]
+    book.close()
     assert writer.rows_written == XLSX_MAX_ROWS + 1
 
 
