@@ -57,6 +57,7 @@ async def one(database: Path, key: str, fmt: str, output: Path) -> dict[str, flo
     """One export (or, for fmt "read", only the read path) in this process."""
     async with open_runtime(_settings(database, key)) as runtime, runtime.sessions() as session:
         started = time.perf_counter()
+        cpu = time.process_time()
         if fmt == "read":
             rows = 0
             async for _cells in export_cells(
@@ -75,8 +76,9 @@ async def one(database: Path, key: str, fmt: str, output: Path) -> dict[str, flo
             )
             rows = result.rows
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"rows": rows, "seconds": seconds, "peak_mb": peak_kb / 1024}
+    return {"rows": rows, "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_mb": peak_kb / 1024}
 
 
 def _child(database: Path, key: str, fmt: str, output: Path) -> dict[str, float]:
@@ -99,6 +101,9 @@ def main() -> int:
     parser.add_argument("--formats", nargs="+", default=["csv", "xlsx"])
     parser.add_argument("--keep", type=Path, help="keep databases and files in this folder")
     parser.add_argument(
+        "--reuse", action="store_true", help="with --keep: export databases kept by a former run"
+    )
+    parser.add_argument(
         "--one", nargs=3, metavar=("FORMAT", "DB", "OUTPUT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -115,15 +120,19 @@ def main() -> int:
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
-    key = generate_key()
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.keep or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
+        key_file = folder / "bench.key"
+        reuse = args.reuse and args.keep is not None and key_file.exists()
+        key = key_file.read_text() if reuse else generate_key()
+        key_file.write_text(key)
         for size in args.sizes:
             database = folder / f"export-{size}.db"
-            database.unlink(missing_ok=True)
-            seconds = asyncio.run(fill(database, key, size))
-            print(f"{size:>9} rows  demo-data  {seconds:6.1f} s  {size / seconds:8.0f} rows/s")
+            if not (reuse and database.exists()):
+                database.unlink(missing_ok=True)
+                seconds = asyncio.run(fill(database, key, size))
+                print(f"{size:>9} rows  demo-data  {seconds:6.1f} s  {size / seconds:8.0f} rows/s")
             print(f"{'':>9}       load average {os.getloadavg()[0]:.1f}", flush=True)
             for fmt in ["read", *args.formats]:
                 output = folder / f"export-{size}.{fmt}"
