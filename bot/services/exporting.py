@@ -122,7 +122,9 @@ class Exports:
             return
         edit = pick is not START
         if pick.what == "areas":
-            await self._areas(turn, pick)
+            # Choosing among the branch's places is for those who may export all of them.
+            if await allowed(turn, Action.EXPORT, Scope.branch()):
+                await self._areas(turn, pick)
         elif pick.what == "statuses":
             self._statuses(turn, pick)
         elif pick.what == "go":
