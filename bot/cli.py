@@ -8,7 +8,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,6 +124,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (Linux, macOS): a cheaper event loop under load."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a configuration problem ends with one line naming the setting."""
     args = _parser().parse_args(argv)
@@ -148,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(
             settings.log_level, secrets, log_file=log_file, log_format=settings.log_format
         )
-        return asyncio.run(_dispatch(args, settings))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(_dispatch(args, settings))
     except ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2

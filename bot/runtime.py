@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
@@ -21,6 +22,7 @@ from bot.db.session import (
 from bot.security import Cipher, load_cipher
 from bot.services.areas import AreaDirectory, load_areas
 from bot.services.conversation import Conversation
+from bot.services.leader import lock_key, namespace_of
 from bot.services.turn import Services
 
 log = logging.getLogger(__name__)
@@ -42,17 +44,39 @@ class Runtime:
         return datetime.now(self.settings.tz).date()
 
 
+@asynccontextmanager
+async def one_process_at_a_time(engine: AsyncEngine) -> AsyncIterator[None]:
+    """On PostgreSQL, hold a lock so replicas starting together migrate one after another.
+
+    Without it, two processes on a fresh database both create the tables and all but one
+    fail ("relation already exists"); the second now waits and finds nothing left to do.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    key = lock_key(await namespace_of(engine), "start-up")
+    async with engine.connect() as connection:
+        await connection.execute(select(func.pg_advisory_lock(key)))
+        await connection.commit()
+        try:
+            yield
+        finally:
+            await connection.execute(select(func.pg_advisory_unlock(key)))
+            await connection.commit()
+
+
 async def prepare_database(settings: Settings, engine: AsyncEngine) -> AreaDirectory:
     """Apply pending migrations, load missing areas, and read the branch's directory."""
-    pending = await pending_migrations(engine)
-    if pending:
-        await upgrade_database(engine)
-        log.info("Applied %d database migration(s)", len(pending))
     sessions = make_sessionmaker(engine)
-    async with sessions() as session, session.begin():
-        added = await load_areas(session, settings.branch_regencies)
-        if added:
-            log.info("Loaded %d villages into the database", added)
+    async with one_process_at_a_time(engine):
+        pending = await pending_migrations(engine)
+        if pending:
+            await upgrade_database(engine)
+            log.info("Applied %d database migration(s)", len(pending))
+        async with sessions() as session, session.begin():
+            added = await load_areas(session, settings.branch_regencies)
+            if added:
+                log.info("Loaded %d villages into the database", added)
     async with sessions() as session:
         return await AreaDirectory.load(session, settings.branch_regencies)
 

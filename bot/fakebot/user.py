@@ -231,6 +231,10 @@ class FakeUser:
         """Return the newest message of the bot in this chat that has buttons."""
         return self._chat.newest_keyboard()
 
+    def reply_keyboard(self) -> BotMessage | None:
+        """Return the message whose reply keyboard the client holds now, if any."""
+        return self._chat.shown_reply_keyboard()
+
     async def replies(
         self,
         *,

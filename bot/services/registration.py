@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -71,6 +71,9 @@ YES_WORDS = ("ya", "iya", "y", "yes", "ok", "oke", "setuju", "saya setuju", "bol
 NO_WORDS = ("tidak", "tdk", "no", "gak", "nggak", "enggak", "tolak", "tidak setuju")
 BACK_WORDS = ("kembali", "back")
 SKIP_WORDS = ("-", "lewati", "skip")
+# Flow state: the one-time "share my number" keyboard was used and hid itself, but the client
+# still holds it until a message takes it away.
+HIDDEN_KEYBOARD = "hidden_keyboard"
 
 AfterSubmit = Callable[[AsyncSession, User, Application], Awaitable[None]]
 
@@ -663,15 +666,42 @@ class Registration:
             turn.draft.step = question.key
         self._close_contact_keyboard(turn, leaving, question, back=back)
         await self.show(turn)
+        self._drop_hidden_keyboard(turn)
 
     def _close_contact_keyboard(
         self, turn: Turn, leaving: Question | None, going: Question | None, *, back: bool = False
     ) -> None:
         left = leaving is not None and leaving.contact is Contact.OWN and going != leaving
-        if left and not any(r.remove_keyboard for r in turn.outcome.replies):
+        hidden = HIDDEN_KEYBOARD in turn.state.extra
+        if left and not hidden and not any(r.remove_keyboard for r in turn.outcome.replies):
             # Take the "share my number" keyboard away once its question is behind us.
             key = "keyboard.back" if back else "keyboard.closed"
             turn.say(Reply(turn.t(key), remove_keyboard=True))
+
+    def _drop_hidden_keyboard(self, turn: Turn) -> None:
+        """Take away a "share my number" keyboard the client has hidden, in a message going anyway.
+
+        The keyboard is one-time: once its button was pressed, the client hides it but keeps it
+        behind a key in the input field. Taking it away costs no message of its own when the
+        last message of this turn has no inline buttons, which is the only kind that can carry
+        the removal; until then it stays hidden. A turn that shows the keyboard again replaces it.
+        """
+        if HIDDEN_KEYBOARD not in turn.state.extra or not turn.outcome.replies:
+            return
+        replies = turn.outcome.replies
+        if any(r.contact_button is not None for r in replies):
+            del turn.state.extra[HIDDEN_KEYBOARD]
+            return
+        last = replies[-1]
+        if not (
+            last.buttons
+            or last.typed_buttons
+            or last.edit
+            or last.attachment is not None
+            or last.track is not None
+        ):
+            replies[-1] = replace(last, remove_keyboard=True)
+            del turn.state.extra[HIDDEN_KEYBOARD]
 
     async def _after_answer(self, turn: Turn, question: Question) -> None:
         """Move on after a valid answer: the next question, or back to the summary."""
@@ -741,8 +771,10 @@ class Registration:
             if incoming.kind is InputKind.CONTACT:
                 value = self._contact_answer(question, incoming, ctx)
                 then: tuple[tuple[str, Any], ...] = ()
+                shared = True
             else:
                 value, then = self._text_answer(question, incoming.text, ctx)
+                shared = False
         except DidYouMean as choices:
             buttons = [
                 Button(o.label, encode(FormAnswer(question.key, o.code))) for o in choices.options
@@ -753,7 +785,7 @@ class Registration:
             turn.error(exc)
             await self.show(turn)
             return
-        await self._accept(turn, question, value, then=then)
+        await self._accept(turn, question, value, then=then, shared=shared)
 
     async def _typed_at_buttons(self, turn: Turn, stage: Stage | None, incoming: Incoming) -> None:
         """Typing at a step answered with buttons: a label, a word or a prefix presses one."""
@@ -809,7 +841,9 @@ class Registration:
         *,
         then: tuple[tuple[str, Any], ...] = (),
         confirmed: bool = False,
+        shared: bool = False,
     ) -> None:
+        """Store a valid answer and move on; `shared` when it came as a shared contact."""
         ctx = await self.context(turn, question)
         try:
             if question.check is not None and value is not None:
@@ -837,7 +871,13 @@ class Registration:
             self._store(turn, last, extra, ctx)
         if question.contact is Contact.OWN and value is not None:
             saved = turn.t(question.saved_key, value=question.display(value, ctx))
-            turn.say(Reply(saved, remove_keyboard=True))
+            if shared:
+                # The one-time keyboard hid itself when its button was pressed: the
+                # acknowledgement joins the next question instead of a message of its own.
+                turn.say(Reply(saved))
+                turn.state.extra[HIDDEN_KEYBOARD] = True
+            else:
+                turn.say(Reply(saved, remove_keyboard=True))
         await self._after_answer(turn, last)
 
     def _store(self, turn: Turn, question: Question, value: Any, ctx: FormContext) -> None:
@@ -911,6 +951,7 @@ class Registration:
         else:
             await self.after_submit(turn.session, turn.user, draft)
             turn.text("submitted", reference=draft.reference)
+        self._drop_hidden_keyboard(turn)
         turn.draft = None
 
 

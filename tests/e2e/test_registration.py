@@ -22,6 +22,13 @@ async def register_until_summary(
     person: Person, nik: str = NIK, name: str = "I Made   Sukadana"
 ) -> None:
     """Answer every question with good answers, stopping at the summary."""
+    await answer_until_phone(person, nik, name)
+    await person.share_contact("6281234567890")
+    await answer_after_phone(person)
+
+
+async def answer_until_phone(person: Person, nik: str = NIK, name: str = "I Made Sukadana") -> None:
+    """From /start to the question about the person's own phone number."""
     t = person.t
     replies = await person.say("/start")
     assert "Rp16.800" in texts(replies)
@@ -36,7 +43,10 @@ async def register_until_summary(
         "birth_date.use_nik", date="17 Agustus 1985" if t.language == "id" else "17 August 1985"
     )
     await person.tap("gender.male")
-    await person.share_contact("6281234567890")
+
+
+async def answer_after_phone(person: Person) -> None:
+    """From the regency to the summary, with good answers."""
     await person.tap_label("Kabupaten Tabanan")
     await person.tap_label("Tabanan")
     await person.say("dajan  peken")
@@ -105,3 +115,37 @@ async def test_worker_registers_in_english(bot: RunningBot, tmp_path: Path) -> N
     assert parsed[0]["village_name"] == "Dajan Peken"
     # In CSV a leading "+" would start a formula in a spreadsheet: a quote neutralises it.
     assert parsed[0]["phone"] == "'+6281234567890"
+
+
+async def test_a_shared_number_costs_one_message_and_its_keyboard_goes_later(
+    bot: RunningBot,
+) -> None:
+    """Pressing "share my number" is answered by the next question alone, headed by the number.
+
+    The one-time keyboard hid itself when its button was pressed, so taking it away waits for
+    a message that goes anyway: the confirmation of the sent registration at the latest.
+    """
+    person = Person(bot.fake.user(1003, "Komang", language_code="id"))
+    t = person.t
+    await answer_until_phone(person, "5102051708850011", "I Komang Arta")
+    replies = await person.share_contact("6281234567890")
+    assert len(replies) == 1
+    assert t("q.phone.saved", value="0812-3456-7890") in texts(replies)
+    assert t("keyboard.closed") not in texts(replies)
+    assert replies[0].has_inline_keyboard, "the regency question, with its buttons"
+    await answer_after_phone(person)
+    assert person.user.reply_keyboard() is not None, "still held by the client"
+    replies = await person.tap("summary.send")
+    assert "BC-" in texts(replies)
+    assert person.user.reply_keyboard() is None
+
+
+async def test_a_typed_number_takes_the_keyboard_away_at_once(bot: RunningBot) -> None:
+    """A number typed while the keyboard is on screen: the keyboard goes with the answer."""
+    person = Person(bot.fake.user(1004, "Ketut", language_code="id"))
+    t = person.t
+    await answer_until_phone(person, "5102051708850029", "I Ketut Arta")
+    assert person.user.reply_keyboard() is not None
+    replies = await person.say("0812-3456-7890")
+    assert t("q.phone.saved", value="0812-3456-7890") in texts(replies)
+    assert person.user.reply_keyboard() is None

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.config import load_settings
 from bot.db.models import Application, InboxUpdate, OutboxMessage
+from bot.db.session import pending_migrations
 from bot.fakebot import FakeTelegram
 from bot.fakebot.rules import SEND_METHODS
 from bot.runtime import Runtime, open_runtime
@@ -131,7 +132,7 @@ async def start_replica(
 
 
 async def upgrade(database_url: str, workdir: Path) -> None:
-    """Migrate once before the replicas start (two migrating at once would race)."""
+    """Migrate, as an operator does before starting replicas (`python -m bot db upgrade`)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -174,6 +175,19 @@ async def runtime_on(database_url: str) -> AsyncIterator[Runtime]:
     settings = load_settings(_env_file=None, database_url=database_url, data_key=DATA_KEY)
     async with open_runtime(settings) as runtime:
         yield runtime
+
+
+@pytest.mark.postgres
+async def test_replicas_starting_together_on_a_fresh_database_migrate_one_after_another(
+    replica_database: str, tmp_path: Path
+) -> None:
+    """Three processes migrating one new database at once all succeed; it ends up current.
+
+    Without the start-up lock all but one failed with "relation already exists".
+    """
+    await asyncio.gather(*(upgrade(replica_database, tmp_path) for _ in range(3)))
+    async with runtime_on(replica_database) as runtime:
+        assert await pending_migrations(runtime.engine) == []
 
 
 NAMES = ("Wayan Sukadana", "Made Arsana", "Nyoman Sudarsa", "Ketut Wirawan")
