@@ -36,6 +36,7 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python -m bench.broadcast
 	$(BIN)/python -m bench.registration
+	$(BIN)/python -m bench.export
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

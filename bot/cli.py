@@ -17,7 +17,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.core.policy import INVITABLE_ROLES
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    pass
 
 
 def _prog() -> str:
@@ -59,10 +59,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     search = village_commands.add_parser("search", help="find villages of the branch by name")
     search.add_argument("text", help="a village name, typos allowed")
-    export = commands.add_parser("export", help="export all applications to CSV or XLSX")
-    export.add_argument("--format", choices=("csv", "xlsx"), default="csv")
-    export.add_argument(
-        "--output", type=Path, help="file to write (default: standard output for CSV)"
+    from bot.export_cli import add_demo_arguments, add_export_arguments
+
+    add_export_arguments(
+        commands.add_parser(
+            "export",
+            help="export applications to XLSX (for people) or CSV (for machines)",
+            description="Write the applications that match the filters, with headers in the "
+            "operator's language. Each export is recorded in the audit log.",
+        )
+    )
+    add_demo_arguments(
+        commands.add_parser(
+            "demo-data",
+            help="fill the database with synthetic applications (never real people)",
+            description="Add N synthetic applications (valid NIKs and phones, Balinese names, "
+            "spread over the branch's villages and the last months) for demos and benchmarks.",
+        )
     )
     adat = commands.add_parser("desa-adat", help="manage the desa adat list")
     adat_commands = adat.add_subparsers(dest="adat_command", required=True, metavar="ACTION")
@@ -230,8 +243,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.command == "import-status":
             return await _import_status(runtime, args.file)
-        if args.command == "export":
-            return await _export(runtime, args.format, args.output)
+        if args.command in ("export", "demo-data"):
+            from bot.export_cli import run_demo_data, run_export_command
+
+            if args.command == "export":
+                return await run_export_command(runtime, args)
+            return await run_demo_data(runtime, args)
         if args.command in ("invite", "revoke", "broadcast", "broadcast-status"):
             from bot.admin_cli import run_admin_command
 
@@ -254,22 +271,6 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(f"Desa adat: {result.added} added, {result.updated} updated.")
             return 0
     return 2
-
-
-async def _export(runtime: Runtime, fmt: str, output: Path | None) -> int:
-    from bot.services.export import export_rows, write_csv, write_export
-
-    if output is None and fmt == "xlsx":
-        print("--output is needed for XLSX", file=sys.stderr)
-        return 2
-    async with runtime.sessions() as session:
-        rows = export_rows(session, runtime.cipher, runtime.areas, runtime.settings)
-        if output is None:
-            count = await write_csv(rows, sys.stdout)
-        else:
-            count = await write_export(rows, fmt, output)
-    print(f"Exported {count} applications{f' to {output}' if output else ''}.", file=sys.stderr)
-    return 0
 
 
 async def _import_status(runtime: Runtime, path: Path) -> int:

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # just under Telegram's "about 30 a second", since the pacer spaces sends evenly.
     broadcast_rate: float = 29.0
     broadcast_max_attempts: int = 5
+    # /ekspor: exports of more rows than this are written in the background and sent when
+    # ready, so the person (and their chat's other updates) never wait on a long export.
+    export_background_rows: int = 5000
     # Chats whose updates are handled at the same time (each chat's own in order).
     inbox_workers: int = 8
     # Flood control per person: a burst of this many updates, refilled at this many a minute;

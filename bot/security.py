@@ -9,11 +9,14 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.ciphers import Cipher as Cipher_
+from cryptography.hazmat.primitives.ciphers import algorithms, modes
 
 from bot.config import ConfigError, Settings
 
@@ -26,6 +29,7 @@ class Cipher:
     def __init__(self, key: bytes) -> None:
         try:
             self._fernet = Fernet(key)
+            self._key = base64.urlsafe_b64decode(key)
         except (ValueError, TypeError) as exc:
             raise ConfigError(
                 "DATA_KEY: must be a Fernet key (create one with: python -m bot keygen)"
@@ -46,6 +50,44 @@ class Cipher:
         if not isinstance(data, dict):
             raise ValueError("encrypted payload is not a mapping")
         return data
+
+    def bulk_decryptor(self) -> Callable[[str], dict[str, Any]]:
+        """`decrypt` for reading many rows (exports): the same checks, a fraction of the cost.
+
+        Fernet is AES-128-CBC with an HMAC-SHA256 over the whole token. `Fernet.decrypt`
+        builds a new cipher context for every token; here one ECB context serves them all,
+        and CBC is undone by hand (each plaintext block is the ECB-decrypted block XOR the
+        ciphertext block before it), which is exactly CBC decryption. The MAC is checked
+        first, in constant time, as Fernet does, so nothing unauthenticated is decrypted.
+        """
+        signing, encryption = self._key[:16], self._key[16:]
+        block = Cipher_(algorithms.AES(encryption), modes.ECB()).decryptor()
+        digest, compare, b64decode, loads = (
+            hmac.digest,
+            hmac.compare_digest,
+            base64.urlsafe_b64decode,
+            json.loads,
+        )
+
+        def decrypt(token: str) -> dict[str, Any]:
+            try:
+                raw = b64decode(token)
+            except ValueError:  # binascii.Error is a ValueError
+                raw = b""
+            body, mac = raw[:-32], raw[-32:]
+            if len(raw) < 73 or raw[0] != 0x80 or not compare(digest(signing, body, "sha256"), mac):
+                raise ConfigError("DATA_KEY: does not decrypt the stored data (wrong key?)")
+            chained = body[9:-16]
+            encrypted = body[25:]
+            plain = (
+                int.from_bytes(block.update(encrypted), "big") ^ int.from_bytes(chained, "big")
+            ).to_bytes(len(encrypted), "big")
+            data = loads(plain[: -plain[-1]])
+            if not isinstance(data, dict):
+                raise ValueError("encrypted payload is not a mapping")
+            return data
+
+        return decrypt
 
     def nik_hash(self, nik: str) -> str:
         """Keyed hash of a NIK: equal NIKs give equal hashes, the NIK cannot be read back."""

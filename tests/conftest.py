@@ -29,6 +29,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # Tables that tests fill; the area tables are loaded once and kept.
 USER_TABLES = (
     "coverage_targets",
+    "export_jobs",
     "inbox",
     "payment_reminders",
     "status_history",

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from bot.config import load_settings
 from bot.db.models import Application, User
 from bot.runtime import open_runtime
 from bot.security import generate_key
+from bot.services.export import COLUMNS, headers
 from tests.services.test_conversation_property import COMPLETE
 
 LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
@@ -67,7 +69,8 @@ def test_the_readme_lists_every_command() -> None:
     """README.md names each command in the form that works on a fresh clone."""
     listed = {words[0] for words in readme_commands()}
     expected = (
-        "run chat db villages export desa-adat keygen invite revoke broadcast report targets audit"
+        "run chat db villages export demo-data desa-adat keygen invite revoke broadcast report "
+        "targets audit"
     )
     assert listed == {*expected.split(), "broadcast-status", "import-status"}
 
@@ -180,37 +183,53 @@ async def _submitted_application(tmp_path: Path, key: str) -> None:
                 reference="BC-TEST22",
                 answers_enc=runtime.cipher.encrypt(answers),
                 village_code=answers["village"],
+                submitted_at=datetime(2026, 12, 1, 2, 0, tzinfo=UTC),
             )
         )
 
 
+def by_column(
+    header: list[str] | tuple[object, ...], row: list[str] | tuple[object, ...]
+) -> dict[str, object]:
+    """A row of an export keyed by column name, whatever the header's language."""
+    names = dict(zip(headers("id"), COLUMNS, strict=True))
+    # A sheet read back leaves out empty cells at the end of a row.
+    return {names[str(title)]: value for title, value in zip(header, row, strict=False)}
+
+
 def test_export_csv_and_xlsx(tmp_path: Path) -> None:
-    """Exports carry the full NIK as text, E.164 phone, village code and name, contribution."""
+    """Exports carry the full NIK as text, the phone, village code and name, contribution."""
     key = generate_key()
     asyncio.run(_submitted_application(tmp_path, key))
     result = run(tmp_path, "export", "--format", "csv", key=key)
     assert result.returncode == 0, result.stderr
     assert not result.stdout.startswith("\ufeff")
-    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    header, *rows = list(csv.reader(io.StringIO(result.stdout)))
     assert len(rows) == 1
-    row = rows[0]
+    row = by_column(header, rows[0])
     assert row["nik"] == "5102051708850003"
-    assert row["phone"] == "+6281234567890"
+    # CSV has no text type: a leading quote keeps a spreadsheet from reading "+62..." as a sum.
+    assert row["phone"] == "'+6281234567890"
     assert (row["village_code"], row["village_name"]) == ("51.02.05.2006", "Dajan Peken")
     assert row["programs"] == "JKK+JKM+JHT"
     assert row["monthly_contribution"] == str(15000 + 6800 + 30000)
     assert row["per_payment"] == str(51800 * 6)
+    assert "Exported 1 applications in" in result.stderr
 
     output = tmp_path / "out" / "applications.xlsx"
     result = run(tmp_path, "export", "--format", "xlsx", "--output", str(output), key=key)
     assert result.returncode == 0, result.stderr
-    sheet = load_workbook(output, read_only=True).active
+    book = load_workbook(output, read_only=True)
+    sheet = book.active
     assert sheet is not None
-    header, first = list(sheet.iter_rows(values_only=True))[:2]
-    record = dict(zip(header, first, strict=True))
+    header_cells, first = list(sheet.iter_rows(values_only=True))[:2]
+    book.close()
+    record = by_column(header_cells, first)
     assert record["nik"] == "5102051708850003"
+    assert record["phone"] == "+6281234567890"
     assert record["monthly_contribution"] == 51800
     assert record["village_name"] == "Dajan Peken"
+    assert [p.name for p in output.parent.iterdir()] == ["applications.xlsx"]
 
 
 def test_keygen_prints_a_usable_key(tmp_path: Path) -> None:
@@ -250,6 +269,8 @@ def test_import_status_reports_each_row_and_refuses_an_unreadable_file(tmp_path:
     refused = run(tmp_path, "import-status", str(semicolons), key=key)
     assert refused.returncode == 1
     assert "titik koma" in said(refused.stderr)[-1] and refused.stdout == ""
+
+
 def test_targets_import_then_report_in_every_format(tmp_path: Path) -> None:
     """Staff load targets, a bad file changes nothing, and the report shows them."""
     good = tmp_path / "target.csv"
@@ -297,3 +318,24 @@ def test_targets_import_then_report_in_every_format(tmp_path: Path) -> None:
     unknown = run(tmp_path, "report", "--output", "report.pdf")
     assert unknown.returncode == 2
     assert not (tmp_path / "report.pdf").exists()
+
+
+def test_export_filters_and_new_since_the_operators_last_export(tmp_path: Path) -> None:
+    """`--new` remembers each operator apart; a village by name; a bad status in one line."""
+    key = generate_key()
+    asyncio.run(_submitted_application(tmp_path, key))
+    output = tmp_path / "baru.csv"
+    args = ("export", "--output", str(output), "--village", "dajan peken", "--new")
+    first = run(tmp_path, *args, "--operator", "wayan", "--delimiter", ";", key=key)
+    assert first.returncode == 0, first.stderr
+    header, row = output.read_text(encoding="utf-8-sig").splitlines()
+    assert header.startswith("Nomor pendaftaran;Status;Dikirim (WITA);NIK;")
+    assert row.startswith("BC-TEST22;menunggu verifikasi;2026-12-01 10:00:00;5102051708850003;")
+    assert said(first.stderr)[-1].startswith(f"Exported 1 applications to {output} in ")
+    again = run(tmp_path, *args, "--operator", "wayan", key=key)
+    assert said(again.stderr)[-1].startswith("Exported 0 applications")
+    other = run(tmp_path, *args, "--operator", "komang", key=key)
+    assert said(other.stderr)[-1].startswith("Exported 1 applications")
+    wrong = run(tmp_path, "export", "--status", "lunas", key=key)
+    assert wrong.returncode == 2
+    assert said(wrong.stderr)[-1].startswith("unknown status 'lunas'")

@@ -19,10 +19,12 @@ from bot.core.contribution import DEFAULT_RATES, PAYMENT_PERIODS
 from bot.core.form import Contact, FormContext
 from bot.core.policy import ROLES
 from bot.core.questions import OCCUPATIONS, QUESTIONS, RELATIONSHIPS
+from bot.core.states import ApplicationStatus
 from bot.db.models import ACTIVE_STATUSES
 from bot.i18n import LANGUAGES, LOCALES_DIR, Translator
 from bot.services.areas import AreaDirectory
 from bot.services.broadcasts import AUDIENCES, TEMPLATES
+from bot.services.export import COLUMNS
 from bot.services.routing import COMMANDS
 
 BOT_DIR = Path(__file__).resolve().parent.parent / "bot"
@@ -62,6 +64,8 @@ def families() -> dict[str, tuple[object, ...]]:
         "template.name.": TEMPLATES,
         "template.": TEMPLATES,
         "audience.": AUDIENCES,
+        "export.column.": COLUMNS,
+        "export.status.": tuple(ApplicationStatus),
     }
 
 

@@ -42,6 +42,7 @@ from bot.i18n import LANGUAGES, pick_language, translator
 from bot.runtime import Runtime
 from bot.services.broadcasts import render
 from bot.services.delivery import DeliveryEngine
+from bot.services.export_jobs import run_export_jobs
 from bot.services.flood import flood_warning
 from bot.services.inbox import Handled, InboxWorkers, Intake, Received, purge_inbox
 from bot.services.leader import Leadership, namespace_of
@@ -579,6 +580,7 @@ async def serving(
             outbox.run(stop),
             engine.run(stop),
             scheduled_jobs(runtime, stop),
+            run_export_jobs(runtime, stop, nudge=outbox.nudge),
             # Replies written by other replicas are sent at once, not at the next poll.
             listen(runtime.engine, outbox_channel, outbox.nudge, stop),
         )

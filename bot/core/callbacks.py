@@ -354,4 +354,27 @@ class PeriodChange(Payload):
     months: int
 
 
+# ---------------------------------------------------------------- exports
+
+
+@payload
+@dataclass(frozen=True)
+class ExportChoice(Payload):
+    """A press on the /ekspor screen: what it does, and the filters chosen so far.
+
+    The filters travel with every button, so the screen needs no stored state: `area` is a
+    regency, kecamatan or village code, `adat<ID>` for a desa adat, or empty for the
+    person's whole place; `status` an application status or empty for any; `new` 1 for
+    "only what was sent since my last export"; `fmt` xlsx or csv.
+    """
+
+    TAG: ClassVar[str] = "ex"
+    what: str
+    value: str
+    area: str
+    status: str
+    new: int
+    fmt: str
+
+
 RETIRED = frozenset({"sc"})

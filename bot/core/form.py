@@ -183,6 +183,11 @@ class FormContext:
     village_hint: str | None = None
     # Loaded when a question declares Lookup.DESA_ADAT: (id, name) pairs near the village.
     desa_adat: Sequence[tuple[int, str]] = ()
+    # Export columns share what they compute from one row's answers (the contribution, what
+    # the NIK says) here; the export empties it before each row.
+    memo: dict[str, Any] = field(default_factory=dict)
+    # What does not depend on the row (the names of a village's areas), kept across rows.
+    cache: dict[Any, Any] = field(default_factory=dict)
 
 
 Parser = Callable[[str, FormContext], Any]

@@ -36,6 +36,10 @@ class Action(StrEnum):
     # Move applications through the status workflow (/tinjau).
     REVIEW = "review"
     REPORT = "report"
+    # Export the applications of a place (/ekspor, the command line's `export`).
+    EXPORT = "export"
+    # See the full NIK in an export: staff key it into the national system; leaders do not.
+    EXPORT_FULL_NIK = "export_full_nik"
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ _LEADER_ACTIONS = frozenset(
         Action.LINK,
         Action.ASSIST,
         Action.VIEW_ROLES,
+        Action.EXPORT,
     }
 )
 _BRANCH_ACTIONS = frozenset(
@@ -134,6 +139,8 @@ _BRANCH_ACTIONS = frozenset(
         Action.VIEW_ROLES,
         Action.REVIEW,
         Action.REPORT,
+        Action.EXPORT,
+        Action.EXPORT_FULL_NIK,
     }
 )
 

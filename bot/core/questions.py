@@ -31,6 +31,7 @@ from bot.core.form import (
     Column,
     Confirmation,
     Contact,
+    Display,
     Form,
     FormContext,
     Indexed,
@@ -208,10 +209,17 @@ def nik_info(ctx: FormContext) -> NikInfo | None:
     nik = ctx.answers.get("nik")
     if not nik:
         return None
+    # An export row asks twice (birth date and gender); kept with the NIK it was read from.
+    known = ctx.memo.get("nik_info")
+    if known is not None and known[0] == nik:
+        found: NikInfo | None = known[1]
+        return found
     try:
-        return parse_nik(str(nik), known_provinces=ctx.areas.province_codes, today=ctx.today)
+        info = parse_nik(str(nik), known_provinces=ctx.areas.province_codes, today=ctx.today)
     except InvalidInput:
-        return None
+        info = None
+    ctx.memo["nik_info"] = (nik, info)
+    return info
 
 
 def _date_differs_from_nik(value: Any, ctx: FormContext) -> date | None:
@@ -251,6 +259,12 @@ def _parse_nik(text: str, ctx: FormContext) -> str:
 
 def _show_nik(value: Any, ctx: FormContext) -> str:
     return str(value) if ctx.own_screen else mask_nik(str(value))
+
+
+def _nik_cell(answers: Answers, ctx: FormContext) -> Any:
+    # Staff key the full NIK into the national system; a leader's export shows it masked.
+    value = answers.get("nik")
+    return _show_nik(value, ctx) if value else ""
 
 
 # ---------------------------------------------------------------------- names
@@ -312,6 +326,12 @@ def _confirm_birth_date(value: Any, ctx: FormContext) -> Confirmation | None:
     return Confirmation("birth_date.confirm_nik", nik_date=format_date(nik_date, ctx.t.language))
 
 
+def _birth_date_cell(answers: Answers, _ctx: FormContext) -> Any:
+    # A real date, so a spreadsheet sorts and filters it as one.
+    value = answers.get("birth_date")
+    return date.fromisoformat(str(value)) if value else None
+
+
 def _show_birth_date(value: Any, ctx: FormContext) -> str:
     shown = format_date(date.fromisoformat(str(value)), ctx.t.language)
     if _date_differs_from_nik(value, ctx) is not None:
@@ -349,7 +369,7 @@ def _show_gender(value: Any, ctx: FormContext) -> str:
 
 
 def _mismatch_cell(answers: Answers, ctx: FormContext) -> Any:
-    return "ya" if differs_from_nik(answers, ctx) else ""
+    return ctx.t("export.yes") if differs_from_nik(answers, ctx) else ""
 
 
 # ---------------------------------------------------------------------- phones
@@ -492,22 +512,37 @@ def _place_params(ctx: FormContext) -> Mapping[str, Any]:
     }
 
 
+_LEVELS = ("regency", "district", "village")
+
+
+def _areas_of(code: str, ctx: FormContext) -> dict[str, tuple[str, str]]:
+    """Code and name of a village, its kecamatan and its regency ("" where unknown)."""
+    found = {level: ("", "") for level in _LEVELS}
+    village = ctx.areas.village(code)
+    if village is None:
+        return found
+    found["village"] = (village.code, village.name)
+    district = ctx.areas.district(village.district_code)
+    if district is None:
+        return found
+    found["district"] = (district.code, district.name)
+    regency = ctx.areas.regency(district.regency_code)
+    if regency is not None:
+        found["regency"] = (regency.code, regency.name)
+    return found
+
+
 def _area_columns(level: str) -> tuple[Column, ...]:
     """Code and name of the regency, district or village of the answered village."""
 
     def area(answers: Answers, ctx: FormContext) -> tuple[str, str]:
-        village = ctx.areas.village(str(answers.get("village")))
-        if village is None:
-            return "", ""
-        district = ctx.areas.district(village.district_code)
-        if level == "village":
-            return village.code, village.name
-        if district is None:
-            return "", ""
-        if level == "district":
-            return district.code, district.name
-        regency = ctx.areas.regency(district.regency_code)
-        return (regency.code, regency.name) if regency else ("", "")
+        # Looked up once per village for a whole export, not six times per row.
+        key = ("areas", str(answers.get("village")))
+        known = ctx.cache.get(key)
+        if known is None:
+            known = ctx.cache[key] = _areas_of(key[1], ctx)
+        found: tuple[str, str] = known[level]
+        return found
 
     return (
         Column(f"{level}_code", lambda a, c: area(a, c)[0]),
@@ -569,6 +604,16 @@ def _occupation_options(ctx: FormContext) -> Sequence[Option]:
 
 def _show_occupation(value: Any, ctx: FormContext) -> str:
     return ctx.t(f"occupation.{value}")
+
+
+def _label_cell(key: str, show: Display) -> Column:
+    """A column holding an answer as the summary words it (a job's name, not its code)."""
+
+    def cell(answers: Answers, ctx: FormContext) -> Any:
+        value = answers.get(key)
+        return show(value, ctx) if value else ""
+
+    return Column(key, cell)
 
 
 def _relationship_options(ctx: FormContext) -> Sequence[Option]:
@@ -709,16 +754,24 @@ def _confirm_email(value: Any, _ctx: FormContext) -> Confirmation | None:
 # ---------------------------------------------------------------------- contribution columns
 
 
+def _row_contribution(answers: Answers, ctx: FormContext) -> Contribution:
+    """The contribution of one export row, computed once for its five columns."""
+    if "contribution" not in ctx.memo:
+        ctx.memo["contribution"] = contribution_of(answers, ctx.rates)
+    found: Contribution = ctx.memo["contribution"]
+    return found
+
+
 def _contribution_columns() -> tuple[Column, ...]:
-    def part(name: str) -> Column:
-        return Column(name, lambda a, c: getattr(contribution_of(a, c.rates), name))
+    def part(name: str, attribute: str) -> Column:
+        return Column(name, lambda a, c: getattr(_row_contribution(a, c), attribute))
 
     return (
-        part("jkk"),
-        part("jkm"),
-        part("jht"),
-        Column("monthly_contribution", lambda a, c: contribution_of(a, c.rates).monthly),
-        Column("per_payment", lambda a, c: contribution_of(a, c.rates).per_payment),
+        part("jkk", "jkk"),
+        part("jkm", "jkm"),
+        part("jht", "jht"),
+        part("monthly_contribution", "monthly"),
+        part("per_payment", "per_payment"),
     )
 
 
@@ -730,6 +783,7 @@ QUESTIONS: tuple[Question, ...] = (
         parse=_parse_nik,
         display=_show_nik,
         clears=("birth_date", "gender"),
+        columns=(Column("nik", _nik_cell),),
         indexed=Indexed("nik_hash", hashed=True, unique=True),
     ),
     Question(
@@ -750,6 +804,7 @@ QUESTIONS: tuple[Question, ...] = (
         confirm=_confirm_birth_date,
         display=_show_birth_date,
         per_row=1,
+        columns=(Column("birth_date", _birth_date_cell),),
     ),
     Question(
         "gender",
@@ -840,6 +895,7 @@ QUESTIONS: tuple[Question, ...] = (
         display=_show_occupation,
         clears=("occupation_other",),
         synonyms=OCCUPATION_SYNONYMS,
+        columns=(_label_cell("occupation", _show_occupation),),
         indexed=Indexed("occupation"),
     ),
     Question(
@@ -894,6 +950,7 @@ QUESTIONS: tuple[Question, ...] = (
         display=_show_relationship,
         applies=_has_heir,
         synonyms=RELATIONSHIP_SYNONYMS,
+        columns=(_label_cell("heir_relationship", _show_relationship),),
     ),
     Question(
         "heir_phone",

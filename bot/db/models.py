@@ -407,3 +407,27 @@ class OutboxMessage(Base):
     # The inbox row (channel update id) whose handling wrote this row, if any.
     update_id: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(String(200))
+
+
+class ExportJob(Base):
+    """An export too large to write while the person waits: written by the leader, then sent.
+
+    `request` holds the export's filters as plain JSON (codes and flags, no personal data).
+    The finished files are queued in the outbox in the transaction that marks the job done,
+    so a crash before that runs the job again, and never sends its file twice.
+    """
+
+    __tablename__ = "export_jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    request: Mapped[str] = mapped_column(Text)
+    # pending, running, done, failed
+    state: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    expected_rows: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int | None] = mapped_column(Integer)
+    # The "preparing your file" message, edited with the progress once it is sent.
+    progress_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

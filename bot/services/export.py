@@ -1,51 +1,291 @@
-"""Exporting applications for branch staff (CSV or XLSX), streamed so any size fits."""
+"""Exporting applications for branch staff and village leaders (CSV or XLSX), streamed.
+
+The columns come from the form declaration (`Form.columns()`), framed by the application's
+own fields (reference, status, when it was sent) and the status workflow's (KPJ number,
+note, last change). Headers are texts of the operator's language (`export.column.<name>`).
+
+The read path is built for a million rows: one Core select of only the columns needed,
+streamed in partitions (never ORM objects), one decryption per row, the area names from the
+directory already in memory, and the leaders who assisted looked up once. Rows go to the
+writer as they come, so memory stays flat whatever the count; the file is written beside its
+final name and renamed once complete (`replaced_when_complete`).
+"""
 
 from __future__ import annotations
 
-import csv
-from collections.abc import AsyncIterator
-from datetime import date
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
 from typing import Any, TextIO
 
-from openpyxl import Workbook
-from sqlalchemy import select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.core.form import Form, FormContext
 from bot.core.questions import REGISTRATION
+from bot.core.spreadsheet import Cell, CsvWriter, RowWriter, XlsxWriter, replaced_when_complete
 from bot.core.states import ApplicationStatus
-from bot.db.models import Application
+from bot.db.models import Application, AuditEntry, Consent, DesaAdat, Role, User
 from bot.i18n import translator
 from bot.security import Cipher
+from bot.services import audit
 from bot.services.areas import AreaDirectory
 
+FORMATS = ("xlsx", "csv")
+EXPORT_ACTION = "export"
 
-# Form answers go out as the form declares them (full NIK: staff key it into the national
-# system), with the names behind the codes and the computed contribution.
+# Columns around the form's own: what the application row itself knows.
+LEADING = ("reference", "status", "submitted_at")
+TRAILING = (
+    "assisted_by",
+    "consent_version",
+    "consent_at",
+    "kpj_number",
+    "status_note",
+    "status_changed_at",
+)
+# Width in characters of the XLSX columns that need more (or less) than a header's length.
+WIDTHS: dict[str, float] = {
+    "reference": 13,
+    "status": 20,
+    "submitted_at": 17,
+    "nik": 19,
+    "full_name": 26,
+    "birth_date": 12,
+    "phone": 16,
+    "heir_phone": 16,
+    "heir_name": 26,
+    "email": 28,
+    "regency_name": 20,
+    "district_name": 18,
+    "village_name": 20,
+    "banjar": 18,
+    "desa_adat": 22,
+    "occupation": 18,
+    "occupation_other": 22,
+    "assisted_by": 24,
+    "consent_at": 17,
+    "status_note": 30,
+    "status_changed_at": 17,
+}
+# Statuses an export may ask for, by their value or the Indonesian word staff use.
+STATUS_WORDS: dict[str, ApplicationStatus] = {
+    "menunggu": ApplicationStatus.SUBMITTED,
+    "diverifikasi": ApplicationStatus.VERIFIED,
+    "terdaftar": ApplicationStatus.REGISTERED,
+    "ditolak": ApplicationStatus.REJECTED,
+    "dibatalkan": ApplicationStatus.CANCELLED,
+    **{s.value: s for s in ApplicationStatus if s is not ApplicationStatus.DRAFT},
+}
+# Rows read from the database at a time: large enough to amortise the round trips, small
+# enough to keep memory flat.
+BATCH = 2000
+
+
 def columns_of(form: Form) -> tuple[str, ...]:
     """The export's column names for a form."""
-    return (*form.leading_columns, *(c.name for c in form.columns()))
+    return (*LEADING, *(c.name for c in form.columns()), *TRAILING)
 
 
 COLUMNS = columns_of(REGISTRATION)
 
 
-def _row(
-    app: Application, answers: dict[str, Any], ctx: FormContext, settings: Settings, form: Form
-) -> dict[str, Any]:
-    ctx.answers = answers
-    row: dict[str, Any] = {
-        "reference": app.reference or "",
-        "status": app.status,
-        "submitted_at": app.submitted_at.astimezone(settings.tz).isoformat(timespec="seconds")
-        if app.submitted_at
-        else "",
-    }
-    for column in form.columns():
-        row[column.name] = column.value(answers, ctx)
-    return row
+def parse_status(text: str) -> ApplicationStatus:
+    """A status as typed on the command line (`submitted` or `menunggu`, ...)."""
+    try:
+        return STATUS_WORDS[text.strip().casefold()]
+    except KeyError:
+        raise ValueError(f"unknown status {text!r}; use one of {', '.join(STATUS_WORDS)}") from None
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which applications an export holds; every field left empty means "any"."""
+
+    regency: str | None = None
+    district: str | None = None
+    village: str | None = None
+    desa_adat_id: int | None = None
+    status: ApplicationStatus | None = None
+    # Sent on or after this day, and on or before that day (both in the branch's time zone).
+    since: date | None = None
+    until: date | None = None
+    # Sent after this moment ("new since my last export").
+    sent_after: datetime | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The filters that are set, for the audit log."""
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What to export, in which language, and whether the NIK is shown in full."""
+
+    filter: ExportFilter = ExportFilter()
+    language: str = "id"
+    mask_nik: bool = False
+    form: Form = REGISTRATION
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote."""
+
+    rows: int
+    seconds: float
+    as_of: datetime
+    path: Path | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def headers(language: str, form: Form = REGISTRATION) -> list[str]:
+    """The column headers in a language."""
+    t = translator(language)
+    return [t(f"export.column.{name}") for name in columns_of(form)]
+
+
+def _statement(
+    request: ExportRequest, settings: Settings, as_of: datetime
+) -> Select[*tuple[Any, ...]]:
+    a = Application
+    given = (
+        select(Consent.application_id, func.max(Consent.id).label("consent_id"))
+        .where(Consent.given.is_(True), Consent.application_id.is_not(None))
+        .group_by(Consent.application_id)
+        .subquery()
+    )
+    statement = (
+        select(
+            a.reference,
+            a.status,
+            a.submitted_at,
+            a.answers_enc,
+            a.assisted_by,
+            Consent.text_version,
+            Consent.created_at,
+            a.kpj_number,
+            a.status_note,
+            a.status_changed_at,
+        )
+        .outerjoin(given, given.c.application_id == a.id)
+        .outerjoin(Consent, Consent.id == given.c.consent_id)
+        # Only what was sent before the export began: "new since my last export" then
+        # misses nothing sent while it ran. (An application without a time is kept.)
+        .where(
+            a.status != ApplicationStatus.DRAFT,
+            or_(a.submitted_at.is_(None), a.submitted_at <= as_of),
+        )
+        .order_by(a.submitted_at, a.id)
+    )
+    wanted = request.filter
+    for code in (wanted.regency, wanted.district):
+        if code:
+            # Area codes nest: a village 51.02.05.2006 lies in 51.02.05 and in 51.02.
+            statement = statement.where(a.village_code.startswith(f"{code}.", autoescape=True))
+    if wanted.village:
+        statement = statement.where(a.village_code == wanted.village)
+    if wanted.desa_adat_id is not None:
+        statement = statement.where(a.desa_adat_id == wanted.desa_adat_id)
+    if wanted.status is not None:
+        statement = statement.where(a.status == wanted.status)
+    tz = settings.tz
+    if wanted.since is not None:
+        start = datetime.combine(wanted.since, clock(), tz)
+        statement = statement.where(a.submitted_at >= start)
+    if wanted.until is not None:
+        end = datetime.combine(wanted.until + timedelta(days=1), clock(), tz)
+        statement = statement.where(a.submitted_at < end)
+    if wanted.sent_after is not None:
+        statement = statement.where(a.submitted_at > wanted.sent_after)
+    return statement
+
+
+async def _assistants(session: AsyncSession, areas: AreaDirectory, language: str) -> dict[int, str]:
+    """Who may have filled forms for residents: each leader as "Perbekel Dajan Peken"."""
+    t = translator(language)
+    adat = dict((await session.execute(select(DesaAdat.id, DesaAdat.name))).all())
+    labels: dict[int, str] = {}
+    for user_id, role, village_code, desa_adat_id in (
+        await session.execute(
+            select(Role.user_id, Role.role, Role.village_code, Role.desa_adat_id).order_by(Role.id)
+        )
+    ).all():
+        village = areas.village(village_code or "")
+        place = village.name if village else adat.get(desa_adat_id or 0, "")
+        labels.setdefault(user_id, f"{t(f'role.{role}')} {place}".strip())
+    return labels
+
+
+def _local(moment: datetime | None, settings: Settings) -> datetime | None:
+    # Spreadsheets know no time zones: times are written as the branch's wall clock (WITA).
+    return moment.astimezone(settings.tz).replace(tzinfo=None) if moment else None
+
+
+async def export_cells(
+    session: AsyncSession,
+    cipher: Cipher,
+    areas: AreaDirectory,
+    settings: Settings,
+    request: ExportRequest,
+    *,
+    as_of: datetime | None = None,
+) -> AsyncIterator[list[Cell]]:
+    """Every application the request selects, as a row of cells in `columns_of` order."""
+    as_of = as_of or datetime.now(UTC)
+    t = translator(request.language)
+    form = request.form
+    ctx = FormContext(
+        answers={},
+        t=t,
+        areas=areas,
+        rates=settings.rates,
+        today=date.today(),
+        own_screen=not request.mask_nik,
+    )
+    status_label = {s.value: t(f"export.status.{s.value}") for s in ApplicationStatus}
+    assistants = await _assistants(session, areas, request.language)
+    columns = [c.value for c in form.columns()]
+    decrypt = cipher.bulk_decryptor()
+    result = await session.stream(
+        _statement(request, settings, as_of).execution_options(yield_per=BATCH)
+    )
+    async for batch in result.partitions(BATCH):
+        for (
+            reference,
+            status,
+            submitted_at,
+            answers_enc,
+            assisted_by,
+            consent_version,
+            consent_at,
+            kpj_number,
+            status_note,
+            status_changed_at,
+        ) in batch:
+            answers = decrypt(answers_enc) if answers_enc else {}
+            ctx.answers = answers
+            ctx.memo.clear()
+            row: list[Cell] = [
+                reference or "",
+                status_label.get(status, status),
+                _local(submitted_at, settings),
+            ]
+            row.extend(value(answers, ctx) for value in columns)
+            row += [
+                assistants.get(assisted_by, f"#{assisted_by}") if assisted_by else "",
+                consent_version or "",
+                _local(consent_at, settings),
+                kpj_number or "",
+                status_note or "",
+                _local(status_changed_at, settings),
+            ]
+            yield row
 
 
 async def export_rows(
@@ -54,67 +294,172 @@ async def export_rows(
     areas: AreaDirectory,
     settings: Settings,
     form: Form = REGISTRATION,
+    request: ExportRequest | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Every submitted application as an export row, read in a stream."""
-    ctx = FormContext(
-        answers={},
-        t=translator(settings.default_language),
-        areas=areas,
-        rates=settings.rates,
-        today=date.today(),
-        own_screen=True,
-    )
-    result = await session.stream_scalars(
-        select(Application)
-        .where(Application.status != ApplicationStatus.DRAFT)
-        .order_by(Application.submitted_at, Application.id)
-        .execution_options(yield_per=500)
-    )
-    async for app in result:
-        answers = cipher.decrypt(app.answers_enc) if app.answers_enc else {}
-        yield _row(app, answers, ctx, settings, form)
+    """Every selected application as a mapping of column name to cell (for code and tests)."""
+    request = request or ExportRequest(language=settings.default_language, form=form)
+    names = columns_of(request.form)
+    async for cells in export_cells(session, cipher, areas, settings, request):
+        yield dict(zip(names, cells, strict=True))
 
 
-async def write_csv(
-    rows: AsyncIterator[dict[str, Any]], handle: TextIO, columns: tuple[str, ...] = COLUMNS
-) -> int:
-    """Write rows as CSV to an open text handle; return how many were written."""
-    count = 0
-    writer = csv.DictWriter(handle, fieldnames=columns)
-    writer.writeheader()
-    async for row in rows:
-        writer.writerow(row)
-        count += 1
-    return count
+def open_writer(
+    fmt: str, handle: Any, header: Sequence[str], *, delimiter: str = ",", names: Sequence[str]
+) -> RowWriter:
+    """A CSV or XLSX writer on an open handle (text for CSV, binary for XLSX)."""
+    if fmt == "csv":
+        return CsvWriter(handle, header, delimiter=delimiter)
+    widths = [
+        WIDTHS.get(name, max(10.0, len(title) + 2.0))
+        for name, title in zip(names, header, strict=True)
+    ]
+    return XlsxWriter(handle, header, sheet_name="Pendaftaran", widths=widths)
+
+
+Progress = Callable[[int], None]
 
 
 async def write_export(
-    rows: AsyncIterator[dict[str, Any]],
+    cells: AsyncIterator[Sequence[Cell]] | AsyncIterator[dict[str, Any]],
     fmt: str,
     output: Path,
-    columns: tuple[str, ...] = COLUMNS,
+    columns: Sequence[str] = COLUMNS,
+    *,
+    header: Sequence[str] | None = None,
+    delimiter: str = ",",
+    progress: Progress | None = None,
 ) -> int:
-    """Write rows to `output` as CSV or XLSX; return how many were written."""
-    count = 0
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        # The byte-order mark makes Excel read the file as UTF-8 (names with accents).
-        with output.open("w", newline="", encoding="utf-8-sig") as handle:
-            return await write_csv(rows, handle, columns)
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("applications")
-    sheet.append(list(columns))
+    """Write rows to `output` (CSV or XLSX), which appears only once complete; return the count.
+
+    Rows may be cell lists in `columns` order or mappings by column name.
+    """
+    header = list(header if header is not None else columns)
+    with replaced_when_complete(output) as partial:
+        if fmt == "csv":
+            # The byte-order mark makes Excel read the file as UTF-8 (names with accents).
+            with partial.open("w", newline="", encoding="utf-8-sig") as handle:
+                writer = open_writer(fmt, handle, header, delimiter=delimiter, names=columns)
+                return await _pump(cells, writer, columns, progress)
+        with partial.open("wb") as binary:
+            xlsx = open_writer(fmt, binary, header, names=columns)
+            assert isinstance(xlsx, XlsxWriter)
+            try:
+                count = await _pump(cells, xlsx, columns, progress)
+            except BaseException:
+                xlsx.abort()
+                raise
+            xlsx.close()
+            return count
+
+
+async def write_csv(
+    rows: AsyncIterator[dict[str, Any]], handle: TextIO, columns: Sequence[str] = COLUMNS
+) -> int:
+    """Write rows as CSV to an open text handle (standard output); return how many."""
+    return await _pump(rows, CsvWriter(handle, columns), columns, None)
+
+
+async def _pump(
+    rows: AsyncIterator[Sequence[Cell]] | AsyncIterator[dict[str, Any]],
+    writer: RowWriter,
+    columns: Sequence[str],
+    progress: Progress | None,
+) -> int:
+    write = writer.write
     async for row in rows:
-        # Text cells keep NIK and phone numbers from turning into numbers in Excel.
-        sheet.append([_cell(row[c]) for c in columns])
-        count += 1
-    workbook.save(output)
-    return count
+        write([row.get(c) for c in columns] if isinstance(row, dict) else row)
+        if progress is not None and writer.rows_written % 1000 == 0:
+            progress(writer.rows_written)
+    return writer.rows_written
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, bool) or value is None:
-        return "" if value is None else str(value)
-    if isinstance(value, int | date):
-        return value
-    return str(value)
+async def count_selected(
+    session: AsyncSession, settings: Settings, request: ExportRequest, as_of: datetime
+) -> int:
+    """How many applications the request selects (for a progress bar)."""
+    inner = _statement(request, settings, as_of).order_by(None).subquery()
+    return int(await session.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+# ---------------------------------------------------------------------- who exported what
+
+
+def cli_actor(operator: str) -> str:
+    """The audit actor label of an operator on the command line."""
+    return f"cli:{operator}"[:40]
+
+
+async def last_export(
+    session: AsyncSession, *, actor: User | None = None, actor_label: str | None = None
+) -> datetime | None:
+    """The moment the operator's last complete export read up to (None: never exported)."""
+    who = (
+        AuditEntry.actor_user_id == actor.id
+        if actor is not None
+        else AuditEntry.actor_label == actor_label
+    )
+    details = await session.scalar(
+        select(AuditEntry.details)
+        .where(AuditEntry.action == EXPORT_ACTION, who)
+        .order_by(AuditEntry.id.desc())
+        .limit(1)
+    )
+    if details is None:
+        return None
+    return datetime.fromisoformat(json.loads(details)["as_of"])
+
+
+async def record_export(
+    session: AsyncSession,
+    result: ExportResult,
+    request: ExportRequest,
+    fmt: str,
+    *,
+    actor: User | None = None,
+    actor_label: str | None = None,
+) -> None:
+    """One audit row for a finished export: who, which filters, how many rows, as of when."""
+    await audit.record(
+        session,
+        EXPORT_ACTION,
+        actor=actor,
+        actor_label=actor_label,
+        target=fmt,
+        rows=result.rows,
+        as_of=result.as_of.isoformat(),
+        masked=request.mask_nik,
+        **{f"filter_{k}": v for k, v in request.filter.describe().items()},
+    )
+
+
+async def run_export(
+    session: AsyncSession,
+    cipher: Cipher,
+    areas: AreaDirectory,
+    settings: Settings,
+    request: ExportRequest,
+    fmt: str,
+    output: Path | TextIO,
+    *,
+    delimiter: str = ",",
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Write one export to a file (or CSV to an open text stream); the caller records it."""
+    started = time.perf_counter()
+    as_of = datetime.now(UTC)
+    cells = export_cells(session, cipher, areas, settings, request, as_of=as_of)
+    header = headers(request.language, request.form)
+    if not isinstance(output, Path):
+        writer = CsvWriter(output, header, delimiter=delimiter)
+        count = await _pump(cells, writer, (), progress)
+        return ExportResult(count, time.perf_counter() - started, as_of)
+    count = await write_export(
+        cells,
+        fmt,
+        output,
+        columns_of(request.form),
+        header=header,
+        delimiter=delimiter,
+        progress=progress,
+    )
+    return ExportResult(count, time.perf_counter() - started, as_of, output)

@@ -17,6 +17,7 @@ from bot.core.callbacks import (
     CalculatorAmount,
     ComposeChoice,
     ComposeScope,
+    ExportChoice,
     FollowPick,
     InvitePlace,
     InviteRole,
@@ -41,6 +42,7 @@ from bot.services.assisted import Assisted
 from bot.services.calculator import Calculator
 from bot.services.common import allowed, grants, set_mode
 from bot.services.composing import Composing
+from bot.services.exporting import Exports
 from bot.services.following import Following, is_stop_word
 from bot.services.invitations import Invitations
 from bot.services.leader_tools import LeaderTools
@@ -84,6 +86,7 @@ class Features:
     assisted: Assisted
     review: Review
     reports: StaffReports
+    exports: Exports
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("statistik", "statistics", Action.STATISTICS, lambda f: f.leader_tools.cmd_statistics),
     Command("tautan", "link", Action.LINK, lambda f: f.leader_tools.cmd_link),
     Command("daftarkan", "assist", Action.ASSIST, lambda f: f.assisted.cmd_assist),
+    Command("ekspor", "export", Action.EXPORT, lambda f: f.exports.cmd_export),
     Command(
         "peran",
         "roles",
@@ -209,6 +213,7 @@ BUTTONS: tuple[ButtonRoute, ...] = (
     ButtonRoute(ReviewCover, Action.REVIEW, lambda f: f.review.cover_button),
     ButtonRoute(Withdraw, None, lambda f: f.status.withdraw_button),
     ButtonRoute(PeriodChange, None, lambda f: f.status.period_button),
+    ButtonRoute(ExportChoice, Action.EXPORT, lambda f: f.exports.button),
 )
 
 TYPED: tuple[TypedStep, ...] = (
@@ -254,6 +259,7 @@ class Router:
             assisted=Assisted(start),
             review=Review(),
             reports=StaffReports(),
+            exports=Exports(),
         )
 
     async def handle(self, turn: Turn, incoming: Incoming) -> bool:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.core.messages import Incoming, Outcome
 from bot.db.models import User, utcnow
 from bot.services.broadcasts import record_progress_message
+from bot.services.exporting import TRACK, record_export_progress_message
 from bot.services.registration import purge_stale_drafts
 from bot.services.roles import Grant, grants_of
 from bot.services.users import user_for_telegram
@@ -139,7 +140,10 @@ async def _broadcast_progress(
 
 
 # `Reply.track` is "NAME:KEY"; NAME picks the recorder, KEY is handed to it.
-AFTER_SEND: Mapping[str, Recorder] = {"broadcast": _broadcast_progress}
+AFTER_SEND: Mapping[str, Recorder] = {
+    "broadcast": _broadcast_progress,
+    TRACK: record_export_progress_message,
+}
 
 
 async def record_tracked(session: AsyncSession, track: str, chat_id: int, message_id: int) -> None:

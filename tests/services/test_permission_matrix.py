@@ -12,6 +12,7 @@ from sqlalchemy import select
 from bot.core.callbacks import (
     BroadcastControl,
     ComposeScope,
+    ExportChoice,
     InviteRole,
     Payload,
     ReviewAction,
@@ -28,6 +29,7 @@ from bot.db.models import AuditEntry, Broadcast, DesaAdat, User
 from bot.i18n import translator
 from bot.runtime import Runtime
 from bot.services.broadcasts import target_for
+from bot.services.exporting import area_of
 from bot.services.roles import add_role, grants_of
 from bot.services.routing import BUTTONS, COMMANDS
 from bot.services.users import user_for_telegram
@@ -108,6 +110,8 @@ def _scoped_payload(action: Action, scope: Scope, broadcast_id: int) -> Payload:
         return ComposeScope(target.scope_kind, target.scope_code)
     if action is Action.STATISTICS:
         return StatisticsChart(scope.kind.value, scope.code or "")
+    if action is Action.EXPORT:
+        return ExportChoice("go", "", area_of(scope), "", 0, "csv")
     return BroadcastControl("pause", broadcast_id)
 
 
@@ -115,6 +119,7 @@ def _scoped_payload(action: Action, scope: Scope, broadcast_id: int) -> Payload:
 SCOPED: dict[type[Payload], Action] = {
     ComposeScope: Action.BROADCAST,
     StatisticsChart: Action.STATISTICS,
+    ExportChoice: Action.EXPORT,
     BroadcastControl: Action.BROADCAST_CONTROL,
 }
 UNSCOPED: dict[type[Payload], Payload] = {
@@ -164,9 +169,15 @@ async def test_every_routed_action_follows_the_policy(runtime: Runtime, role: st
         elif route.payload in UNSCOPED:
             data = Incoming(InputKind.BUTTON, text=encode(UNSCOPED[route.payload]))
             await check(route.payload.__name__, data, POLICY.permits(grants, route.access))
-    assert {"/siaran", "/undang", "/tinjau", "ReviewAction", "BroadcastControl other"} <= set(
-        checked
-    )
+    assert {
+        "/siaran",
+        "/undang",
+        "/tinjau",
+        "/ekspor",
+        "ReviewAction",
+        "ExportChoice other",
+        "BroadcastControl other",
+    } <= set(checked)
     async with runtime.sessions() as session:
         entries = (
             await session.scalars(select(AuditEntry).where(AuditEntry.action == "denied"))

@@ -1,0 +1,157 @@
+"""Export benchmark: synthetic applications written as CSV and XLSX, rows/s and peak memory.
+
+    python -m bench.export [--sizes 100000 1000000] [--formats csv xlsx] [--keep DIR]
+
+For each size a fresh SQLite database is filled by `demo-data`'s generator; then every format
+is exported in a process of its own, so each peak resident memory (ru_maxrss) is that
+export's alone. A last run per size reads and decrypts the rows without writing them, to show
+what the read path costs by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bot.config import Settings, load_settings
+from bot.runtime import open_runtime
+from bot.security import generate_key
+from bot.services.demo import add_demo_data
+from bot.services.export import ExportRequest, export_cells, run_export
+
+KEY_ENV = "BENCH_EXPORT_KEY"
+
+
+def _settings(database: Path, key: str) -> Settings:
+    return load_settings(
+        _env_file=None, database_url=f"sqlite+aiosqlite:///{database}", data_key=key
+    )
+
+
+async def fill(database: Path, key: str, size: int) -> float:
+    """Fill a new database with `size` synthetic applications; return the seconds taken."""
+    async with open_runtime(_settings(database, key)) as runtime:
+        started = time.perf_counter()
+        done = 0
+        while done < size:
+            # One transaction per 50 000 keeps the journal small.
+            part = min(50_000, size - done)
+            async with runtime.sessions() as session, session.begin():
+                await add_demo_data(
+                    session, runtime.cipher, runtime.areas, applications=part, seed=done
+                )
+            done += part
+        return time.perf_counter() - started
+
+
+async def one(database: Path, key: str, fmt: str, output: Path) -> dict[str, float]:
+    """One export (or, for fmt "read", only the read path) in this process."""
+    async with open_runtime(_settings(database, key)) as runtime, runtime.sessions() as session:
+        started = time.perf_counter()
+        cpu = time.process_time()
+        if fmt == "read":
+            rows = 0
+            async for _cells in export_cells(
+                session, runtime.cipher, runtime.areas, runtime.settings, ExportRequest()
+            ):
+                rows += 1
+        else:
+            result = await run_export(
+                session,
+                runtime.cipher,
+                runtime.areas,
+                runtime.settings,
+                ExportRequest(),
+                fmt,
+                output,
+            )
+            rows = result.rows
+        seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"rows": rows, "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_mb": peak_kb / 1024}
+
+
+def _child(database: Path, key: str, fmt: str, output: Path) -> dict[str, float]:
+    env = {**os.environ, KEY_ENV: key}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.export", "--one", fmt, str(database), str(output)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> int:
+    """Run the benchmark and print one line per measurement."""
+    parser = argparse.ArgumentParser(prog="python -m bench.export")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--formats", nargs="+", default=["csv", "xlsx"])
+    parser.add_argument("--keep", type=Path, help="keep databases and files in this folder")
+    parser.add_argument(
+        "--reuse", action="store_true", help="with --keep: export databases kept by a former run"
+    )
+    parser.add_argument(
+        "--one", nargs=3, metavar=("FORMAT", "DB", "OUTPUT"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
+    if args.one:
+        fmt, database, output = args.one
+        found = asyncio.run(one(Path(database), os.environ[KEY_ENV], fmt, Path(output)))
+        written = Path(output)
+        found["file_mb"] = written.stat().st_size / 2**20 if written.exists() else 0.0
+        print(json.dumps(found))
+        return 0
+    print(
+        f"Export benchmark on {platform.node()}: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = args.keep or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        key_file = folder / "bench.key"
+        reuse = args.reuse and args.keep is not None and key_file.exists()
+        key = key_file.read_text() if reuse else generate_key()
+        key_file.write_text(key)
+        for size in args.sizes:
+            database = folder / f"export-{size}.db"
+            if not (reuse and database.exists()):
+                database.unlink(missing_ok=True)
+                seconds = asyncio.run(fill(database, key, size))
+                print(f"{size:>9} rows  demo-data  {seconds:6.1f} s  {size / seconds:8.0f} rows/s")
+            print(f"{'':>9}       load average {os.getloadavg()[0]:.1f}", flush=True)
+            for fmt in ["read", *args.formats]:
+                output = folder / f"export-{size}.{fmt}"
+                found = _child(database, key, fmt, output)
+                rate = found["rows"] / found["seconds"]
+                # CPU time is what the export itself cost; wall time also holds waiting for
+                # the CPU when other work shares the machine.
+                cpu_rate = found["rows"] / max(found["cpu_seconds"], 1e-9)
+                print(
+                    f"{size:>9} rows  {fmt:<9}  {found['seconds']:6.1f} s  {rate:8.0f} rows/s  "
+                    f"(CPU {found['cpu_seconds']:6.1f} s, {cpu_rate:8.0f} rows/s)  "
+                    f"peak {found['peak_mb']:6.1f} MB  file {found['file_mb']:7.1f} MB",
+                    flush=True,
+                )
+                output.unlink(missing_ok=True)
+            if args.keep is None:
+                database.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

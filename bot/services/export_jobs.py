@@ -1,0 +1,168 @@
+"""Large /ekspor exports in the background: a loop over `ExportJob` rows, run by the leader.
+
+Claim, commit, act, record: a pending job is marked running (committed), its file written
+while a progress message is edited now and then, and then, in one transaction, the file is
+queued in the outbox and the job marked done with its audit row. A crash before that
+transaction leaves the job "running"; the next start-up sets it pending again and writes the
+file anew, so the person gets it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.messages import Reply
+from bot.db.models import ExportJob, User, utcnow
+from bot.i18n import translator
+from bot.runtime import Runtime
+from bot.services.export import record_export, run_export
+from bot.services.exporting import file_replies, load_request
+from bot.services.outbox import Action, Outgoing, enqueue
+from bot.services.pacing import wait_at_most
+
+log = logging.getLogger(__name__)
+
+PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+# How often the progress message is brought up to date, at most.
+PROGRESS_SECONDS = 3.0
+
+
+async def run_export_jobs(
+    runtime: Runtime,
+    stop: asyncio.Event,
+    *,
+    nudge: Callable[[], None] | None = None,
+    poll_seconds: float = 2.0,
+) -> None:
+    """Write pending export jobs one at a time until `stop` is set."""
+    async with runtime.sessions() as session, session.begin():
+        # Jobs cut short by a crash or a stop are written again from the start.
+        await session.execute(
+            update(ExportJob).where(ExportJob.state == RUNNING).values(state=PENDING)
+        )
+    while not stop.is_set():
+        try:
+            job_id = await _claim(runtime)
+            if job_id is None:
+                await wait_at_most(stop, poll_seconds)
+                continue
+            await _run(runtime, job_id, nudge or (lambda: None))
+        except Exception:
+            log.exception("An export job failed; the loop goes on")
+            await wait_at_most(stop, poll_seconds)
+
+
+async def _claim(runtime: Runtime) -> int | None:
+    async with runtime.sessions() as session, session.begin():
+        job_id = await session.scalar(
+            select(ExportJob.id).where(ExportJob.state == PENDING).order_by(ExportJob.id).limit(1)
+        )
+        if job_id is None:
+            return None
+        claimed = await session.execute(
+            update(ExportJob)
+            .where(ExportJob.id == job_id, ExportJob.state == PENDING)
+            .values(state=RUNNING, started_at=utcnow())
+        )
+        return job_id if claimed.rowcount else None  # type: ignore[attr-defined]
+
+
+async def _run(runtime: Runtime, job_id: int, nudge: Callable[[], None]) -> None:
+    async with runtime.sessions() as session:
+        job = await session.get(ExportJob, job_id)
+        assert job is not None
+        chat_id, user_id, expected, text = job.chat_id, job.user_id, job.expected_rows, job.request
+    request, fmt, name, place = load_request(text)
+    t = translator(request.language)
+    done = 0
+
+    def progress(count: int) -> None:
+        nonlocal done
+        done = count
+
+    shown = asyncio.create_task(
+        _show_progress(runtime, job_id, chat_id, expected, lambda: done, nudge)
+    )
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            output = Path(folder) / name
+            async with runtime.sessions() as session:
+                result = await run_export(
+                    session,
+                    runtime.cipher,
+                    runtime.areas,
+                    runtime.settings,
+                    request,
+                    fmt,
+                    output,
+                    progress=progress,
+                )
+            data = await asyncio.to_thread(output.read_bytes)
+    except Exception:
+        shown.cancel()
+        log.exception("Export job %s failed", job_id)
+        async with runtime.sessions() as session, session.begin():
+            await _finish(session, job_id, FAILED, None)
+            reply = Reply(t("export.failed"))
+            await enqueue(session, runtime.cipher, [Outgoing(chat_id, reply=reply, priority=1)])
+        nudge()
+        return
+    shown.cancel()
+    replies = file_replies(t, name, data, result.rows, place, masked=request.mask_nik)
+    async with runtime.sessions() as session, session.begin():
+        user = await session.get(User, user_id)
+        await record_export(session, result, request, fmt, actor=user)
+        await _finish(session, job_id, DONE, result.rows)
+        items = [Outgoing(chat_id, reply=reply, priority=1) for reply in replies]
+        await enqueue(session, runtime.cipher, items)
+    nudge()
+
+
+async def _finish(session: AsyncSession, job_id: int, state: str, rows: int | None) -> None:
+    await session.execute(
+        update(ExportJob)
+        .where(ExportJob.id == job_id)
+        .values(state=state, rows=rows, finished_at=utcnow())
+    )
+
+
+async def _show_progress(
+    runtime: Runtime,
+    job_id: int,
+    chat_id: int,
+    expected: int,
+    done: Callable[[], int],
+    nudge: Callable[[], None],
+) -> None:
+    """Edit the "preparing" message with the share written, every few seconds."""
+    last = -1
+    while True:
+        await asyncio.sleep(PROGRESS_SECONDS)
+        percent = min(99, done() * 100 // max(expected, 1))
+        if percent == last:
+            continue
+        async with runtime.sessions() as session, session.begin():
+            job = await session.get(ExportJob, job_id)
+            if job is None or job.progress_message_id is None:
+                continue
+            language = json.loads(job.request)["language"]
+            text = translator(language)("export.progress", count=expected, percent=percent)
+            edit = Outgoing(
+                chat_id,
+                Action.EDIT,
+                reply=Reply(text),
+                message_id=job.progress_message_id,
+                quiet=True,
+                priority=1,
+            )
+            await enqueue(session, runtime.cipher, [edit])
+        nudge()
+        last = percent
