@@ -17,7 +17,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.core.policy import INVITABLE_ROLES
 
 if TYPE_CHECKING:
-    pass
+    from bot.runtime import Runtime
 
 
 def _prog() -> str:
