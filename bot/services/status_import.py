@@ -1,9 +1,10 @@
 """`import-status FILE`: status changes for many applications from a spreadsheet (CSV or XLSX).
 
 Columns: reference, status, kpj, reason (and, for "registered", the day cover starts), under
-their English keys or the Indonesian headers of the export ("Nomor referensi", "Status",
-"Nomor KPJ", "Catatan status", "Mulai perlindungan"), so an export with those columns filled
-in can be imported back. Other columns are ignored.
+their English keys, a few Indonesian names ("Nomor referensi", "Mulai perlindungan") or the
+export's own headers in either language ("Nomor pendaftaran", "Status", "Nomor KPJ",
+"Catatan status"), so an export with those columns filled in can be imported back. Other
+columns are ignored.
 
 Two levels of checking. A file that cannot be read as a whole (not UTF-8, semicolons instead
 of commas, broken rows, no reference or status column) is refused and nothing changes. Then
@@ -42,8 +43,9 @@ from bot.services.workflow import Actor, Notice, change_status, send_notices, st
 
 S = ApplicationStatus
 
-# The header names each field is known by (compared without case and extra spaces).
-HEADERS: dict[str, tuple[str, ...]] = {
+# The header names each field is known by (compared without case and extra spaces), besides
+# the export's own headers in every language (`EXPORT_COLUMNS`): an export round-trips.
+ALIASES: dict[str, tuple[str, ...]] = {
     "reference": ("reference", "nomor referensi", "no. referensi", "referensi"),
     "status": ("status",),
     "kpj": ("kpj", "kpj_number", "nomor kpj", "no. kpj"),
@@ -55,6 +57,20 @@ HEADERS: dict[str, tuple[str, ...]] = {
         "tanggal mulai perlindungan",
     ),
 }
+EXPORT_COLUMNS = {
+    "reference": "reference",
+    "status": "status",
+    "kpj": "kpj_number",
+    "reason": "status_note",
+}
+
+
+def _known_headers() -> dict[str, tuple[str, ...]]:
+    known = {key: list(names) for key, names in ALIASES.items()}
+    for key, column in EXPORT_COLUMNS.items():
+        for language in LANGUAGES:
+            known[key].append(_norm(translator(language)(f"export.column.{column}")))
+    return {key: tuple(names) for key, names in known.items()}
 
 
 class FileRefused(Exception):
@@ -79,6 +95,9 @@ def _norm(text: Any) -> str:
     return " ".join(str(text or "").split()).casefold()
 
 
+HEADERS = _known_headers()
+
+
 def _status_words() -> dict[str, S]:
     """Every way a status may be written: its code, its short name, its /status text."""
     words: dict[str, S] = {}
@@ -90,6 +109,7 @@ def _status_words() -> dict[str, S]:
             t = translator(language)
             words[_norm(t(STATUS_NAMES[status]))] = status
             words[_norm(t(f"status.{status.value}"))] = status
+            words[_norm(t(f"export.status.{status.value}"))] = status
     return words
 
 

@@ -22,8 +22,9 @@ from bot.db.models import (
     User,
     utcnow,
 )
+from bot.i18n import translator
 from bot.runtime import Runtime
-from bot.services.export import export_rows, write_export
+from bot.services.export import ExportRequest, run_export
 from bot.services.reminders import remind_payments
 from bot.services.review import claim_next
 from bot.services.status_import import FileRefused, import_status
@@ -253,28 +254,40 @@ async def test_a_file_that_cannot_be_read_whole_changes_nothing(
 
 
 async def test_an_export_filled_in_by_staff_imports_back(runtime: Runtime, tmp_path: Path) -> None:
-    """Round trip: export to XLSX, staff fill in status and KPJ, the same sheet comes back."""
+    """Round trip: the staff's XLSX export, its Status, Nomor KPJ and Catatan status columns
+    filled in (a cover start column added), comes back through import-status as it is."""
     first = await sent_application(runtime, 9300, "BC-RND001", minutes_ago=90)
     second = await sent_application(runtime, 9301, "BC-RND002")
     exported = tmp_path / "export.xlsx"
     async with runtime.sessions() as session:
-        rows = export_rows(session, runtime.cipher, runtime.areas, runtime.settings)
-        assert await write_export(rows, "xlsx", exported) == 2
+        result = await run_export(
+            session,
+            runtime.cipher,
+            runtime.areas,
+            runtime.settings,
+            ExportRequest(language="id"),
+            "xlsx",
+            exported,
+        )
+    assert result.rows == 2
     source = load_workbook(exported).worksheets[0]
+    header = [c.value for c in source[1]]
+    t = translator("id")
+    at = {name: header.index(t(f"export.column.{name}")) for name in _FILLED}
     filled = Workbook()
     sheet = filled.active
     assert sheet is not None
-    header = [c.value for c in source[1]]
-    status_at = header.index("status")
-    sheet.append([*header, "Nomor KPJ", "Mulai perlindungan", "Catatan status"])
+    sheet.append([*header, "Mulai perlindungan"])
     for row in source.iter_rows(min_row=2, values_only=True):
         values = list(row)
-        if values[0] == "BC-RND001":
-            values[status_at] = "terdaftar"
-            sheet.append([*values, 12345678901, datetime(2027, 1, 1), None])
+        if values[at["reference"]] == "BC-RND001":
+            values[at["status"]] = "terdaftar"
+            values[at["kpj_number"]] = "12345678901"
+            sheet.append([*values, datetime(2027, 1, 1)])
         else:
-            values[status_at] = "Ditolak"
-            sheet.append([*values, None, None, "Sudah terdaftar di kantor lain"])
+            values[at["status"]] = "Ditolak"
+            values[at["status_note"]] = "Sudah terdaftar di kantor lain"
+            sheet.append([*values, None])
     back = tmp_path / "back.xlsx"
     filled.save(back)
     for round_number in (1, 2):
@@ -289,6 +302,10 @@ async def test_an_export_filled_in_by_staff_imports_back(runtime: Runtime, tmp_p
     assert registered.kpj_number == "12345678901" and registered.covered_from == date(2027, 1, 1)
     assert rejected.status == "rejected"
     assert rejected.status_note == "Sudah terdaftar di kantor lain"
+
+
+# The export's columns staff fill in for import-status (besides the reference).
+_FILLED = ("reference", "status", "kpj_number", "status_note")
 
 
 # ---------------------------------------------------------------- payment reminders
