@@ -43,13 +43,12 @@ async def run_export_jobs(
     poll_seconds: float = 2.0,
 ) -> None:
     """Write pending export jobs one at a time until `stop` is set."""
-    async with runtime.sessions() as session, session.begin():
-        # Jobs cut short by a crash or a stop are written again from the start.
-        await session.execute(
-            update(ExportJob).where(ExportJob.state == RUNNING).values(state=PENDING)
-        )
+    recovered = False
     while not stop.is_set():
         try:
+            if not recovered:
+                await _recover(runtime)
+                recovered = True
             job_id = await _claim(runtime)
             if job_id is None:
                 await wait_at_most(stop, poll_seconds)
@@ -58,6 +57,14 @@ async def run_export_jobs(
         except Exception:
             log.exception("An export job failed; the loop goes on")
             await wait_at_most(stop, poll_seconds)
+
+
+async def _recover(runtime: Runtime) -> None:
+    """Jobs cut short by a crash or a stop are written again from the start."""
+    async with runtime.sessions() as session, session.begin():
+        await session.execute(
+            update(ExportJob).where(ExportJob.state == RUNNING).values(state=PENDING)
+        )
 
 
 async def _claim(runtime: Runtime) -> int | None:
