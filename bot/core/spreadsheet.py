@@ -46,6 +46,11 @@ def neutralise_csv(text: str) -> str:
     return "'" + text if text.startswith(TRIGGERS) else text
 
 
+def restore_csv(text: str) -> str:
+    """The text `neutralise_csv` was given: a CSV export read back (import-status)."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(TRIGGERS) else text
+
+
 class RowWriter(Protocol):
     """Writes rows after a header; `rows_written` counts the data rows."""
 

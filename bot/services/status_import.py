@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.core.dates import parse_date
 from bot.core.errors import InvalidInput
+from bot.core.spreadsheet import restore_csv
 from bot.core.states import ApplicationStatus
 from bot.core.workflow import STATUS_NAMES, Refused, status_of
 from bot.db.models import Application
@@ -142,7 +143,9 @@ def _csv_rows(content: bytes) -> Iterator[list[Any]]:
     for number, row in enumerate(rows, start=1):
         if row and len(row) != width:
             raise FileRefused("import.error.malformed", line=number, problem=len(row))
-    yield from rows
+    # A CSV export neutralised formula-like texts with a leading quote: undo it.
+    for row in rows:
+        yield [restore_csv(cell) for cell in row]
 
 
 def _xlsx_rows(content: bytes) -> Iterator[list[Any]]:

@@ -19,6 +19,7 @@ from bot.core.spreadsheet import (
     column_letter,
     neutralise_csv,
     replaced_when_complete,
+    restore_csv,
 )
 
 DANGEROUS = ['=HYPERLINK("http://x")', "-SUM(A1)", "+1@x", "@cmd", "\tTAB", "\rCR"]
@@ -83,6 +84,9 @@ def test_a_formula_in_any_text_gets_a_leading_quote_in_csv(value: str) -> None:
     assert header == ["Nama", "Catatan"]
     assert row == ["'" + value, "biasa"]
     assert neutralise_csv("I Made") == "I Made"
+    # Read back (import-status), the quote goes again; a name that began with one keeps it.
+    assert restore_csv(row[0]) == value
+    assert restore_csv("'Ketut") == "'Ketut"
 
 
 def test_csv_writes_iso_dates_and_plain_numbers() -> None:
