@@ -100,6 +100,21 @@ def _is_plain(reply: Reply) -> bool:
     )
 
 
+def can_change_keyboard(reply: Reply) -> bool:
+    """Whether a reply's message may also set or take away the reply keyboard.
+
+    Telegram carries one markup per message: inline buttons leave no room for it, an edit or
+    a file cannot change it, and a tracked message is edited later with inline buttons.
+    """
+    return not (
+        reply.buttons
+        or reply.typed_buttons
+        or reply.edit
+        or reply.attachment is not None
+        or reply.track is not None
+    )
+
+
 def text_length(text: str) -> int:
     """A text's length as chat channels count it (UTF-16 code units, as Telegram does)."""
     return len(text.encode("utf-16-le")) // 2

@@ -46,7 +46,14 @@ from bot.core.form import (
     Question,
     Stage,
 )
-from bot.core.messages import Button, Incoming, InputKind, Reply, button_rows
+from bot.core.messages import (
+    Button,
+    Incoming,
+    InputKind,
+    Reply,
+    button_rows,
+    can_change_keyboard,
+)
 from bot.core.money import format_rupiah
 from bot.core.questions import DidYouMean, contribution_of
 from bot.core.states import ApplicationStatus
@@ -692,15 +699,8 @@ class Registration:
         if any(r.contact_button is not None for r in replies):
             del turn.state.extra[HIDDEN_KEYBOARD]
             return
-        last = replies[-1]
-        if not (
-            last.buttons
-            or last.typed_buttons
-            or last.edit
-            or last.attachment is not None
-            or last.track is not None
-        ):
-            replies[-1] = replace(last, remove_keyboard=True)
+        if can_change_keyboard(replies[-1]):
+            replies[-1] = replace(replies[-1], remove_keyboard=True)
             del turn.state.extra[HIDDEN_KEYBOARD]
 
     async def _after_answer(self, turn: Turn, question: Question) -> None:
@@ -771,10 +771,8 @@ class Registration:
             if incoming.kind is InputKind.CONTACT:
                 value = self._contact_answer(question, incoming, ctx)
                 then: tuple[tuple[str, Any], ...] = ()
-                shared = True
             else:
                 value, then = self._text_answer(question, incoming.text, ctx)
-                shared = False
         except DidYouMean as choices:
             buttons = [
                 Button(o.label, encode(FormAnswer(question.key, o.code))) for o in choices.options
@@ -785,6 +783,7 @@ class Registration:
             turn.error(exc)
             await self.show(turn)
             return
+        shared = incoming.kind is InputKind.CONTACT
         await self._accept(turn, question, value, then=then, shared=shared)
 
     async def _typed_at_buttons(self, turn: Turn, stage: Stage | None, incoming: Incoming) -> None:
