@@ -165,7 +165,10 @@ class TelegramHandler:
         if outcome.notices:
             # Notices to other people commit with the change that caused them, but are not
             # replies: the update counts as answered without waiting for them.
-            notices = [Outgoing(other, reply=reply, priority=1) for other, reply in outcome.notices]
+            notices = [
+                Outgoing(other, reply=reply, priority=1, once=True)
+                for other, reply in outcome.notices
+            ]
             await enqueue(session, runtime.cipher, notices)
         menus = ([person.id] if outcome.roles_changed or outcome.language_changed else []) + [
             other for other in outcome.roles_changed_for if other != person.id

@@ -186,8 +186,13 @@ class TelegramSender:
             return outcome_of_network(error)
         return SendOutcome("sent", message_id=message_id)
 
-    async def perform(self, item: Outgoing) -> SendOutcome:
-        """Do what an outbox row asks: send, edit, answer a button press, set a menu."""
+    async def perform(
+        self, item: Outgoing, *, left: Callable[[], None] | None = None
+    ) -> SendOutcome:
+        """Do what an outbox row asks: send, edit, answer a button press, set a menu.
+
+        `left` is called once a new message's request is written out (see `send`).
+        """
         chat_id = item.chat_id
         try:
             if item.action is Action.ANSWER:
@@ -210,7 +215,7 @@ class TelegramSender:
                 # The message can no longer be edited: what it was to show comes anew.
                 log.info("An edit was refused (%s); sending it as a new message", edited.reason)
             assert item.reply is not None, "a message to send needs a reply"
-            return await self.send(chat_id, item.reply)
+            return await self.send(chat_id, item.reply, left=left)
         except TelegramError as error:
             return outcome_of(error)
         except ApiError as error:

@@ -385,7 +385,8 @@ class OutboxMessage(Base):
     """A message (or edit, callback answer, command menu) waiting to be sent.
 
     Written in the transaction that decided it, sent by the one sender, deleted once sent.
-    A row stays "pending" while its request is out, so after a crash it is simply sent again.
+    A reply stays "pending" while its request is out, so after a crash it is simply sent
+    again; a notice is "sending" then, and becomes "uncertain" after a crash.
     """
 
     __tablename__ = "outbox"
@@ -399,7 +400,8 @@ class OutboxMessage(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     # What to do and with what, encrypted: the text may carry personal data.
     payload: Mapped[str] = mapped_column(Text)
-    # pending, failed, blocked (sent rows are deleted)
+    # pending, failed, blocked; for a notice (never sent twice) also sending and uncertain.
+    # Sent rows are deleted.
     state: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

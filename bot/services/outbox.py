@@ -6,8 +6,12 @@ budget of the channel's limits, replies first. A row stays "pending" until it is
 is deleted then: after a crash every row not yet deleted is simply sent, so a reply that was
 in flight at the crash is sent once more. The person may then see one message twice, which
 is better than waiting for an answer that never comes.
-(Broadcast deliveries, in `bot.services.delivery`, are never repeated: they become
-"uncertain" instead.)
+
+Notices (`Outgoing.once`: a status change told to a worker, a payment reminder, news to
+someone other than the person acting) are never sent twice, as broadcast deliveries
+(`bot.services.delivery`) are not: such a row is committed as "sending" just before its
+request leaves, and a row still "sending" when a sender starts (its request was in flight at
+a crash) becomes "uncertain" instead of being sent again.
 
 Rows of one chat go out in the order they were written.
 """
@@ -79,6 +83,8 @@ class Outgoing:
     quiet: bool = False
     # 0 for a reply to the person who just acted, 1 for a notice to someone else.
     priority: int = 0
+    # Never sent twice: a crash while its request is out leaves it "uncertain", not resent.
+    once: bool = False
 
 
 def reply_to_dict(reply: Reply) -> dict[str, Any]:
@@ -136,6 +142,8 @@ def encode(item: Outgoing) -> dict[str, Any]:
         data["menu"] = [list(entry) for entry in item.menu]
     if item.quiet:
         data["quiet"] = True
+    if item.once:
+        data["once"] = True
     return data
 
 
@@ -151,6 +159,7 @@ def decode(chat_id: int, priority: int, data: Mapping[str, Any]) -> Outgoing:
         menu=tuple((name, text) for name, text in data.get("menu", ())),
         quiet=bool(data.get("quiet")),
         priority=priority,
+        once=bool(data.get("once")),
     )
 
 
@@ -192,8 +201,10 @@ async def outbox_depth(session: AsyncSession) -> int:
 class ChannelSender(Protocol):
     """What the outbox needs of a channel: one call per row, never retrying by itself."""
 
-    async def perform(self, item: Outgoing) -> SendOutcome:
-        """Do what the row asks; say how it went."""
+    async def perform(
+        self, item: Outgoing, *, left: Callable[[], None] | None = None
+    ) -> SendOutcome:
+        """Do what the row asks; say how it went. `left`: called once the request is out."""
         ...
 
 
@@ -262,6 +273,9 @@ class OutboxSender:
         self._unflushed: set[int] = set()
         self._flushing = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
+        # Held from marking a notice "sending" until its request has left: a crash then
+        # finds at most one row marked whose request never went out.
+        self._leaving = asyncio.Lock()
 
     def nudge(self, chats: Iterable[int] | None = None) -> None:
         """Rows were committed (for `chats`, or for chats not known): send them now."""
@@ -284,6 +298,7 @@ class OutboxSender:
         self._running = True
         watcher = asyncio.create_task(self._wake_on(stop))
         try:
+            await self.recover()
             while not stop.is_set():
                 self._wake.clear()
                 due, self._due = self._due, set()
@@ -307,6 +322,25 @@ class OutboxSender:
             # What was sent is recorded before the process goes (else it is sent again).
             with contextlib.suppress(Exception):
                 await self.flush()
+
+    async def recover(self) -> int:
+        """Mark notices left "sending" (in flight at a crash) as "uncertain"; return how many.
+
+        Only the one sender (the leader) marks rows, and a term starts after the last one's
+        sends have finished or died with it, so every row still "sending" now was interrupted.
+        """
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(_outbox)
+                .where(_outbox.c.state == "sending")
+                .values(state="uncertain", error="interrupted while sending")
+                .returning(_outbox.c.id)
+                .execution_options(**_NO_SYNC)
+            )
+            count = len(result.all())
+        if count:
+            log.warning("%d notices were interrupted mid-send; reported as uncertain", count)
+        return count
 
     async def drain(self) -> None:
         """Send everything due now, then return (for tests and one-off runs)."""
@@ -422,15 +456,50 @@ class OutboxSender:
                 return False
         if self._stopping:
             return False
-        # The row stays "pending" while its request is out: if the process dies now, the
-        # row is simply sent again after the restart (a reply twice rather than never).
+        request: Awaitable[SendOutcome]
+        if item.once:
+            # (If the mark cannot be written, nothing was sent and the row stays pending.)
+            sending = await self._start_once(row_id, item)
+            if sending is None:
+                # Settled or taken meanwhile (by a sender of an earlier term).
+                return True
+            request = sending
+        else:
+            # The row stays "pending" while its request is out: if the process dies now, the
+            # row is simply sent again after the restart (a reply twice rather than never).
+            request = self.sender.perform(item)
         try:
-            outcome = await self.sender.perform(item)
+            outcome = await request
         except Exception as exc:
             log.exception("The channel failed on an outgoing message")
             outcome = SendOutcome("uncertain", reason=f"sender: {type(exc).__name__}")
         settled = await self._settle(row_id, item, attempts, outcome, update_id)
         return settled or outcome.kind == "retry_after"
+
+    async def _start_once(self, row_id: int, item: Outgoing) -> asyncio.Future[SendOutcome] | None:
+        """Commit the row as "sending", then send; return once the request has left.
+
+        None when the row was no longer pending (nothing was sent).
+        """
+        async with self._leaving:
+            async with self.sessions() as session, session.begin():
+                marked = await session.execute(
+                    update(_outbox)
+                    .where(_outbox.c.id == row_id, _outbox.c.state == "pending")
+                    .values(state="sending")
+                    .returning(_outbox.c.id)
+                    .execution_options(**_NO_SYNC)
+                )
+                if marked.first() is None:
+                    return None
+            gone = asyncio.Event()
+            sending = asyncio.ensure_future(self.sender.perform(item, left=gone.set))
+            left = asyncio.ensure_future(gone.wait())
+            try:
+                await asyncio.wait({sending, left}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                left.cancel()
+            return sending
 
     async def _settle(
         self,
@@ -449,9 +518,9 @@ class OutboxSender:
         if item.quiet and kind == "failed":
             kind = "sent"
         self.outcomes[kind] += 1
-        if kind == "uncertain":
+        if kind == "uncertain" and not item.once:
             # No answer in time: it may not have arrived. As after a crash, a reply is sent
-            # again rather than risk a person waiting for it.
+            # again rather than risk a person waiting for it (a notice is not: see above).
             kind = "transient"
         if kind == "sent":
             self._sent.append((row_id, item, outcome.message_id, update_id))

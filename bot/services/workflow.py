@@ -4,7 +4,8 @@ Every change, from /tinjau, from `import-status` or from the worker's own withdr
 through `change_status`, inside the caller's transaction: the status columns, one history row
 per step, one audit row, and the notice to the worker (written to the outbox by the caller in
 the same transaction, so a change is never without its notice, nor a notice without its
-change). The outbox sends it paced and retried, and a restart goes on where it stopped.
+change). The outbox sends it paced and retried, a restart goes on where it stopped, and a
+notice is never sent twice (`Outgoing.once`).
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ class Notice:
     reply: Reply
 
     def outgoing(self) -> Outgoing:
-        """As an outbox row: a notice to someone other than the person acting."""
-        return Outgoing(self.chat_id, reply=self.reply, priority=1)
+        """As an outbox row: a notice to someone other than the person acting, never twice."""
+        return Outgoing(self.chat_id, reply=self.reply, priority=1, once=True)
 
 
 @dataclass(frozen=True)

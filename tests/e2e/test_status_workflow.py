@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.config import Settings
 from bot.core.dates import format_date
-from bot.db.models import Application, StatusChange, User
+from bot.db.models import Application, OutboxMessage, StatusChange, User
 from bot.fakebot import FakeTelegram
 from bot.runtime import Runtime
 from bot.services.roles import RoleName
@@ -207,4 +207,58 @@ async def test_a_notice_written_before_a_kill_9_is_delivered_once_after_restart(
         await asyncio.sleep(1.5)
         assert received(fake, 6501, "BC-KIL001") == 1
     finally:
+        await process.stop()
+
+
+async def test_a_notice_in_flight_at_a_kill_9_is_not_sent_again_after_restart(
+    runtime: Runtime,
+    fake: FakeTelegram,
+    settings: Settings,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A notice whose request reached Telegram just before the kill is never sent twice: the
+    row was committed as "sending" before the request left, and the restarted bot reports it
+    "uncertain" instead of sending it again."""
+    fake.user(6502, "Kadek")
+    await sent_application(runtime, 6502, "BC-KIL002")
+    schema = None if settings.is_sqlite else str(request.getfixturevalue("postgres_schema"))
+    process = BotProcess(fake, settings, schema)
+    await process.start()
+    try:
+        # Telegram answers slowly: the request arrives (and is delivered) after the kill.
+        fake.delay = 3.0
+        sheet = tmp_path / "status.csv"
+        sheet.write_text("reference,status\nBC-KIL002,diverifikasi\n", encoding="utf-8")
+        async with runtime.sessions() as session, session.begin():
+            report = await import_status(
+                session, runtime.settings, runtime.cipher, sheet, today=runtime.today()
+            )
+        assert len(report.applied) == 1
+
+        def requested() -> bool:
+            return any(
+                c.method == "sendMessage" and str(c.params.get("chat_id")) == "6502"
+                for c in fake.calls
+            )
+
+        await until(requested)
+        await process.kill()
+        fake.delay = 0.0
+        await until(lambda: received(fake, 6502, "BC-KIL002") == 1)
+        await process.start()
+
+        async def notice_state() -> list[str]:
+            async with runtime.sessions() as session:
+                return list(await session.scalars(select(OutboxMessage.state)))
+
+        for _ in range(100):
+            if await notice_state() == ["uncertain"]:
+                break
+            await asyncio.sleep(0.1)
+        assert await notice_state() == ["uncertain"]
+        await asyncio.sleep(1.5)
+        assert received(fake, 6502, "BC-KIL002") == 1
+    finally:
+        fake.delay = 0.0
         await process.stop()

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.core.messages import Reply
 from bot.db.models import OutboxMessage
@@ -27,7 +28,11 @@ class Channel:
         self.sent: list[tuple[int, str, float]] = []
         self.script: dict[str, list[SendOutcome]] = {}
 
-    async def perform(self, item: Outgoing) -> SendOutcome:
+    async def perform(
+        self, item: Outgoing, *, left: Callable[[], None] | None = None
+    ) -> SendOutcome:
+        if left is not None:
+            left()
         text = item.reply.text if item.reply else ""
         self.sent.append((item.chat_id, text, time.monotonic()))
         answers = self.script.get(text)
@@ -36,12 +41,14 @@ class Channel:
         return SendOutcome("sent", message_id=len(self.sent))
 
 
-async def queue(runtime: Runtime, chat_id: int, *texts: str, priority: int = 0) -> None:
+async def queue(
+    runtime: Runtime, chat_id: int, *texts: str, priority: int = 0, once: bool = False
+) -> None:
     async with runtime.sessions() as session, session.begin():
         await enqueue(
             session,
             runtime.cipher,
-            [Outgoing(chat_id, reply=Reply(t), priority=priority) for t in texts],
+            [Outgoing(chat_id, reply=Reply(t), priority=priority, once=once) for t in texts],
         )
 
 
@@ -120,3 +127,65 @@ async def test_a_429_pauses_every_chat_and_costs_the_row_nothing(runtime: Runtim
     later = [at for _, t, at in channel.sent if t in ("x1", "y1")][1:]
     assert all(at - refused_at >= 0.25 for at in later), channel.sent
     assert sorted(t for _, t, _ in channel.sent) == ["x1", "x1", "y1"]
+
+
+async def test_a_notice_without_an_answer_is_uncertain_and_never_sent_again(
+    runtime: Runtime,
+) -> None:
+    channel = Channel()
+    channel.script["told"] = [SendOutcome("uncertain", reason="timeout")]
+    channel.script["retried"] = [SendOutcome("transient", reason="502")]
+    await queue(runtime, 7, "told", "retried", priority=1, once=True)
+    sender = make_sender(runtime, channel)
+    await drain_until_empty(sender, runtime, rounds=20)
+    # It may have arrived: a notice is not risked twice. A refusal that sent nothing
+    # (502) is tried again as any row is.
+    assert [t for _, t, _ in channel.sent] == ["told", "retried", "retried"]
+    assert await rows_left(runtime) == [("uncertain", 0)]
+
+
+async def test_a_notice_left_sending_by_a_crash_becomes_uncertain_when_a_sender_starts(
+    runtime: Runtime,
+) -> None:
+    await queue(runtime, 8, "in flight at the crash", priority=1, once=True)
+    await queue(runtime, 8, "a reply never marked")
+    # What a sender killed between marking the row and hearing back leaves behind.
+    async with runtime.sessions() as session, session.begin():
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == select(func.min(OutboxMessage.id)).scalar_subquery())
+            .values(state="sending")
+        )
+    channel = Channel()
+    sender = make_sender(runtime, channel)
+    stop = asyncio.Event()
+    running = asyncio.create_task(sender.run(stop))
+    for _ in range(200):
+        if channel.sent:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await running
+    assert [t for _, t, _ in channel.sent] == ["a reply never marked"]
+    assert await rows_left(runtime) == [("uncertain", 0)]
+
+
+async def test_a_notice_is_marked_sending_before_its_request_leaves(runtime: Runtime) -> None:
+    seen: list[str] = []
+
+    class Watching(Channel):
+        async def perform(
+            self, item: Outgoing, *, left: Callable[[], None] | None = None
+        ) -> SendOutcome:
+            async with runtime.sessions() as session:
+                seen.extend(await session.scalars(select(OutboxMessage.state)))
+            return await super().perform(item, left=left)
+
+    sender = make_sender(runtime, Watching())
+    await queue(runtime, 9, "notice", priority=1, once=True)
+    await drain_until_empty(sender, runtime)
+    await queue(runtime, 10, "reply")
+    await drain_until_empty(sender, runtime)
+    # While the notice's request was out its row said "sending"; a reply's stays pending.
+    assert seen == ["sending", "pending"]
+    assert await rows_left(runtime) == []
