@@ -65,7 +65,7 @@ def families() -> dict[str, tuple[object, ...]]:
         "template.": TEMPLATES,
         "audience.": AUDIENCES,
         "export.column.": COLUMNS,
-        "export.status.": tuple(ApplicationStatus),
+        "workflow.name.": tuple(ApplicationStatus),
     }
 
 

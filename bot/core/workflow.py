@@ -36,8 +36,9 @@ REJECTION_REASONS: dict[str, str] = {
     "contact": "workflow.reason.contact",
 }
 
-# Message id of each status's short name, for staff screens, reports and the history.
+# Message id of each status's short name, for staff screens, exports, reports and the history.
 STATUS_NAMES: dict[str, str] = {
+    S.DRAFT: "workflow.name.draft",
     S.SUBMITTED: "workflow.name.submitted",
     S.VERIFIED: "workflow.name.verified",
     S.REGISTERED: "workflow.name.registered",

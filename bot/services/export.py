@@ -30,6 +30,7 @@ from bot.core.form import Form, FormContext
 from bot.core.questions import REGISTRATION
 from bot.core.spreadsheet import Cell, CsvWriter, RowWriter, XlsxWriter, replaced_when_complete
 from bot.core.states import ApplicationStatus
+from bot.core.workflow import STATUS_NAMES
 from bot.db.models import Application, AuditEntry, Consent, DesaAdat, Role, User
 from bot.i18n import translator
 from bot.security import Cipher
@@ -248,7 +249,7 @@ async def export_cells(
         today=date.today(),
         own_screen=not request.mask_nik,
     )
-    status_label = {s.value: t(f"export.status.{s.value}") for s in ApplicationStatus}
+    status_label = {status: t(key) for status, key in STATUS_NAMES.items()}
     assistants = await _assistants(session, areas, request.language)
     columns = [c.value for c in form.columns()]
     decrypt = cipher.bulk_decryptor()

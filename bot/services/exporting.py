@@ -26,6 +26,7 @@ from bot.core.messages import Attachment, Button, Reply
 from bot.core.packaging import for_upload
 from bot.core.policy import POLICY, Action, Scope, ScopeKind
 from bot.core.states import ApplicationStatus
+from bot.core.workflow import STATUS_NAMES
 from bot.db.models import ExportJob, utcnow
 from bot.i18n import Translator
 from bot.services.common import allowed, deny, grants, scope_label
@@ -150,7 +151,7 @@ class Exports:
         text = t(
             "export.menu",
             area=await self._area_label(turn, area, scope),
-            status=t(f"export.status.{pick.status}") if pick.status else t("export.any_status"),
+            status=t(STATUS_NAMES[pick.status]) if pick.status else t("export.any_status"),
             new=t("export.yes") if pick.new else t("export.no"),
             format=pick.fmt.upper(),
         )
@@ -222,8 +223,7 @@ class Exports:
         t = turn.t
         state = replace(pick, what="status", value="")
         buttons = [
-            Button(t(f"export.status.{s.value}"), encode(replace(state, value=s.value)))
-            for s in STATUSES
+            Button(t(STATUS_NAMES[s]), encode(replace(state, value=s.value))) for s in STATUSES
         ]
         rows = [tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2)]
         rows.insert(0, (Button(t("export.any_status"), encode(state)),))

@@ -110,7 +110,6 @@ def _status_words() -> dict[str, S]:
             t = translator(language)
             words[_norm(t(STATUS_NAMES[status]))] = status
             words[_norm(t(f"status.{status.value}"))] = status
-            words[_norm(t(f"export.status.{status.value}"))] = status
     return words
 
 

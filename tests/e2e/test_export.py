@@ -54,7 +54,7 @@ async def test_staff_narrow_the_export_with_buttons_and_get_the_file(bot: Runnin
     replies = await staff.tap_label("Dajan Peken")
     assert "Desa Dajan Peken" in texts(replies)
     await staff.tap("export.button.status")
-    replies = await staff.tap("export.status.submitted")
+    replies = await staff.tap("workflow.name.submitted")
     assert "menunggu verifikasi" in texts(replies)
     replies = await staff.tap("export.button.send")
 
