@@ -13,6 +13,7 @@ final name and renamed once complete (`replaced_when_complete`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -86,6 +87,8 @@ STATUS_WORDS: dict[str, ApplicationStatus] = {
 # Rows read from the database at a time: large enough to amortise the round trips, small
 # enough to keep memory flat.
 BATCH = 2000
+# Rows written between two chances for other work in the process to run (a few milliseconds).
+YIELD_EVERY = 200
 
 
 def columns_of(form: Form) -> tuple[str, ...]:
@@ -369,8 +372,12 @@ async def _pump(
     write = writer.write
     async for row in rows:
         write([row.get(c) for c in columns] if isinstance(row, dict) else row)
-        if progress is not None and writer.rows_written % 1000 == 0:
-            progress(writer.rows_written)
+        if writer.rows_written % YIELD_EVERY == 0:
+            # Rows arrive a partition at a time without a pause: let the rest of the process
+            # (the bot's other work, the progress message) run now and then.
+            await asyncio.sleep(0)
+            if progress is not None:
+                progress(writer.rows_written)
     return writer.rows_written
 
 

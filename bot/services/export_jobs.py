@@ -129,8 +129,20 @@ async def _run(runtime: Runtime, job_id: int, nudge: Callable[[], None]) -> None
         await record_export(session, result, request, fmt, actor=user)
         await _finish(session, job_id, DONE, result.rows)
         items = [Outgoing(chat_id, reply=reply, priority=1) for reply in replies]
+        job = await session.get(ExportJob, job_id)
+        if job is not None and job.progress_message_id is not None:
+            # The progress message says it is done, rather than stopping at some percent.
+            ready = Reply(t("export.progress.done", count=result.rows))
+            items.append(_edit(chat_id, job.progress_message_id, ready))
         await enqueue(session, runtime.cipher, items)
     nudge()
+
+
+def _edit(chat_id: int, message_id: int, reply: Reply) -> Outgoing:
+    """A change to the progress message (cosmetic: nothing is lost if it cannot be made)."""
+    return Outgoing(
+        chat_id, Action.EDIT, reply=reply, message_id=message_id, quiet=True, priority=1
+    )
 
 
 async def _finish(session: AsyncSession, job_id: int, state: str, rows: int | None) -> None:
@@ -162,14 +174,8 @@ async def _show_progress(
                 continue
             language = json.loads(job.request)["language"]
             text = translator(language)("export.progress", count=expected, percent=percent)
-            edit = Outgoing(
-                chat_id,
-                Action.EDIT,
-                reply=Reply(text),
-                message_id=job.progress_message_id,
-                quiet=True,
-                priority=1,
+            await enqueue(
+                session, runtime.cipher, [_edit(chat_id, job.progress_message_id, Reply(text))]
             )
-            await enqueue(session, runtime.cipher, [edit])
         nudge()
         last = percent

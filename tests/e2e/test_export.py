@@ -6,6 +6,7 @@ import io
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
@@ -13,11 +14,14 @@ from bot.core.callbacks import ExportChoice, encode
 from bot.core.states import ApplicationStatus
 from bot.db.models import AuditEntry, ExportJob
 from bot.fakebot import BotMessage
+from bot.services import export_jobs
+from bot.services.demo import add_demo_data
 from bot.services.export import headers
 from bot.services.roles import RoleName
 from tests.conftest import RunningBot
 from tests.e2e.chat import Person, texts
 from tests.e2e.test_leaders import leader
+from tests.services.test_delivery import until
 from tests.services.test_export import DAJAN_PEKEN, SIDAKARYA, add_application
 
 NIK = "5102051708850003"
@@ -142,3 +146,44 @@ async def test_a_large_export_comes_later_with_a_progress_message(bot: RunningBo
     assert job is not None and (job.state, job.rows) == ("done", 3)
     assert job.progress_message_id is not None
     assert entry is not None and '"rows": 3' in entry.details
+
+
+async def test_a_long_export_shows_its_progress_and_then_that_it_is_done(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The "preparing" message is edited as rows are written, and says "ready" at the end."""
+    runtime = bot.runtime
+    runtime.settings.export_background_rows = 100
+    # Look at the progress often enough to see it move on a few thousand rows.
+    monkeypatch.setattr(export_jobs, "PROGRESS_SECONDS", 0.02)
+    async with runtime.sessions() as session, session.begin():
+        await add_demo_data(session, runtime.cipher, runtime.areas, applications=6000, seed=3)
+    staff = await leader(bot, 9306, RoleName.STAFF, None)
+    await staff.say("/ekspor")
+    replies = await staff.tap("export.button.send")
+    [preparing] = [m for m in replies if m.text and "%" not in m.text and "6000" in m.text]
+    later: list[BotMessage] = []
+    while not documents(later):
+        # The progress edits keep the chat busy; the file comes after them.
+        later += await staff.user.replies(timeout=60)
+    [document] = documents(later)
+    assert len(sheet_rows(document)) == 6000
+
+    ready = staff.t("export.progress.done", count=6000)
+
+    def edits() -> list[str]:
+        return [
+            str(call.params.get("text"))
+            for call in bot.fake.calls
+            if call.method == "editMessageText"
+            and str(call.params.get("message_id")) == str(preparing.message_id)
+        ]
+
+    await until(lambda: ready in edits())
+    shown = edits()
+    percents = [
+        p for p in range(1, 100) if staff.t("export.progress", count=6000, percent=p) in shown
+    ]
+    # At least one step between 0 and done, rising, and "ready" last.
+    assert percents and percents == sorted(percents), shown
+    assert shown[-1] == ready
