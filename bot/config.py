@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     kpj_digits: int = 11
     review_claim_minutes: int = 15
     reminder_days_before: int = 3
+    # Guessing limits per person and day: different NIKs tried in their own registration (a
+    # leader filling forms for residents is not limited), and wrong /klaim codes.
+    nik_tries_per_day: int = 3
+    claim_tries_per_day: int = 5
     # The human contact at the end of /bantuan.
     branch_address: str = "Kantor Cabang BPJS Ketenagakerjaan Bali Denpasar"
     call_centre: str = "175"
@@ -206,6 +210,8 @@ class Settings(BaseSettings):
         "kpj_digits",
         "review_claim_minutes",
         "reminder_days_before",
+        "nik_tries_per_day",
+        "claim_tries_per_day",
         "inbox_workers",
         "flood_burst",
         "flood_per_minute",

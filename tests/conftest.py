@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.channels.telegram import serving
 from bot.config import Settings, load_settings
+from bot.db.models import Base
 from bot.fakebot import FakeTelegram
 from bot.runtime import Runtime, open_runtime
 from bot.security import generate_key
@@ -27,23 +28,10 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Tables that tests fill; the area tables are loaded once and kept.
-USER_TABLES = (
-    "coverage_targets",
-    "export_jobs",
-    "inbox",
-    "payment_reminders",
-    "status_history",
-    "outbox",
-    "deliveries",
-    "broadcasts",
-    "follows",
-    "roles",
-    "invitations",
-    "audit_log",
-    "consents",
-    "applications",
-    "desa_adat",
-    "users",
+# Every table a test may fill, children before parents; the area directory stays.
+AREA_TABLES = frozenset({"provinces", "regencies", "districts", "villages"})
+USER_TABLES = tuple(
+    table.name for table in reversed(Base.metadata.sorted_tables) if table.name not in AREA_TABLES
 )
 DATA_KEY = generate_key()
 

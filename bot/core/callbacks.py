@@ -336,6 +336,16 @@ class ReviewCover(Payload):
 
 @payload
 @dataclass(frozen=True)
+class ReviewDispute(Payload):
+    """A button of a /tinjau NIK-dispute card: close dispute `dispute`, or skip it."""
+
+    TAG: ClassVar[str] = "tj:d"
+    dispute: int
+    action: str
+
+
+@payload
+@dataclass(frozen=True)
 class Withdraw(Payload):
     """The worker withdraws application `app`: ask, yes or no."""
 

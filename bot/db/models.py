@@ -260,6 +260,23 @@ class Invitation(Base):
     used_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
+class NikDispute(Base):
+    """Someone tried to register a NIK another person's application already holds.
+
+    The person is told only that the NIK cannot be registered from their chat; staff see the
+    dispute in /tinjau (on the application's card, or as a card of its own) and close it.
+    """
+
+    __tablename__ = "nik_disputes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The application that holds the NIK, and the person who tried it.
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    claimant_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+    closed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
 class AuditEntry(Base):
     """Who did what to whom: grants, revocations, refused privileged actions, broadcasts.
 

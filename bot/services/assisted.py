@@ -8,6 +8,7 @@ from bot.core.policy import POLICY, Action, ScopeKind
 from bot.db.models import Application
 from bot.services import audit
 from bot.services.common import StartRegistration, follow_application, grants
+from bot.services.guesses import CLAIM_REFUSED, claim_tries_left
 from bot.services.turn import Turn
 
 
@@ -34,6 +35,10 @@ class Assisted:
             turn.text("claim.usage")
             return
         cipher = turn.services.cipher
+        limit = turn.services.settings.claim_tries_per_day
+        if not await claim_tries_left(turn.session, turn.user, limit):
+            turn.text("claim.limit")
+            return
         application = await turn.session.scalar(
             select(Application).where(
                 Application.claim_code_hash == cipher.keyed_hash(code),
@@ -41,7 +46,7 @@ class Assisted:
             )
         )
         if application is None:
-            await audit.record(turn.session, "claim_refused", actor=turn.user)
+            await audit.record(turn.session, CLAIM_REFUSED, actor=turn.user)
             turn.text("claim.unknown")
             return
         application.user_id = turn.user.id

@@ -65,6 +65,8 @@ from bot.db.models import (
     User,
     utcnow,
 )
+from bot.services.disputes import record_dispute
+from bot.services.guesses import nik_try_allowed
 from bot.services.turn import Services, Turn
 
 CONSENT_VERSION = "2026-11-v1"
@@ -887,7 +889,13 @@ class Registration:
         self.form.store(turn.answers, question.key, value)
 
     async def _is_free(self, turn: Turn, question: Question, value: Any) -> bool:
-        """Whether no other active application holds this answer; says what to do if one does."""
+        """Whether no other active application holds this answer; says what to do if one does.
+
+        The person's own application is named. Anything else (another person's application
+        holds it, or this chat tried too many different values today) gets one and the same
+        sentence, which reveals nothing about whether or by whom the value is registered; a
+        value held by someone else is recorded as a dispute for staff (/tinjau).
+        """
         indexed = question.indexed
         if indexed is None or not indexed.unique or value is None:
             return True
@@ -898,13 +906,25 @@ class Registration:
                 Application.status.in_(ACTIVE_STATUSES),
             )
         )
+        own, refused = question.duplicate_keys
+        if holder is not None and holder.user_id == turn.user.id:
+            turn.text(own, reference=holder.reference or "-")
+            return False
+        assisted = turn.draft is not None and turn.draft.assisted_by is not None
+        if not assisted and not await nik_try_allowed(
+            turn.session,
+            self.s.cipher,
+            turn.user,
+            question.key,
+            str(value),
+            self.s.settings.nik_tries_per_day,
+        ):
+            turn.text(refused)
+            return False
         if holder is None:
             return True
-        own, other = question.duplicate_keys
-        if holder.user_id == turn.user.id:
-            turn.text(own, reference=holder.reference or "-")
-        else:
-            turn.text(other)
+        await record_dispute(turn.session, holder, turn.user)
+        turn.text(refused)
         return False
 
     # ------------------------------------------------------------------ submission

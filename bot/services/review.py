@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.callbacks import ReviewAction, ReviewCover, ReviewReason, encode
+from bot.core.callbacks import ReviewAction, ReviewCover, ReviewDispute, ReviewReason, encode
 from bot.core.dates import format_date, parse_date
 from bot.core.errors import InvalidInput
 from bot.core.form import FormContext
@@ -29,8 +29,9 @@ from bot.core.workflow import (
     add_months,
     normalise_kpj,
 )
-from bot.db.models import Application, utcnow
+from bot.db.models import Application, NikDispute, utcnow
 from bot.services.common import mode_state, set_mode, village_label
+from bot.services.disputes import close_dispute, next_dispute, open_disputes_of
 from bot.services.registration import contribution_text
 from bot.services.turn import Turn
 from bot.services.workflow import Actor, change_status, status_name
@@ -179,6 +180,25 @@ class Review:
         if app is not None:
             await self._finish(turn, app, S.REGISTERED, kpj=state.get("kpj"), covered_from=day)
 
+    async def dispute_button(self, turn: Turn, pick: ReviewDispute) -> None:
+        """Close a NIK dispute (dealt with), or skip it for now."""
+        if not 0 < pick.dispute <= MAX_ID or pick.action not in ("close", "skip"):
+            turn.outcome.stale_button = True
+            turn.text("button.stale")
+            return
+        state = self._state(turn)
+        if pick.action == "close":
+            if await close_dispute(turn.session, pick.dispute, turn.user):
+                turn.text("review.dispute.closed")
+            else:
+                turn.text("review.gone")
+        else:
+            skipped = [*state.get("skipped_disputes", []), pick.dispute][-MAX_SKIPPED:]
+            state["skipped_disputes"] = skipped
+        state.update(app=None, step=None)
+        set_mode(turn, UserMode.REVIEW, state)
+        await self._next(turn)
+
     # ------------------------------------------------------------------ typed answers
 
     async def typed(self, turn: Turn, text: str) -> None:
@@ -276,6 +296,14 @@ class Review:
     async def _next(self, turn: Turn) -> None:
         state = self._state(turn)
         village = state.get("place")
+        dispute = await next_dispute(
+            turn.session,
+            village=village,
+            skipped=[int(i) for i in state.get("skipped_disputes", [])],
+        )
+        if dispute is not None:
+            turn.say(await self._dispute_card(turn, dispute))
+            return
         app = await claim_next(
             turn.session,
             turn.user.id,
@@ -322,6 +350,9 @@ class Review:
         lines += ["", contribution_text(turn, contribution_of(answers, ctx.rates))]
         if app.assisted_by is not None:
             lines += ["", t("review.card.assisted")]
+        disputes = await open_disputes_of(turn.session, app.id)
+        if disputes:
+            lines += ["", t("review.card.disputed", count=disputes)]
         actions = ["verify"] if app.status == S.SUBMITTED else []
         actions += ["register", "reject", "skip"]
         labels = {
@@ -332,6 +363,26 @@ class Review:
         }
         buttons = tuple((Button(t(labels[a]), encode(ReviewAction(app.id, a))),) for a in actions)
         return Reply("\n".join(lines), buttons=buttons)
+
+    async def _dispute_card(self, turn: Turn, dispute: NikDispute) -> Reply:
+        """A NIK tried from another chat while this (reviewed) application holds it."""
+        t, s = turn.t, turn.services
+        app = await turn.session.get(Application, dispute.application_id)
+        assert app is not None
+        when = dispute.created_at.astimezone(s.settings.tz)
+        text = t(
+            "review.dispute.card",
+            reference=app.reference or "-",
+            status=status_name(t, app.status),
+            place=village_label(turn, app.village_code),
+            date=format_date(when.date(), t.language),
+            chat=dispute.claimant_user_id,
+        )
+        buttons = (
+            (Button(t("review.dispute.button.close"), encode(ReviewDispute(dispute.id, "close"))),),
+            (Button(t("review.button.skip"), encode(ReviewDispute(dispute.id, "skip"))),),
+        )
+        return Reply(text, buttons=buttons)
 
     def _cover_question(self, turn: Turn, app_id: int) -> Reply:
         t = turn.t
