@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     Date,
     DateTime,
     Dialect,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -194,6 +196,12 @@ class Application(Base):
     # people reviewing at once never get the same application.
     review_claimed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     review_claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+def owned_by(user_id: int | Mapped[int]) -> ColumnElement[bool]:
+    """A person's own applications: not those a leader filled for a resident who has not
+    claimed them yet (they wait under the leader's account, but are not the leader's)."""
+    return and_(Application.user_id == user_id, Application.claim_code_hash.is_(None))
 
 
 class StatusChange(Base):

@@ -16,7 +16,7 @@ from bot.core.money import format_rupiah
 from bot.core.policy import POLICY, Scope, ScopeKind
 from bot.core.questions import minimum_monthly
 from bot.core.states import BroadcastState, DeliveryState
-from bot.db.models import Application, Broadcast, Delivery, Follow, User
+from bot.db.models import Application, Broadcast, Delivery, Follow, User, owned_by
 from bot.i18n import translator
 from bot.services import audit
 
@@ -103,7 +103,8 @@ def recipients_query(target: Target, branch_regencies: list[str]) -> Select[Any]
         condition = _village_filter(Application.village_code, target)
     return (
         select(User.id)
-        .join(Application, Application.user_id == User.id)
+        # A form a leader filled for a resident is not the leader's until claimed.
+        .join(Application, owned_by(User.id))
         .where(Application.status.in_(statuses), condition, reachable)
         .distinct()
     )

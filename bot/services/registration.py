@@ -55,6 +55,7 @@ from bot.core.messages import (
     can_change_keyboard,
 )
 from bot.core.money import format_rupiah
+from bot.core.policy import POLICY, Action
 from bot.core.questions import DidYouMean, contribution_of
 from bot.core.states import ApplicationStatus
 from bot.db.models import (
@@ -63,10 +64,13 @@ from bot.db.models import (
     Consent,
     DesaAdat,
     User,
+    owned_by,
     utcnow,
 )
+from bot.services import audit
 from bot.services.disputes import record_dispute
 from bot.services.guesses import nik_try_allowed
+from bot.services.roles import grants_of
 from bot.services.turn import Services, Turn
 
 CONSENT_VERSION = "2026-11-v1"
@@ -242,6 +246,25 @@ class Registration:
         turn.draft = None
         turn.answers = {}
         turn.state = FormState()
+
+    async def _still_assisting(self, turn: Turn) -> bool:
+        """A form filled for a resident goes on only while the leader may still do that.
+
+        A leader whose role was revoked mid-way is told so, and the resident's unsent answers
+        are deleted (the leader may no longer hold them); the refusal is audited.
+        """
+        draft = turn.draft
+        if draft is None or draft.assisted_by is None:
+            return True
+        held = await grants_of(turn.session, turn.user, self.s.settings.admin_telegram_ids)
+        if POLICY.scopes_for(held, Action.ASSIST):
+            return True
+        await audit.record(
+            turn.session, "denied", actor=turn.user, target=f"application:{draft.id}", what="assist"
+        )
+        await self.discard(turn)
+        turn.text("assist.revoked")
+        return False
 
     def stage(self, turn: Turn) -> Stage | None:
         """Where the draft stands (None without a draft in progress)."""
@@ -499,6 +522,8 @@ class Registration:
 
     async def button(self, turn: Turn, data: str) -> bool:
         """A button of the form was pressed; False if it is not one of the form's."""
+        if not await self._still_assisting(turn):
+            return True
         pressed = decode(data)
         if isinstance(pressed, CancelAnswer):
             if turn.state.confirm_cancel and pressed.answer in ("yes", "no"):
@@ -745,6 +770,8 @@ class Registration:
     async def typed(self, turn: Turn, incoming: Incoming) -> None:
         """Text, a contact or media sent while the form is in progress."""
         assert turn.draft is not None
+        if not await self._still_assisting(turn):
+            return
         if turn.state.confirm_cancel:
             action = pick_typed(incoming.text, self._cancel_choices(turn))
             if incoming.kind is InputKind.TEXT and action is not None:
@@ -978,10 +1005,7 @@ async def active_application(turn: Turn) -> Application | None:
     """The person's newest application that was sent and still holds its NIK, if any."""
     return await turn.session.scalar(
         select(Application)
-        .where(
-            Application.user_id == turn.user.id,
-            Application.status.in_(ACTIVE_STATUSES),
-        )
+        .where(owned_by(turn.user.id), Application.status.in_(ACTIVE_STATUSES))
         .order_by(Application.id.desc())
         .limit(1)
     )

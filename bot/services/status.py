@@ -18,7 +18,7 @@ from bot.core.money import format_rupiah
 from bot.core.questions import change_period, contribution_of
 from bot.core.states import ApplicationStatus
 from bot.core.workflow import WAITING, Refused
-from bot.db.models import Application, StatusChange
+from bot.db.models import Application, StatusChange, owned_by
 from bot.services import audit
 from bot.services.registration import Registration
 from bot.services.turn import Turn
@@ -39,10 +39,7 @@ class Status:
         applications = (
             await turn.session.scalars(
                 select(Application)
-                .where(
-                    Application.user_id == turn.user.id,
-                    Application.status != ApplicationStatus.DRAFT,
-                )
+                .where(owned_by(turn.user.id), Application.status != ApplicationStatus.DRAFT)
                 .order_by(Application.id)
             )
         ).all()
@@ -98,7 +95,7 @@ class Status:
     async def _own(self, turn: Turn, app_id: int) -> Application | None:
         """One of the person's own applications; None (answered) for anything else."""
         app = await turn.session.get(Application, app_id) if 0 < app_id <= MAX_ID else None
-        if app is None or app.user_id != turn.user.id:
+        if app is None or app.user_id != turn.user.id or app.claim_code_hash is not None:
             turn.outcome.stale_button = True
             turn.text("button.stale")
             return None

@@ -1,19 +1,20 @@
-"""A NIK someone else registered: the chat learns nothing, staff see a dispute, guesses are capped.
+"""NIKs and assisted forms: the chat learns nothing, staff see disputes, guesses are capped.
 
 Before: typing another person's NIK answered "already registered in another application", and
 whoever typed a NIK first blocked its owner with no trace staff could see. Now every refusal
 reads the same, each different NIK tried is on record (audit), a chat may try only
 NIK_TRIES_PER_DAY different NIKs a day, and the holder's application carries a dispute that
-/tinjau shows. Wrong /klaim codes are capped the same way.
+/tinjau shows. Wrong /klaim codes are capped the same way. A form a leader filled for a
+resident is not the leader's own until claimed, and a leader revoked mid-way cannot finish it.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from bot.db.models import Application, AuditEntry, NikDispute
+from bot.db.models import Application, AuditEntry, NikDispute, User, utcnow
 from bot.runtime import Runtime
-from bot.services.roles import RoleName
+from bot.services.roles import RoleName, revoke_role
 from tests.conftest import RunningBot
 from tests.e2e.chat import Person, texts
 from tests.e2e.test_bad_input import current_step, stored_answers
@@ -148,3 +149,54 @@ async def test_wrong_claim_codes_are_capped_per_day(bot: RunningBot) -> None:
     async with runtime.sessions() as session:
         app = await session.get(Application, app_id)
     assert app is not None and app.claim_code_hash is not None
+
+
+async def test_a_form_filled_for_a_resident_is_not_the_leaders_own_until_claimed(
+    bot: RunningBot,
+) -> None:
+    """Before: the leader's /status listed the resident's application as the leader's, and
+    the leader's own /daftar said "already registered"."""
+    runtime = bot.runtime
+    perbekel = await leader(bot, 7501, RoleName.PERBEKEL, "51.02.05.2006")
+    async with runtime.sessions() as session, session.begin():
+        me = await session.scalar(select(User).where(User.telegram_id == 7501))
+        assert me is not None
+        session.add(
+            Application(
+                user_id=me.id,
+                assisted_by=me.id,
+                status="submitted",
+                reference="BC-RESID1",
+                answers_enc=runtime.cipher.encrypt({"nik": FREE}),
+                claim_code_hash=runtime.cipher.keyed_hash("KODE2345"),
+                nik_hash=runtime.cipher.nik_hash(FREE),
+                submitted_at=utcnow(),
+            )
+        )
+    assert "BC-RESID1" not in texts(await perbekel.say("/status"))
+    replies = await perbekel.say("/daftar")
+    assert "BC-RESID1" not in texts(replies)
+    assert perbekel.t("consent.yes") in replies[-1].buttons()[0]
+
+
+async def test_a_leader_revoked_mid_way_cannot_finish_a_residents_form(bot: RunningBot) -> None:
+    runtime = bot.runtime
+    perbekel = await leader(bot, 7601, RoleName.PERBEKEL, "51.02.05.2006")
+    await perbekel.say("/daftarkan")
+    await perbekel.tap("consent.assisted_yes")
+    await perbekel.say(FREE)
+    async with runtime.sessions() as session, session.begin():
+        me = await session.scalar(select(User).where(User.telegram_id == 7601))
+        assert me is not None
+        assert await revoke_role(session, me, RoleName.PERBEKEL, actor_label="cli")
+    replies = await perbekel.say("Ni Nyoman Rai")
+    assert perbekel.t("assist.revoked") in texts(replies)
+    assert await current_step(runtime, 7601) is None
+    async with runtime.sessions() as session:
+        left = await session.scalar(select(func.count()).select_from(Application))
+        denied = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "denied").order_by(AuditEntry.id.desc())
+        )
+    # The resident's unsent answers went with the draft.
+    assert left == 0
+    assert denied is not None and '"what": "assist"' in denied.details
