@@ -25,6 +25,7 @@ from bot.i18n import LANGUAGES, LOCALES_DIR, Translator
 from bot.services.areas import AreaDirectory
 from bot.services.broadcasts import AUDIENCES, TEMPLATES
 from bot.services.export import COLUMNS
+from bot.services.rights import SEEN_ACTIONS
 from bot.services.routing import COMMANDS
 
 BOT_DIR = Path(__file__).resolve().parent.parent / "bot"
@@ -66,6 +67,7 @@ def families() -> dict[str, tuple[object, ...]]:
         "audience.": AUDIENCES,
         "export.column.": COLUMNS,
         "workflow.name.": tuple(ApplicationStatus),
+        "mydata.seen.": SEEN_ACTIONS,
     }
 
 

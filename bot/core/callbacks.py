@@ -346,6 +346,15 @@ class ReviewDispute(Payload):
 
 @payload
 @dataclass(frozen=True)
+class Erase(Payload):
+    """/hapus: "first" confirmation, "final" confirmation, or "no"."""
+
+    TAG: ClassVar[str] = "hp"
+    step: str
+
+
+@payload
+@dataclass(frozen=True)
 class Withdraw(Payload):
     """The worker withdraws application `app`: ask, yes or no."""
 

@@ -348,6 +348,18 @@ class Form:
         """The questions that apply given the answers so far, in order."""
         return [q for q in self.questions if q.applies(answers)]
 
+    def summary_lines(self, answers: Answers, ctx: FormContext) -> list[str]:
+        """Every applicable answer as "label: value" (the summary, review cards, /dataku)."""
+        t = ctx.t
+        lines = []
+        for question in self.applicable(answers):
+            if not question.in_summary:
+                continue
+            value = answers.get(question.key)
+            shown = "-" if value is None or value == "" else question.display(value, ctx)
+            lines.append(t("summary.line", label=t(question.label_key), value=shown))
+        return lines
+
     def next_question(self, answers: Answers) -> Question | None:
         """The first applicable question without an answer, or None when the form is complete."""
         for question in self.applicable(answers):

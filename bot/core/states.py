@@ -51,6 +51,8 @@ class UserMode(StrEnum):
     INVITE = "invite"
     COMPOSE = "compose"
     REVIEW = "review"
+    # /hapus: between the first and the second confirmation (buttons only).
+    ERASE = "erase"
 
 
 B = BroadcastState

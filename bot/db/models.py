@@ -123,6 +123,9 @@ class User(Base):
     opted_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # Set when Telegram says the person blocked the bot; cleared when they write again.
     blocked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Set by /hapus: consent withdrawn and personal data erased; nothing more is processed or
+    # sent to them (no broadcasts, reminders or notices) until they consent again.
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # The newest message the bot sent to this person: a button pressed on it may turn it
@@ -196,6 +199,9 @@ class Application(Base):
     # people reviewing at once never get the same application.
     review_claimed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     review_claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Personal data erased (/hapus, or the retention job): what stays is a tombstone (the
+    # reference, the dates, the status) so staff know why it has no answers.
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 def owned_by(user_id: int | Mapped[int]) -> ColumnElement[bool]:

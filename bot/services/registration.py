@@ -467,13 +467,7 @@ class Registration:
     async def _summary(self, turn: Turn) -> Reply:
         t = turn.t
         ctx = await self.context(turn)
-        lines = [t("summary.header")]
-        for question in self.form.applicable(turn.answers):
-            if not question.in_summary:
-                continue
-            value = turn.answers.get(question.key)
-            shown = "-" if value is None or value == "" else question.display(value, ctx)
-            lines.append(t("summary.line", label=t(question.label_key), value=shown))
+        lines = [t("summary.header"), *self.form.summary_lines(turn.answers, ctx)]
         lines.append("")
         lines.append(contribution_text(turn, contribution_of(turn.answers, ctx.rates)))
         lines.append("")
@@ -602,6 +596,9 @@ class Registration:
                 language=turn.t.language,
             )
         )
+        if given and not assisted:
+            # Consent given again after /hapus: they may be told about their application.
+            turn.user.erased_at = None
         if not given:
             await self.discard(turn)
             turn.text("consent.declined")

@@ -61,6 +61,8 @@ async def remind_payments(
                 User.telegram_id.is_not(None),
                 User.opted_out_at.is_(None),
                 User.blocked_at.is_(None),
+                User.erased_at.is_(None),
+                Application.erased_at.is_(None),
             )
             .order_by(Application.id)
         )

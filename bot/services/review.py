@@ -30,6 +30,7 @@ from bot.core.workflow import (
     normalise_kpj,
 )
 from bot.db.models import Application, NikDispute, utcnow
+from bot.services import audit
 from bot.services.common import mode_state, set_mode, village_label
 from bot.services.disputes import close_dispute, next_dispute, open_disputes_of
 from bot.services.registration import contribution_text
@@ -320,8 +321,12 @@ class Review:
         turn.say(await self._card(turn, app))
 
     async def _card(self, turn: Turn, app: Application) -> Reply:
-        """The application as staff check it against the KTP: every answer, the full NIK."""
+        """The application as staff check it against the KTP: every answer, the full NIK.
+
+        Each showing is audited: the worker's /dataku and `audit --person` list who saw it.
+        """
         t, s = turn.t, turn.services
+        await audit.record(turn.session, "review_view", actor=turn.user, target=app.reference)
         answers: dict[str, Any] = s.cipher.decrypt(app.answers_enc) if app.answers_enc else {}
         ctx = FormContext(
             answers=answers,
@@ -341,12 +346,7 @@ class Review:
             ),
             "",
         ]
-        for question in REGISTRATION.applicable(answers):
-            if not question.in_summary:
-                continue
-            value = answers.get(question.key)
-            shown = "-" if value is None or value == "" else question.display(value, ctx)
-            lines.append(t("summary.line", label=t(question.label_key), value=shown))
+        lines += REGISTRATION.summary_lines(answers, ctx)
         lines += ["", contribution_text(turn, contribution_of(answers, ctx.rates))]
         if app.assisted_by is not None:
             lines += ["", t("review.card.assisted")]

@@ -17,6 +17,7 @@ from bot.core.callbacks import (
     CalculatorAmount,
     ComposeChoice,
     ComposeScope,
+    Erase,
     ExportChoice,
     FollowPick,
     InvitePlace,
@@ -49,6 +50,7 @@ from bot.services.invitations import Invitations
 from bot.services.leader_tools import LeaderTools
 from bot.services.registration import Registration
 from bot.services.review import Review
+from bot.services.rights import Rights
 from bot.services.staff_reports import StaffReports
 from bot.services.status import Status
 from bot.services.turn import Turn
@@ -88,6 +90,7 @@ class Features:
     review: Review
     reports: StaffReports
     exports: Exports
+    rights: Rights
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("bahasa", "language", None, lambda f: _reg(f)._cmd_language),
     Command("bantuan", "help", None, lambda f: _reg(f)._cmd_help),
     Command("batal", "cancel", None, lambda f: _reg(f)._cmd_cancel),
+    Command("dataku", "mydata", None, lambda f: f.rights.cmd_my_data),
+    Command("hapus", "erase", None, lambda f: f.rights.cmd_erase),
     Command("siaran", "broadcast", Action.BROADCAST, lambda f: f.composing.cmd_compose),
     Command("statistik", "statistics", Action.STATISTICS, lambda f: f.leader_tools.cmd_statistics),
     Command("tautan", "link", Action.LINK, lambda f: f.leader_tools.cmd_link),
@@ -214,6 +219,7 @@ BUTTONS: tuple[ButtonRoute, ...] = (
     ButtonRoute(ReviewCover, Action.REVIEW, lambda f: f.review.cover_button),
     ButtonRoute(ReviewDispute, Action.REVIEW, lambda f: f.review.dispute_button),
     ButtonRoute(Withdraw, None, lambda f: f.status.withdraw_button),
+    ButtonRoute(Erase, None, lambda f: f.rights.erase_button),
     ButtonRoute(PeriodChange, None, lambda f: f.status.period_button),
     ButtonRoute(ExportChoice, Action.EXPORT, lambda f: f.exports.button),
 )
@@ -262,6 +268,7 @@ class Router:
             review=Review(),
             reports=StaffReports(),
             exports=Exports(),
+            rights=Rights(registration.registration),
         )
 
     async def handle(self, turn: Turn, incoming: Incoming) -> bool:

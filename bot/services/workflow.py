@@ -145,7 +145,8 @@ async def notice_for(
     if app.assisted_by is not None and app.assisted_by == app.user_id:
         return None
     worker = await session.get(User, app.user_id)
-    if worker is None or worker.telegram_id is None:
+    if worker is None or worker.telegram_id is None or worker.erased_at is not None:
+        # (Nobody to tell, or they withdrew consent: nothing more is sent to them.)
         return None
     t = translator(worker.language or app.language or settings.default_language)
     text = notice_text(t, settings, cipher, app, reason)

@@ -1,4 +1,5 @@
-"""NIK disputes: a NIK tried from one chat while another person's application holds it
+"""NIK disputes (a NIK tried from one chat while another person's application holds it),
+and when a person's data was erased
 
 Revision ID: 0010
 Revises: 0009
@@ -36,7 +37,13 @@ def upgrade() -> None:
         batch_op.create_index("ix_nik_disputes_application_id", ["application_id"])
         batch_op.create_index("ix_nik_disputes_claimant_user_id", ["claimant_user_id"])
         batch_op.create_index("ix_nik_disputes_closed_at", ["closed_at"])
+    for table in ("users", "applications"):
+        with op.batch_alter_table(table) as batch_op:
+            batch_op.add_column(sa.Column("erased_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    for table in ("applications", "users"):
+        with op.batch_alter_table(table) as batch_op:
+            batch_op.drop_column("erased_at")
     op.drop_table("nik_disputes")

@@ -1,0 +1,173 @@
+"""The rights of UU PDP from the chat alone: see and download my data, and erase it.
+
+/dataku shows every answer, the history and who has seen or exported the application (from
+the audit log, including exports that held it), with a JSON copy. /hapus erases after two
+confirmations: a tombstone stays, nothing more is sent to the person (no notice, reminder or
+broadcast), and a forged "erase now" without the confirmations does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from bot.core.callbacks import Erase, encode
+from bot.core.states import ApplicationStatus
+from bot.core.workflow import add_months
+from bot.db.models import Application, AuditEntry, Consent, Follow, StatusChange, User
+from bot.services.reminders import remind_payments
+from bot.services.roles import RoleName
+from bot.services.workflow import Actor, change_status
+from tests.conftest import RunningBot
+from tests.e2e.chat import Person, texts
+from tests.e2e.test_leaders import leader
+from tests.e2e.test_registration import NIK, register_until_summary
+from tests.services.test_export import SIDAKARYA, add_application
+
+
+async def registered_worker(bot: RunningBot, user_id: int) -> tuple[Person, str]:
+    person = Person(bot.fake.user(user_id, "Made"))
+    await register_until_summary(person)
+    replies = await person.tap("summary.send")
+    reference = next(w for w in texts(replies).split() if w.startswith("BC-")).strip(".,")
+    return person, reference
+
+
+async def test_my_data_shows_everything_with_who_saw_it_and_a_json_copy(bot: RunningBot) -> None:
+    worker, reference = await registered_worker(bot, 8101)
+    staff = await leader(bot, 8102, RoleName.STAFF, None)
+    # Staff open the card (a view), and export this village (an export that holds it) and
+    # another village (one that does not).
+    assert reference in texts(await staff.say("/tinjau"))
+    await staff.say("/ekspor")
+    await staff.tap("export.button.send")
+
+    replies = await worker.say("/dataku")
+    shown = texts(replies)
+    assert reference in shown
+    assert NIK in shown  # their own screen: the full NIK
+    assert "Sukadana" in shown and "Ni Luh Sari" in shown
+    assert worker.t("mydata.seen.header") in shown
+    assert "diperiksa di /tinjau" in shown
+    assert "termasuk dalam ekspor data" in shown
+    [document] = [m for m in replies if m.file_name]
+    assert document.file_name is not None and document.file_name.endswith(".json")
+    assert document.file_bytes is not None
+    data = json.loads(document.file_bytes)
+    [application] = data["applications"]
+    assert application["reference"] == reference
+    assert application["answers"]["nik"] == NIK
+    assert {seen["action"] for seen in application["seen_by"]} >= {"review_view", "export"}
+    assert data["consents"][0]["given"] is True
+    # Nobody else's data: the staff member's own /dataku holds no application.
+    staff_view = texts(await staff.say("/dataku"))
+    assert reference not in staff_view and NIK not in staff_view
+
+
+async def test_an_export_of_another_village_is_not_in_my_trail(bot: RunningBot) -> None:
+    worker, _ = await registered_worker(bot, 8201)
+    await add_application(bot.runtime, "BC-SIDA01", village=SIDAKARYA)
+    perbekel = await leader(bot, 8202, RoleName.PERBEKEL, SIDAKARYA)
+    await perbekel.say("/ekspor")
+    await perbekel.tap("export.button.send")
+    async with bot.runtime.sessions() as session:
+        exports = await session.scalar(select(AuditEntry).where(AuditEntry.action == "export"))
+    assert exports is not None
+    assert "termasuk dalam ekspor data" not in texts(await worker.say("/dataku"))
+
+
+async def test_erase_asks_twice_then_leaves_a_tombstone_and_silence(bot: RunningBot) -> None:
+    runtime = bot.runtime
+    worker, reference = await registered_worker(bot, 8301)
+    async with runtime.sessions() as session, session.begin():
+        me = await session.scalar(select(User).where(User.telegram_id == 8301))
+        assert me is not None
+        session.add(Follow(user_id=me.id, village_code="51.02.05.2006"))
+    # A forged final button without the confirmations does nothing.
+    message_id = worker.user.last.message_id if worker.user.last else 1
+    await worker.user.press_data(encode(Erase("final")), message_id=message_id)
+    assert worker.t("button.stale") in texts(await worker.user.replies())
+    replies = await worker.say("/hapus")
+    assert worker.t("erase.ask") in texts(replies)
+    replies = await worker.tap("erase.button.yes")
+    assert worker.t("erase.ask_again") in texts(replies)
+    replies = await worker.tap("erase.button.final")
+    assert worker.t("erase.done", count=1) in texts(replies)
+
+    async with runtime.sessions() as session:
+        app = await session.scalar(select(Application).where(Application.reference == reference))
+        user = await session.scalar(select(User).where(User.telegram_id == 8301))
+        history = list(await session.scalars(select(StatusChange)))
+        follows = list(await session.scalars(select(Follow)))
+        consents = list(await session.scalars(select(Consent).order_by(Consent.id)))
+    assert app is not None and user is not None
+    # The tombstone: reference, dates, status; every personal field gone.
+    assert app.status == ApplicationStatus.CANCELLED
+    assert app.erased_at is not None and app.submitted_at is not None
+    assert app.answers_enc is None and app.nik_hash is None and app.claim_code_hash is None
+    assert app.village_code is None and app.desa_adat_id is None and app.occupation is None
+    assert app.kpj_number is None and app.status_note == "erased"
+    assert history and all(h.kpj_number is None and h.note is None for h in history)
+    assert follows == []
+    assert consents[-1].given is False
+    assert user.erased_at is not None and user.opted_out_at is not None
+    # /dataku shows only the tombstone.
+    shown = texts(await worker.say("/dataku"))
+    assert NIK not in shown and "Sukadana" not in shown
+    assert reference in shown
+
+
+async def test_a_registered_worker_who_erased_gets_no_reminder(bot: RunningBot) -> None:
+    runtime = bot.runtime
+    worker, reference = await registered_worker(bot, 8501)
+    today = date.today()
+    async with runtime.sessions() as session, session.begin():
+        app = await session.scalar(select(Application).where(Application.reference == reference))
+        assert app is not None
+        await change_status(
+            session,
+            runtime.settings,
+            runtime.cipher,
+            app,
+            ApplicationStatus.REGISTERED,
+            actor=Actor(label="cli"),
+            today=today,
+            kpj="12345678901",
+            # Paid for three months on registration; the next payment falls due tomorrow.
+            covered_from=add_months(today + timedelta(days=1), -3),
+        )
+
+    async def reminders_due() -> int:
+        async with runtime.sessions() as session:
+            await session.begin()
+            count = await remind_payments(session, runtime.settings, runtime.cipher, today)
+            await session.rollback()
+            return count
+
+    # Due tomorrow: a reminder would go out today...
+    assert await reminders_due() == 1
+    await worker.say("/hapus")
+    await worker.tap("erase.button.yes")
+    await worker.tap("erase.button.final")
+    # ...but not once they have erased their data (the registration itself stays).
+    assert await reminders_due() == 0
+    async with runtime.sessions() as session:
+        app = await session.scalar(select(Application).where(Application.reference == reference))
+    assert app is not None and app.status == ApplicationStatus.REGISTERED
+    assert app.answers_enc is None and app.kpj_number is None
+
+
+async def test_erase_removes_a_draft_at_once(bot: RunningBot) -> None:
+    person = Person(bot.fake.user(8401, "Ketut"))
+    await person.say("/daftar")
+    await person.tap("consent.yes")
+    await person.say(NIK)
+    await person.say("/hapus")
+    await person.tap("erase.button.yes")
+    replies = await person.tap("erase.button.final")
+    assert person.t("erase.done", count=0) in texts(replies)
+    async with bot.runtime.sessions() as session:
+        left = list(await session.scalars(select(Application)))
+    assert left == []
