@@ -25,6 +25,7 @@ from bot.i18n import LANGUAGES, LOCALES_DIR, Translator
 from bot.services.areas import AreaDirectory
 from bot.services.broadcasts import AUDIENCES, TEMPLATES
 from bot.services.export import COLUMNS
+from bot.services.requests import KINDS
 from bot.services.rights import SEEN_ACTIONS
 from bot.services.routing import COMMANDS
 
@@ -68,6 +69,7 @@ def families() -> dict[str, tuple[object, ...]]:
         "export.column.": COLUMNS,
         "workflow.name.": tuple(ApplicationStatus),
         "mydata.seen.": SEEN_ACTIONS,
+        "review.request.closed.": KINDS,
     }
 
 

@@ -336,11 +336,11 @@ class ReviewCover(Payload):
 
 @payload
 @dataclass(frozen=True)
-class ReviewDispute(Payload):
-    """A button of a /tinjau NIK-dispute card: close dispute `dispute`, or skip it."""
+class ReviewRequest(Payload):
+    """A button of a /tinjau request card (a NIK dispute, a correction): close or skip it."""
 
-    TAG: ClassVar[str] = "tj:d"
-    dispute: int
+    TAG: ClassVar[str] = "tj:q"
+    request: int
     action: str
 
 
@@ -351,6 +351,16 @@ class Erase(Payload):
 
     TAG: ClassVar[str] = "hp"
     step: str
+
+
+@payload
+@dataclass(frozen=True)
+class Correct(Payload):
+    """From /status: "edit" application `app` (not verified yet) or "ask" for a correction."""
+
+    TAG: ClassVar[str] = "kr"
+    app: int
+    action: str
 
 
 @payload

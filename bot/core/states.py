@@ -53,6 +53,8 @@ class UserMode(StrEnum):
     REVIEW = "review"
     # /hapus: between the first and the second confirmation (buttons only).
     ERASE = "erase"
+    # Writing what to correct in an application already verified.
+    CORRECTION = "correction"
 
 
 B = BroadcastState

@@ -274,18 +274,21 @@ class Invitation(Base):
     used_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
-class NikDispute(Base):
-    """Someone tried to register a NIK another person's application already holds.
+class StaffRequest(Base):
+    """Something about an application that staff must look at in /tinjau, then close.
 
-    The person is told only that the NIK cannot be registered from their chat; staff see the
-    dispute in /tinjau (on the application's card, or as a card of its own) and close it.
+    "nik_dispute": someone tried a NIK this application holds (they were told only that it
+    cannot be registered from their chat). "correction": the worker asks for a correction of
+    an application already verified (`text_enc`: what they wrote, encrypted).
     """
 
-    __tablename__ = "nik_disputes"
+    __tablename__ = "staff_requests"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # The application that holds the NIK, and the person who tried it.
+    kind: Mapped[str] = mapped_column(String(20))
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
-    claimant_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # Who asked (the worker) or tried the NIK (someone else).
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    text_enc: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
     closed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -68,8 +68,8 @@ from bot.db.models import (
     utcnow,
 )
 from bot.services import audit
-from bot.services.disputes import record_dispute
 from bot.services.guesses import nik_try_allowed
+from bot.services.requests import DISPUTE, record_request
 from bot.services.roles import grants_of
 from bot.services.turn import Services, Turn
 
@@ -78,6 +78,8 @@ REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 # Steps of a draft that are not questions (the column holds a question key otherwise).
 CONSENT_STEP = Stage.CONSENT.value
 SUMMARY_STEP = Stage.SUMMARY.value
+# Flow-state key of a draft that corrects a sent application (its id).
+CORRECTS = "corrects"
 EDIT_STEP = Stage.EDIT_PICK.value
 # Words that mean a button of a stage, besides its label (normalised).
 YES_WORDS = ("ya", "iya", "y", "yes", "ok", "oke", "setuju", "saya setuju", "boleh", "benar")
@@ -302,6 +304,55 @@ class Registration:
         return question.step if question is not None else None
 
     # ------------------------------------------------------------------ entry
+
+    async def open_correction(self, turn: Turn, app: Application) -> None:
+        """Edit a sent application not yet verified: a draft with its answers, at the summary.
+
+        Sending the draft writes the answers back into the application (same reference, same
+        place in the review queue); cancelling it, or leaving it, changes nothing.
+        """
+        turn.user.mode = None
+        turn.answers = self.s.cipher.decrypt(app.answers_enc) if app.answers_enc else {}
+        turn.state = FormState()
+        turn.state.extra[CORRECTS] = app.id
+        turn.draft = Application(
+            user_id=turn.user.id,
+            status=ApplicationStatus.DRAFT,
+            step=SUMMARY_STEP,
+            language=turn.t.language,
+        )
+        turn.session.add(turn.draft)
+        await turn.session.flush()
+        await audit.record(turn.session, "correction_open", actor=turn.user, target=app.reference)
+        await self.show(turn)
+
+    async def _apply_correction(self, turn: Turn, app_id: int) -> None:
+        """Write a correction draft back into its application, if that can still be edited."""
+        draft = turn.draft
+        assert draft is not None
+        app = await turn.session.get(Application, app_id)
+        if (
+            app is None
+            or app.user_id != turn.user.id
+            or app.status != ApplicationStatus.SUBMITTED
+            or app.erased_at is not None
+        ):
+            # Verified (or withdrawn) while it was being edited: staff may have copied it.
+            await self.discard(turn)
+            turn.text("correction.too_late")
+            return
+        self.save(turn)
+        app.answers_enc = draft.answers_enc
+        for question in self.form.questions:
+            if question.indexed is not None:
+                column = question.indexed.column
+                setattr(app, column, getattr(draft, column))
+        app.language = draft.language
+        reference = app.reference or "-"
+        await self.discard(turn)
+        await audit.record(turn.session, "corrected", actor=turn.user, target=app.reference)
+        turn.text("correction.saved", reference=reference)
+        self._drop_hidden_keyboard(turn)
 
     async def start(self, turn: Turn, *, village_hint: str = "", assisted: bool = False) -> None:
         """Begin (or continue) the registration."""
@@ -930,6 +981,9 @@ class Registration:
                 Application.status.in_(ACTIVE_STATUSES),
             )
         )
+        if holder is not None and holder.id == turn.state.extra.get(CORRECTS):
+            # The application this draft corrects: it is the same person's own answer.
+            return True
         own, refused = question.duplicate_keys
         if holder is not None and holder.user_id == turn.user.id:
             turn.text(own, reference=holder.reference or "-")
@@ -947,7 +1001,7 @@ class Registration:
             return False
         if holder is None:
             return True
-        await record_dispute(turn.session, holder, turn.user)
+        await record_request(turn.session, DISPUTE, holder, turn.user)
         turn.text(refused)
         return False
 
@@ -965,6 +1019,10 @@ class Registration:
                 turn.state.editing = True
                 await self._goto(turn, question)
                 return
+        corrects = turn.state.extra.get(CORRECTS)
+        if corrects is not None:
+            await self._apply_correction(turn, int(corrects))
+            return
         draft = turn.draft
         self.save(turn)
         for _attempt in range(5):

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.callbacks import ReviewAction, ReviewCover, ReviewDispute, ReviewReason, encode
+from bot.core.callbacks import ReviewAction, ReviewCover, ReviewReason, ReviewRequest, encode
 from bot.core.dates import format_date, parse_date
 from bot.core.errors import InvalidInput
 from bot.core.form import FormContext
@@ -29,11 +29,12 @@ from bot.core.workflow import (
     add_months,
     normalise_kpj,
 )
-from bot.db.models import Application, NikDispute, utcnow
+from bot.db.models import Application, StaffRequest, User, utcnow
+from bot.i18n import translator
 from bot.services import audit
 from bot.services.common import mode_state, set_mode, village_label
-from bot.services.disputes import close_dispute, next_dispute, open_disputes_of
 from bot.services.registration import contribution_text
+from bot.services.requests import DISPUTE, close_request, next_request, open_requests_of
 from bot.services.turn import Turn
 from bot.services.workflow import Actor, change_status, status_name
 
@@ -181,24 +182,38 @@ class Review:
         if app is not None:
             await self._finish(turn, app, S.REGISTERED, kpj=state.get("kpj"), covered_from=day)
 
-    async def dispute_button(self, turn: Turn, pick: ReviewDispute) -> None:
-        """Close a NIK dispute (dealt with), or skip it for now."""
-        if not 0 < pick.dispute <= MAX_ID or pick.action not in ("close", "skip"):
+    async def request_button(self, turn: Turn, pick: ReviewRequest) -> None:
+        """Close a request (dealt with), or skip it for now."""
+        if not 0 < pick.request <= MAX_ID or pick.action not in ("close", "skip"):
             turn.outcome.stale_button = True
             turn.text("button.stale")
             return
         state = self._state(turn)
         if pick.action == "close":
-            if await close_dispute(turn.session, pick.dispute, turn.user):
-                turn.text("review.dispute.closed")
-            else:
+            closed = await close_request(turn.session, pick.request, turn.user)
+            if closed is None:
                 turn.text("review.gone")
+            else:
+                turn.text(f"review.request.closed.{closed.kind}")
+                await self._tell_corrected(turn, closed)
         else:
-            skipped = [*state.get("skipped_disputes", []), pick.dispute][-MAX_SKIPPED:]
-            state["skipped_disputes"] = skipped
+            skipped = [*state.get("skipped_requests", []), pick.request][-MAX_SKIPPED:]
+            state["skipped_requests"] = skipped
         state.update(app=None, step=None)
         set_mode(turn, UserMode.REVIEW, state)
         await self._next(turn)
+
+    async def _tell_corrected(self, turn: Turn, request: StaffRequest) -> None:
+        """A worker whose correction was dealt with is told so."""
+        if request.kind == DISPUTE:
+            return
+        app = await turn.session.get(Application, request.application_id)
+        worker = await turn.session.get(User, request.user_id)
+        if app is None or worker is None or worker.telegram_id is None or worker.erased_at:
+            return
+        t = translator(worker.language or turn.services.settings.default_language)
+        text = t("correction.done", reference=app.reference or "-")
+        turn.outcome.notices.append((worker.telegram_id, Reply(text)))
 
     # ------------------------------------------------------------------ typed answers
 
@@ -297,13 +312,13 @@ class Review:
     async def _next(self, turn: Turn) -> None:
         state = self._state(turn)
         village = state.get("place")
-        dispute = await next_dispute(
+        request = await next_request(
             turn.session,
             village=village,
-            skipped=[int(i) for i in state.get("skipped_disputes", [])],
+            skipped=[int(i) for i in state.get("skipped_requests", [])],
         )
-        if dispute is not None:
-            turn.say(await self._dispute_card(turn, dispute))
+        if request is not None:
+            turn.say(await self._request_card(turn, request))
             return
         app = await claim_next(
             turn.session,
@@ -350,7 +365,7 @@ class Review:
         lines += ["", contribution_text(turn, contribution_of(answers, ctx.rates))]
         if app.assisted_by is not None:
             lines += ["", t("review.card.assisted")]
-        disputes = await open_disputes_of(turn.session, app.id)
+        disputes = await open_requests_of(turn.session, app.id, DISPUTE)
         if disputes:
             lines += ["", t("review.card.disputed", count=disputes)]
         actions = ["verify"] if app.status == S.SUBMITTED else []
@@ -364,23 +379,39 @@ class Review:
         buttons = tuple((Button(t(labels[a]), encode(ReviewAction(app.id, a))),) for a in actions)
         return Reply("\n".join(lines), buttons=buttons)
 
-    async def _dispute_card(self, turn: Turn, dispute: NikDispute) -> Reply:
-        """A NIK tried from another chat while this (reviewed) application holds it."""
+    async def _request_card(self, turn: Turn, request: StaffRequest) -> Reply:
+        """A request as a card: a NIK dispute, or a correction with the data as it stands."""
         t, s = turn.t, turn.services
-        app = await turn.session.get(Application, dispute.application_id)
+        app = await turn.session.get(Application, request.application_id)
         assert app is not None
-        when = dispute.created_at.astimezone(s.settings.tz)
-        text = t(
-            "review.dispute.card",
-            reference=app.reference or "-",
-            status=status_name(t, app.status),
-            place=village_label(turn, app.village_code),
-            date=format_date(when.date(), t.language),
-            chat=dispute.claimant_user_id,
-        )
+        when = request.created_at.astimezone(s.settings.tz)
+        params = {
+            "reference": app.reference or "-",
+            "status": status_name(t, app.status),
+            "place": village_label(turn, app.village_code),
+            "date": format_date(when.date(), t.language),
+            "chat": request.user_id,
+        }
+        if request.kind == DISPUTE:
+            text = t("review.dispute.card", **params)
+        else:
+            asked = s.cipher.decrypt(request.text_enc)["text"] if request.text_enc else "-"
+            answers: dict[str, Any] = s.cipher.decrypt(app.answers_enc) if app.answers_enc else {}
+            ctx = FormContext(
+                answers=answers,
+                t=t,
+                areas=s.areas,
+                rates=s.settings.rates,
+                today=s.today(),
+                own_screen=True,
+            )
+            lines = [t("review.correction.card", text=asked, **params), ""]
+            lines += REGISTRATION.summary_lines(answers, ctx)
+            await audit.record(turn.session, "review_view", actor=turn.user, target=app.reference)
+            text = "\n".join(lines)
         buttons = (
-            (Button(t("review.dispute.button.close"), encode(ReviewDispute(dispute.id, "close"))),),
-            (Button(t("review.button.skip"), encode(ReviewDispute(dispute.id, "skip"))),),
+            (Button(t("review.request.button.close"), encode(ReviewRequest(request.id, "close"))),),
+            (Button(t("review.button.skip"), encode(ReviewRequest(request.id, "skip"))),),
         )
         return Reply(text, buttons=buttons)
 

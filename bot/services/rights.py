@@ -19,7 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.core.callbacks import Erase, encode
+from bot.core.callbacks import Correct, Erase, encode
 from bot.core.dates import format_date
 from bot.core.form import FormContext
 from bot.core.messages import Attachment, Button, Reply
@@ -42,11 +42,15 @@ from bot.security import Cipher
 from bot.services import audit
 from bot.services.common import mode_state, set_mode, village_label
 from bot.services.registration import CONSENT_VERSION, Registration
+from bot.services.requests import CORRECTION, record_request
+from bot.services.status import own_application
 from bot.services.trail import Trace, trail_of
 from bot.services.turn import Turn
 from bot.services.workflow import Actor, change_status, history_of, status_name
 
 ERASED = "erased"
+# Length of a correction request, in characters.
+MIN_CORRECTION, MAX_CORRECTION = 5, 1000
 # What /dataku says someone did with an application (`mydata.seen.<action>`).
 SEEN_ACTIONS = (
     "status_change",
@@ -230,6 +234,49 @@ class Rights:
         )
         action = trace.action if trace.action in SEEN_ACTIONS else "other"
         return t(f"mydata.seen.{action}", date=_day(trace.at, turn), who=who)
+
+    # ------------------------------------------------------------------ corrections
+
+    async def correct_button(self, turn: Turn, pick: Correct) -> None:
+        """From /status: edit an application not yet verified, or ask staff for a correction."""
+        app = await own_application(turn, pick.app)
+        if app is None:
+            return
+        if pick.action == "edit" and app.status == ApplicationStatus.SUBMITTED:
+            if turn.draft is not None:
+                turn.text("correction.finish_draft")
+                return
+            claimed = app.review_claimed_until is not None and app.review_claimed_until > utcnow()
+            if claimed:
+                # A member of staff has the card open right now.
+                turn.text("correction.in_review", reference=app.reference or "-")
+                return
+            await self.registration.open_correction(turn, app)
+        elif pick.action in ("ask", "edit") and app.status in (
+            ApplicationStatus.VERIFIED,
+            ApplicationStatus.REGISTERED,
+        ):
+            set_mode(turn, UserMode.CORRECTION, {"app": app.id})
+            turn.text("correction.ask", reference=app.reference or "-")
+        else:
+            turn.outcome.stale_button = True
+            turn.text("button.stale")
+
+    async def correction_typed(self, turn: Turn, text: str) -> None:
+        """What the worker wants corrected, in their own words: a request for staff."""
+        app_id = int(mode_state(turn).get("app") or 0)
+        cleaned = " ".join(text.split())
+        if not MIN_CORRECTION <= len(cleaned) <= MAX_CORRECTION:
+            turn.text("correction.error.length", low=MIN_CORRECTION, high=MAX_CORRECTION)
+            return
+        set_mode(turn, None)
+        app = await own_application(turn, app_id)
+        if app is None:
+            return
+        s = turn.services
+        encrypted = s.cipher.encrypt({"text": cleaned})
+        await record_request(turn.session, CORRECTION, app, turn.user, text_enc=encrypted)
+        turn.text("correction.sent", reference=app.reference or "-")
 
     # ------------------------------------------------------------------ /hapus
 

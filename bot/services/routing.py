@@ -17,6 +17,7 @@ from bot.core.callbacks import (
     CalculatorAmount,
     ComposeChoice,
     ComposeScope,
+    Correct,
     Erase,
     ExportChoice,
     FollowPick,
@@ -28,8 +29,8 @@ from bot.core.callbacks import (
     PeriodChange,
     ReviewAction,
     ReviewCover,
-    ReviewDispute,
     ReviewReason,
+    ReviewRequest,
     RevokePick,
     Stale,
     StatisticsChart,
@@ -217,9 +218,10 @@ BUTTONS: tuple[ButtonRoute, ...] = (
     ButtonRoute(ReviewAction, Action.REVIEW, lambda f: f.review.action_button),
     ButtonRoute(ReviewReason, Action.REVIEW, lambda f: f.review.reason_button),
     ButtonRoute(ReviewCover, Action.REVIEW, lambda f: f.review.cover_button),
-    ButtonRoute(ReviewDispute, Action.REVIEW, lambda f: f.review.dispute_button),
+    ButtonRoute(ReviewRequest, Action.REVIEW, lambda f: f.review.request_button),
     ButtonRoute(Withdraw, None, lambda f: f.status.withdraw_button),
     ButtonRoute(Erase, None, lambda f: f.rights.erase_button),
+    ButtonRoute(Correct, None, lambda f: f.rights.correct_button),
     ButtonRoute(PeriodChange, None, lambda f: f.status.period_button),
     ButtonRoute(ExportChoice, Action.EXPORT, lambda f: f.exports.button),
 )
@@ -229,6 +231,7 @@ TYPED: tuple[TypedStep, ...] = (
     TypedStep(UserMode.INVITE, Action.INVITE, lambda f: f.invitations.place_text),
     TypedStep(UserMode.COMPOSE, Action.BROADCAST, lambda f: f.composing.typed),
     TypedStep(UserMode.REVIEW, Action.REVIEW, lambda f: f.review.typed),
+    TypedStep(UserMode.CORRECTION, None, lambda f: f.rights.correction_typed),
 )
 
 _BY_NAME = {name: command for command in COMMANDS for name in command.names}

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.core.callbacks import MenuAction, PeriodChange, Withdraw, encode
+from bot.core.callbacks import Correct, MenuAction, PeriodChange, Withdraw, encode
 from bot.core.contribution import PAYMENT_PERIODS
 from bot.core.dates import format_date
 from bot.core.messages import Button, Reply
@@ -56,6 +56,14 @@ class Status:
             history = [self._step(turn, step) for step in await history_of(turn.session, app.id)]
             lines.append("\n".join([entry, *history]))
             reference = app.reference or "-"
+            if app.erased_at is not None:
+                continue
+            if app.status == ApplicationStatus.SUBMITTED:
+                label = t("correction.button.edit", reference=reference)
+                actions.append((Button(label, encode(Correct(app.id, "edit"))),))
+            elif app.status in (ApplicationStatus.VERIFIED, ApplicationStatus.REGISTERED):
+                label = t("correction.button.ask", reference=reference)
+                actions.append((Button(label, encode(Correct(app.id, "ask"))),))
             if app.status in WAITING:
                 label = t("withdraw.button", reference=reference)
                 actions.append((Button(label, encode(Withdraw(app.id, "ask"))),))
@@ -93,13 +101,7 @@ class Status:
         return line
 
     async def _own(self, turn: Turn, app_id: int) -> Application | None:
-        """One of the person's own applications; None (answered) for anything else."""
-        app = await turn.session.get(Application, app_id) if 0 < app_id <= MAX_ID else None
-        if app is None or app.user_id != turn.user.id or app.claim_code_hash is not None:
-            turn.outcome.stale_button = True
-            turn.text("button.stale")
-            return None
-        return app
+        return await own_application(turn, app_id)
 
     async def withdraw_button(self, turn: Turn, pick: Withdraw) -> None:
         """Withdraw an application before registration, after a confirmation."""
@@ -176,3 +178,18 @@ class Status:
             period=t(f"period.label.{pick.months}"),
             amount=format_rupiah(contribution.per_payment),
         )
+
+
+async def own_application(turn: Turn, app_id: int) -> Application | None:
+    """One of the person's own applications (not erased); None (answered) for anything else."""
+    app = await turn.session.get(Application, app_id) if 0 < app_id <= MAX_ID else None
+    if (
+        app is None
+        or app.user_id != turn.user.id
+        or app.claim_code_hash is not None
+        or app.erased_at is not None
+    ):
+        turn.outcome.stale_button = True
+        turn.text("button.stale")
+        return None
+    return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
-from bot.db.models import Application, AuditEntry, NikDispute, User, utcnow
+from bot.db.models import Application, AuditEntry, StaffRequest, User, utcnow
 from bot.runtime import Runtime
 from bot.services.roles import RoleName, revoke_role
 from tests.conftest import RunningBot
@@ -69,7 +69,7 @@ async def test_another_persons_nik_reveals_nothing_and_the_tries_are_capped(
     assert refused in texts(await stranger.say(HELD_A))
 
     async with runtime.sessions() as session:
-        disputes = list(await session.scalars(select(NikDispute).order_by(NikDispute.id)))
+        disputes = list(await session.scalars(select(StaffRequest).order_by(StaffRequest.id)))
     assert [d.application_id for d in disputes][:1] == [held_a]
     assert len(disputes) == 2
     tries = await actions_of(runtime, "nik_try")
@@ -104,12 +104,12 @@ async def test_staff_see_a_dispute_on_the_card_and_on_its_own_and_close_it(
     replies = await staff.say("/tinjau")
     shown = texts(replies)
     assert "BC-DISP01" in shown and "#" in shown
-    replies = await staff.tap("review.dispute.button.close")
-    assert staff.t("review.dispute.closed") in texts(replies)
+    replies = await staff.tap("review.request.button.close")
+    assert staff.t("review.request.closed.nik_dispute") in texts(replies)
     async with runtime.sessions() as session:
-        dispute = await session.scalar(select(NikDispute))
+        dispute = await session.scalar(select(StaffRequest))
     assert dispute is not None and dispute.closed_at is not None
-    assert len(await actions_of(runtime, "nik_dispute_closed")) == 1
+    assert len(await actions_of(runtime, "request_closed")) == 1
     # Closed: /tinjau has nothing left.
     assert "BC-DISP01" not in texts(await staff.say("/tinjau"))
 

@@ -25,6 +25,7 @@ from tests.e2e.chat import Person, texts
 from tests.e2e.test_leaders import leader
 from tests.e2e.test_registration import NIK, register_until_summary
 from tests.services.test_export import SIDAKARYA, add_application
+from tests.services.test_status_workflow import sent_application
 
 
 async def registered_worker(bot: RunningBot, user_id: int) -> tuple[Person, str]:
@@ -171,3 +172,81 @@ async def test_erase_removes_a_draft_at_once(bot: RunningBot) -> None:
     async with bot.runtime.sessions() as session:
         left = list(await session.scalars(select(Application)))
     assert left == []
+
+
+async def test_before_verification_the_worker_edits_the_application_itself(
+    bot: RunningBot,
+) -> None:
+    runtime = bot.runtime
+    worker, reference = await registered_worker(bot, 8601)
+    async with runtime.sessions() as session:
+        before = await session.scalar(select(Application).where(Application.reference == reference))
+    assert before is not None
+    await worker.say("/status")
+    replies = await worker.tap("correction.button.edit", reference=reference)
+    assert worker.t("summary.header") in texts(replies)
+    await worker.tap("summary.edit")
+    await worker.tap("q.income.label")
+    replies = await worker.say("2 juta")
+    assert "Rp26.800" in texts(replies)
+    replies = await worker.tap("summary.send")
+    assert worker.t("correction.saved", reference=reference) in texts(replies)
+
+    async with runtime.sessions() as session:
+        apps = list(await session.scalars(select(Application)))
+    # Still one application, the same reference and place in the queue, the new answer.
+    [app] = apps
+    assert (app.id, app.reference, app.status) == (before.id, reference, "submitted")
+    assert app.submitted_at == before.submitted_at
+    assert app.answers_enc is not None
+    assert runtime.cipher.decrypt(app.answers_enc)["income"] == 2_000_000
+    assert app.nik_hash == before.nik_hash
+
+
+async def test_after_verification_a_correction_is_a_request_staff_close(bot: RunningBot) -> None:
+    # Sent earlier (a worker who typed the whole form just now would wait for Telegram's
+    # per-chat pace before the notices below reach them).
+    reference = "BC-KOREK1"
+    await sent_application(bot.runtime, 8701, reference)
+    worker = Person(bot.fake.user(8701, "Made"))
+    staff = await leader(bot, 8702, RoleName.STAFF, None)
+    await staff.say("/tinjau")
+    await staff.tap("review.button.verify")
+    await worker.say("/status")
+    replies = await worker.tap("correction.button.ask", reference=reference)
+    assert worker.t("correction.ask", reference=reference) in texts(replies)
+    assert worker.t("correction.error.length", low=5, high=1000) in texts(await worker.say("ok"))
+    replies = await worker.say("Tanggal lahir seharusnya 18-08-1985.")
+    assert worker.t("correction.sent", reference=reference) in texts(replies)
+
+    card = texts(await staff.say("/tinjau"))
+    assert "Tanggal lahir seharusnya 18-08-1985." in card and reference in card
+    await staff.tap("review.request.button.close")
+    told = texts(await worker.user.replies())
+    assert worker.t("correction.done", reference=reference) in told
+    trail = texts(await worker.say("/dataku"))
+    assert "permintaan koreksi" in trail
+
+
+async def test_an_edit_is_not_saved_once_staff_verified_meanwhile(bot: RunningBot) -> None:
+    runtime = bot.runtime
+    worker, reference = await registered_worker(bot, 8801)
+    await worker.say("/status")
+    await worker.tap("correction.button.edit", reference=reference)
+    async with runtime.sessions() as session, session.begin():
+        app = await session.scalar(select(Application).where(Application.reference == reference))
+        assert app is not None
+        await change_status(
+            session,
+            runtime.settings,
+            runtime.cipher,
+            app,
+            ApplicationStatus.VERIFIED,
+            actor=Actor(label="cli"),
+            today=date.today(),
+        )
+    replies = await worker.tap("summary.send")
+    assert worker.t("correction.too_late") in texts(replies)
+    async with runtime.sessions() as session:
+        apps = list(await session.scalars(select(Application)))
+    assert [a.status for a in apps] == ["verified"]
