@@ -92,6 +92,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     statuses.add_argument("file", type=Path, help="a .csv (UTF-8, comma-separated) or .xlsx file")
     commands.add_parser("keygen", help="print a new DATA_KEY")
+    keys = commands.add_parser("keys", help="manage the data key")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    key_commands.add_parser(
+        "rotate",
+        help="re-encrypt all stored data under DATA_KEY (with DATA_KEY_OLD still set)",
+        description=(
+            "Re-encrypt every stored row under DATA_KEY while the bot runs; the bot must "
+            "already run with DATA_KEY (new) and DATA_KEY_OLD (old). Safe to interrupt and "
+            "run again. When it reports nothing left, remove DATA_KEY_OLD and restart."
+        ),
+    )
     invite = commands.add_parser(
         "invite",
         help="create a one-time invitation link for a role",
@@ -197,7 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         secrets = [
             secret.get_secret_value()
-            for secret in (settings.telegram_bot_token, settings.webhook_secret)
+            for secret in (
+                settings.telegram_bot_token,
+                settings.webhook_secret,
+                settings.data_key,
+                settings.data_key_old,
+            )
             if secret is not None
         ]
         # In the terminal chat, log lines would land between the lines of the conversation.
@@ -241,6 +257,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             for village in found:
                 print(runtime.areas.label(village))
             return 0
+        if args.command == "keys":
+            return await _rotate_keys(runtime)
         if args.command == "import-status":
             return await _import_status(runtime, args.file)
         if args.command in ("export", "demo-data"):
@@ -271,6 +289,32 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(f"Desa adat: {result.added} added, {result.updated} updated.")
             return 0
     return 2
+
+
+async def _rotate_keys(runtime: Runtime) -> int:
+    from bot.services.keys import rotate_keys
+
+    def progress(table: str, last_id: int) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\r{table}: up to row {last_id}   ")
+            sys.stderr.flush()
+
+    report = await rotate_keys(runtime.sessions, runtime.cipher, progress=progress)
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    for table, count in report.rewritten.items():
+        print(f"{table}: {count} re-encrypted, {report.current.get(table, 0)} already current")
+    if not report.finished:
+        print(
+            f"The bot kept changing rows during {report.passes} passes: run this again.",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"Done in {report.passes} pass(es): every row is under the new key. Remove "
+        "DATA_KEY_OLD and restart the bot."
+    )
+    return 0
 
 
 async def _import_status(runtime: Runtime, path: Path) -> int:

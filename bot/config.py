@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     )
     admin_telegram_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     data_key: SecretStr | None = None
+    # During a key rotation: the previous key(s), comma-separated, still accepted for reading
+    # until `python -m bot keys rotate` has re-encrypted everything under DATA_KEY.
+    data_key_old: SecretStr | None = None
     default_language: str = "id"
     timezone: str = "Asia/Makassar"
     min_age: int = 18
@@ -106,6 +109,7 @@ class Settings(BaseSettings):
         "telegram_api_base_url",
         "telegram_bot_username",
         "data_key",
+        "data_key_old",
         "webhook_url",
         "webhook_secret",
         mode="before",

@@ -9,12 +9,12 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives.ciphers import Cipher as Cipher_
 from cryptography.hazmat.primitives.ciphers import algorithms, modes
 
@@ -24,25 +24,36 @@ log = logging.getLogger(__name__)
 
 
 class Cipher:
-    """Fernet encryption of personal data and a keyed hash for duplicate lookups."""
+    """Fernet encryption of personal data and a keyed hash for duplicate lookups.
 
-    def __init__(self, key: bytes) -> None:
+    During a key rotation (`old_keys` given) data is written under the first key and read
+    under any of them, and lookups by hash try every key's hash (`nik_hashes`).
+    """
+
+    def __init__(self, key: bytes, old_keys: Sequence[bytes] = ()) -> None:
         try:
-            self._fernet = Fernet(key)
-            self._key = base64.urlsafe_b64decode(key)
+            self._fernets = [Fernet(k) for k in (key, *old_keys)]
+            self._raw = [base64.urlsafe_b64decode(k) for k in (key, *old_keys)]
         except (ValueError, TypeError) as exc:
             raise ConfigError(
                 "DATA_KEY: must be a Fernet key (create one with: python -m bot keygen)"
             ) from exc
+        self._fernet = MultiFernet(self._fernets)
         # A separate key for hashing, so the hash reveals nothing about the encryption key.
-        self._hash_key = hmac.new(base64.urlsafe_b64decode(key), b"nik-hash", "sha256").digest()
+        self._hash_keys = [hmac.new(raw, b"nik-hash", "sha256").digest() for raw in self._raw]
+        self._hash_key = self._hash_keys[0]
+
+    @property
+    def rotating(self) -> bool:
+        """Whether older keys are still accepted (a rotation is under way)."""
+        return len(self._fernets) > 1
 
     def encrypt(self, value: dict[str, Any]) -> str:
         """Encrypt a JSON-serialisable mapping."""
         return self._fernet.encrypt(json.dumps(value, sort_keys=True).encode()).decode()
 
     def decrypt(self, token: str) -> dict[str, Any]:
-        """Decrypt what `encrypt` made."""
+        """Decrypt what `encrypt` made (under the current key or an older one)."""
         try:
             data = json.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken as exc:
@@ -51,17 +62,31 @@ class Cipher:
             raise ValueError("encrypted payload is not a mapping")
         return data
 
+    def is_current(self, token: str) -> bool:
+        """Whether a token was made under the current key (its MAC checks with that key)."""
+        try:
+            raw = base64.urlsafe_b64decode(token)
+        except ValueError:
+            return False
+        signing = self._raw[0][:16]
+        return len(raw) >= 73 and hmac.compare_digest(
+            hmac.digest(signing, raw[:-32], "sha256"), raw[-32:]
+        )
+
     def bulk_decryptor(self) -> Callable[[str], dict[str, Any]]:
         """`decrypt` for reading many rows (exports): the same checks, a fraction of the cost.
 
         Fernet is AES-128-CBC with an HMAC-SHA256 over the whole token. `Fernet.decrypt`
-        builds a new cipher context for every token; here one ECB context serves them all,
-        and CBC is undone by hand (each plaintext block is the ECB-decrypted block XOR the
-        ciphertext block before it), which is exactly CBC decryption. The MAC is checked
-        first, in constant time, as Fernet does, so nothing unauthenticated is decrypted.
+        builds a new cipher context for every token; here one ECB context per key serves
+        them all, and CBC is undone by hand (each plaintext block is the ECB-decrypted block
+        XOR the ciphertext block before it), which is exactly CBC decryption. The MAC is
+        checked first, in constant time, as Fernet does, so nothing unauthenticated is
+        decrypted; during a rotation each key is tried in turn.
         """
-        signing, encryption = self._key[:16], self._key[16:]
-        block = Cipher_(algorithms.AES(encryption), modes.ECB()).decryptor()
+        keys = [
+            (raw[:16], Cipher_(algorithms.AES(raw[16:]), modes.ECB()).decryptor())
+            for raw in self._raw
+        ]
         digest, compare, b64decode, loads = (
             hmac.digest,
             hmac.compare_digest,
@@ -75,7 +100,13 @@ class Cipher:
             except ValueError:  # binascii.Error is a ValueError
                 raw = b""
             body, mac = raw[:-32], raw[-32:]
-            if len(raw) < 73 or raw[0] != 0x80 or not compare(digest(signing, body, "sha256"), mac):
+            if len(raw) < 73 or raw[0] != 0x80:
+                raise ConfigError("DATA_KEY: does not decrypt the stored data (wrong key?)")
+            block = next(
+                (block for signing, block in keys if compare(digest(signing, body, "sha256"), mac)),
+                None,
+            )
+            if block is None:
                 raise ConfigError("DATA_KEY: does not decrypt the stored data (wrong key?)")
             chained = body[9:-16]
             encrypted = body[25:]
@@ -97,6 +128,14 @@ class Cipher:
         """Keyed hash of a secret value (NIK, claim code) for lookups without storing it."""
         return hmac.new(self._hash_key, value.encode(), hashlib.sha256).hexdigest()
 
+    def nik_hashes(self, nik: str) -> list[str]:
+        """The NIK's hash under every key accepted now (lookups during a rotation)."""
+        return self.keyed_hashes(nik)
+
+    def keyed_hashes(self, value: str) -> list[str]:
+        """`keyed_hash` under every key accepted now, the current key's first."""
+        return [hmac.new(k, value.encode(), hashlib.sha256).hexdigest() for k in self._hash_keys]
+
 
 def generate_key() -> str:
     """A new random DATA_KEY."""
@@ -105,14 +144,16 @@ def generate_key() -> str:
 
 def load_cipher(settings: Settings) -> Cipher:
     """The cipher from DATA_KEY, or from a key file beside the embedded database."""
+    old_keys = settings.data_key_old.get_secret_value() if settings.data_key_old else ""
+    old = [k.strip().encode() for k in old_keys.split(",") if k.strip()]
     if settings.data_key is not None:
-        return Cipher(settings.data_key.get_secret_value().encode())
+        return Cipher(settings.data_key.get_secret_value().encode(), old)
     db_path = settings.sqlite_path
     if db_path is None:
         raise ConfigError("DATA_KEY: must be set when the database is not the embedded SQLite file")
     key_path = db_path.with_name(db_path.stem + ".key")
     if key_path.exists():
-        return Cipher(key_path.read_bytes().strip())
+        return Cipher(key_path.read_bytes().strip(), old)
     key_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:

@@ -136,3 +136,26 @@ def test_the_bulk_decryptor_reads_what_encrypt_wrote_and_refuses_the_rest() -> N
     for bad, reader in ((tokens[0], other), (flipped, decrypt), ("not a token", decrypt)):
         with pytest.raises(ConfigError, match="DATA_KEY"):
             reader(bad)
+
+
+def test_during_a_rotation_both_keys_read_and_only_the_new_one_writes() -> None:
+    old, new = generate_key().encode(), generate_key().encode()
+    before = Cipher(old)
+    token = before.encrypt({"nik": "5102051708850003"})
+    both = Cipher(new, [old])
+    assert both.rotating and not before.rotating
+    assert both.decrypt(token) == {"nik": "5102051708850003"}
+    assert both.bulk_decryptor()(token) == {"nik": "5102051708850003"}
+    assert not both.is_current(token)
+    fresh = both.encrypt({"nik": "5102051708850003"})
+    assert both.is_current(fresh)
+    assert Cipher(new).decrypt(fresh) == {"nik": "5102051708850003"}
+    # Lookups find a NIK by its old hash as well as its new one.
+    assert both.nik_hashes("5102051708850003") == [
+        Cipher(new).nik_hash("5102051708850003"),
+        before.nik_hash("5102051708850003"),
+    ]
+    with pytest.raises(ConfigError):
+        Cipher(new).decrypt(token)
+    with pytest.raises(ConfigError):
+        Cipher(new).bulk_decryptor()(token)

@@ -41,7 +41,7 @@ class Assisted:
             return
         application = await turn.session.scalar(
             select(Application).where(
-                Application.claim_code_hash == cipher.keyed_hash(code),
+                Application.claim_code_hash.in_(cipher.keyed_hashes(code)),
                 Application.status != "draft",
             )
         )
@@ -51,6 +51,7 @@ class Assisted:
             return
         application.user_id = turn.user.id
         application.claim_code_hash = None
+        application.flow_state = "{}"
         await follow_application(turn.session, turn.user, application)
         await audit.record(
             turn.session, "claim", actor=turn.user, target=f"application:{application.id}"

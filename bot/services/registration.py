@@ -80,6 +80,8 @@ CONSENT_STEP = Stage.CONSENT.value
 SUMMARY_STEP = Stage.SUMMARY.value
 # Flow-state key of a draft that corrects a sent application (its id).
 CORRECTS = "corrects"
+# Flow-state key of a sent assisted application: its claim code, encrypted, until claimed.
+CLAIM = "claim"
 EDIT_STEP = Stage.EDIT_PICK.value
 # Words that mean a button of a stage, besides its label (normalised).
 YES_WORDS = ("ya", "iya", "y", "yes", "ok", "oke", "setuju", "saya setuju", "boleh", "benar")
@@ -975,11 +977,14 @@ class Registration:
         if indexed is None or not indexed.unique or value is None:
             return True
         column = getattr(Application, indexed.column)
+        # During a key rotation a hash may still be under the old key: look for both.
+        wanted = (
+            self.s.cipher.nik_hashes(str(value))
+            if indexed.hashed
+            else [self._indexed_value(question, value)]
+        )
         holder = await turn.session.scalar(
-            select(Application).where(
-                column == self._indexed_value(question, value),
-                Application.status.in_(ACTIVE_STATUSES),
-            )
+            select(Application).where(column.in_(wanted), Application.status.in_(ACTIVE_STATUSES))
         )
         if holder is not None and holder.id == turn.state.extra.get(CORRECTS):
             # The application this draft corrects: it is the same person's own answer.
@@ -1048,6 +1053,8 @@ class Registration:
         if draft.assisted_by is not None:
             code = new_claim_code()
             draft.claim_code_hash = self.s.cipher.keyed_hash(code)
+            # Kept (encrypted) only so that a key rotation can hash it under the new key.
+            draft.flow_state = json.dumps({CLAIM: self.s.cipher.encrypt({"code": code})})
             turn.text("submitted.assisted", reference=draft.reference, code=code)
         else:
             await self.after_submit(turn.session, turn.user, draft)
