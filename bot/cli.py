@@ -188,6 +188,11 @@ def _add_report_parsers(commands: Any) -> None:
         "--actor", help="a Telegram user id, or a label such as 'cli' for the command line"
     )
     log.add_argument("--action", help="one action, e.g. role_grant, broadcast_create, report")
+    log.add_argument(
+        "--person",
+        metavar="REFERENCE",
+        help="who viewed, exported or changed this application (e.g. BC-7K2M9Q), and when",
+    )
     log.add_argument("--format", choices=("text", "csv"), default="text")
     log.add_argument("--output", type=Path, help="file to write (default: standard output)")
 

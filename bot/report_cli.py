@@ -20,7 +20,7 @@ from bot.core.charts import render_report_chart
 from bot.core.images import group_thousands
 from bot.core.reports import write_csv, write_xlsx
 from bot.core.tables import TableError
-from bot.db.models import AuditEntry, User
+from bot.db.models import Application, AuditEntry, User
 from bot.i18n import translator
 from bot.runtime import Runtime
 from bot.services import audit
@@ -122,7 +122,33 @@ async def _audit_rows(
         yield entry, telegram_id
 
 
+async def _person(runtime: Runtime, reference: str) -> int:
+    """`audit --person`: the trail of one application (the basis of a breach notice)."""
+    from bot.services.trail import trail_of
+
+    tz = runtime.settings.tz
+    async with runtime.sessions() as session:
+        app = await session.scalar(
+            select(Application).where(Application.reference == reference.strip().upper())
+        )
+        if app is None:
+            print(f"No application {reference.strip()!r}.", file=sys.stderr)
+            return 1
+        traces = await trail_of(session, app, runtime.settings)
+        users: dict[int, int | None] = {
+            uid: tid for uid, tid in await session.execute(select(User.id, User.telegram_id))
+        }
+    for trace in traces:
+        at = trace.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        who = trace.actor_label or str(users.get(trace.actor_user_id or 0) or "-")
+        print(f"{at}  {who:>12}  {trace.action:<20}  {json.dumps(trace.details, sort_keys=True)}")
+    print(f"{len(traces)} entries for {app.reference}.", file=sys.stderr)
+    return 0
+
+
 async def _audit(runtime: Runtime, args: argparse.Namespace) -> int:
+    if args.person:
+        return await _person(runtime, args.person)
     tz = runtime.settings.tz
     query = (
         select(AuditEntry, User.telegram_id)

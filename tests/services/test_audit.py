@@ -176,3 +176,48 @@ async def test_postgresql_refuses_to_change_or_delete_an_audit_row(runtime: Runt
             async with runtime.sessions() as session, session.begin():
                 await session.execute(statement)
     assert await actions(runtime) == ["targets_import"]
+
+
+async def test_audit_person_lists_who_viewed_exported_or_changed_one_application(
+    runtime: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The basis of a breach notice: one application's trail, exports matched by filter."""
+    from datetime import UTC, date
+
+    from bot.core.states import ApplicationStatus
+    from bot.services import audit
+    from bot.services.export import ExportFilter, ExportRequest, ExportResult, record_export
+    from bot.services.workflow import Actor, change_status
+    from tests.services.test_status_workflow import sent_application
+
+    app_id = await sent_application(runtime, 7001, "BC-TRAIL1")
+    now = datetime.now(UTC)
+
+    async def exported(village: str) -> None:
+        request = ExportRequest(filter=ExportFilter(village=village))
+        async with runtime.sessions() as session, session.begin():
+            await record_export(
+                session, ExportResult(5, 0.1, now), request, "csv", actor_label="cli:staff"
+            )
+
+    await exported(DAJAN_PEKEN)  # holds it
+    await exported("51.71.01.2007")  # does not
+    async with runtime.sessions() as session, session.begin():
+        app = await session.get(bot.db.models.Application, app_id)
+        assert app is not None
+        await audit.record(session, "review_view", actor_label="cli", target="BC-TRAIL1")
+        await change_status(
+            session,
+            runtime.settings,
+            runtime.cipher,
+            app,
+            ApplicationStatus.VERIFIED,
+            actor=Actor(label="cli"),
+            today=date.today(),
+        )
+    capsys.readouterr()
+    assert await run(runtime, "audit", "--person", "bc-trail1") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[3] for line in lines] == ["export", "review_view", "status_change"]
+    assert DAJAN_PEKEN in lines[0]
+    assert await run(runtime, "audit", "--person", "BC-NOPE00") == 1
