@@ -254,7 +254,13 @@ def _with_answers(ctx: FormContext, answers: Answers) -> FormContext:
 
 
 def _parse_nik(text: str, ctx: FormContext) -> str:
-    return parse_nik(text, known_provinces=ctx.areas.province_codes, today=ctx.today).nik
+    parsed = parse_nik(text, known_provinces=ctx.areas.province_codes, today=ctx.today)
+    born = parsed.birth_date
+    if born is not None and born <= ctx.today and age_on(born, ctx.today) < ctx.min_age:
+        # A child's data needs a parent's consent (UU PDP): none of it is kept, the NIK
+        # included; they register at the branch together with a parent.
+        raise InvalidInput("birth_date.error.too_young", min_age=ctx.min_age)
+    return parsed.nik
 
 
 def _show_nik(value: Any, ctx: FormContext) -> str:
@@ -974,6 +980,10 @@ QUESTIONS: tuple[Question, ...] = (
 )
 
 # The registration form: what the conversation asks and the export writes.
+# The version of the consent text (`consent.text` in the locales). Change it whenever that
+# text changes: people with an unfinished registration are asked again before going on.
+CONSENT_VERSION = "2026-11-v1"
+
 REGISTRATION = Form(
     questions=QUESTIONS,
     leading_columns=("reference", "status", "submitted_at"),

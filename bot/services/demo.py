@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.demo import DemoWorkers, demo_reference
 from bot.core.form import Answers, Form
-from bot.core.questions import REGISTRATION
+from bot.core.questions import CONSENT_VERSION, REGISTRATION
 from bot.core.states import ApplicationStatus
 from bot.db.models import ACTIVE_STATUSES, Application, Consent, User
 from bot.security import Cipher
@@ -33,7 +33,6 @@ STATUS_MIX: tuple[tuple[ApplicationStatus, int], ...] = (
 )
 _REJECTIONS = ("NIK tidak ditemukan di Dukcapil", "Data ganda", "Usia di atas batas")
 BATCH = 2000
-CONSENT_VERSION = "2026-11-v1"
 
 
 @dataclass

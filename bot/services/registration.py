@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import areas as area_data
+from bot.core import questions
 from bot.core.callbacks import (
     CancelAnswer,
     ConfirmAnswer,
@@ -73,11 +74,14 @@ from bot.services.requests import DISPUTE, record_request
 from bot.services.roles import grants_of
 from bot.services.turn import Services, Turn
 
-CONSENT_VERSION = "2026-11-v1"
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 # Steps of a draft that are not questions (the column holds a question key otherwise).
 CONSENT_STEP = Stage.CONSENT.value
 SUMMARY_STEP = Stage.SUMMARY.value
+# Flow-state keys: the consent text version agreed to, and the step to go back to after
+# agreeing to a newer one.
+CONSENT_SEEN = "consent_version"
+RESUME = "resume"
 # Flow-state key of a draft that corrects a sent application (its id).
 CORRECTS = "corrects"
 # Flow-state key of a sent assisted application: its claim code, encrypted, until claimed.
@@ -572,6 +576,8 @@ class Registration:
         if not await self._still_assisting(turn):
             return True
         pressed = decode(data)
+        if not await self._consent_current(turn):
+            return True
         if isinstance(pressed, CancelAnswer):
             if turn.state.confirm_cancel and pressed.answer in ("yes", "no"):
                 await self.cancel_answer(turn, pressed.answer == "yes")
@@ -645,7 +651,7 @@ class Registration:
                 given=given,
                 method="in_person" if assisted else "chat",
                 witness_user_id=turn.user.id if assisted else None,
-                text_version=CONSENT_VERSION,
+                text_version=questions.CONSENT_VERSION,
                 language=turn.t.language,
             )
         )
@@ -657,8 +663,27 @@ class Registration:
             turn.text("consent.declined")
             self.show_menu(turn)
             return
+        turn.state.extra[CONSENT_SEEN] = questions.CONSENT_VERSION
         turn.text("consent.thanks")
-        await self._goto(turn, self.form.questions[0])
+        resume = self.form.by_key.get(str(turn.state.extra.pop(RESUME, "")))
+        await self._goto(turn, resume or self.form.questions[0])
+
+    async def _consent_current(self, turn: Turn) -> bool:
+        """Whether the draft's consent is to the current text; if not, it is asked again.
+
+        A registration started under an older consent text stores nothing more until the
+        person agrees to the new one; then it goes on from where it was.
+        """
+        draft = turn.draft
+        seen = turn.state.extra.get(CONSENT_SEEN)
+        current = seen is None or seen == questions.CONSENT_VERSION
+        if draft is None or current or draft.step in (CONSENT_STEP, None):
+            return True
+        turn.state.extra[RESUME] = draft.step
+        draft.step = CONSENT_STEP
+        turn.text("consent.updated")
+        await self.show(turn)
+        return False
 
     async def _summary_action(self, turn: Turn, action: str) -> None:
         assert turn.draft is not None
@@ -820,7 +845,7 @@ class Registration:
     async def typed(self, turn: Turn, incoming: Incoming) -> None:
         """Text, a contact or media sent while the form is in progress."""
         assert turn.draft is not None
-        if not await self._still_assisting(turn):
+        if not await self._still_assisting(turn) or not await self._consent_current(turn):
             return
         if turn.state.confirm_cancel:
             action = pick_typed(incoming.text, self._cancel_choices(turn))

@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.core import questions
 from bot.core.callbacks import Correct, Erase, encode
 from bot.core.dates import format_date
 from bot.core.form import FormContext
@@ -41,7 +42,7 @@ from bot.i18n import Translator
 from bot.security import Cipher
 from bot.services import audit
 from bot.services.common import mode_state, set_mode, village_label
-from bot.services.registration import CONSENT_VERSION, Registration
+from bot.services.registration import Registration
 from bot.services.requests import CORRECTION, record_request
 from bot.services.status import own_application
 from bot.services.trail import Trace, trail_of
@@ -359,7 +360,7 @@ async def erase_person(
             user_id=user.id,
             given=False,
             method="chat",
-            text_version=CONSENT_VERSION,
+            text_version=questions.CONSENT_VERSION,
             language=user.language or settings.default_language,
         )
     )

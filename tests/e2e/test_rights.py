@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import select
 
+from bot.core import questions
 from bot.core.callbacks import Erase, encode
 from bot.core.states import ApplicationStatus
 from bot.core.workflow import add_months
@@ -22,6 +24,7 @@ from bot.services.roles import RoleName
 from bot.services.workflow import Actor, change_status
 from tests.conftest import RunningBot
 from tests.e2e.chat import Person, texts
+from tests.e2e.test_bad_input import stored_answers
 from tests.e2e.test_leaders import leader
 from tests.e2e.test_registration import NIK, register_until_summary
 from tests.services.test_export import SIDAKARYA, add_application
@@ -250,3 +253,40 @@ async def test_an_edit_is_not_saved_once_staff_verified_meanwhile(bot: RunningBo
     async with runtime.sessions() as session:
         apps = list(await session.scalars(select(Application)))
     assert [a.status for a in apps] == ["verified"]
+
+
+async def test_a_new_consent_text_is_asked_again_before_the_form_goes_on(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    person = Person(bot.fake.user(8901, "Komang"))
+    await person.say("/daftar")
+    await person.tap("consent.yes")
+    await person.say(NIK)
+    # A release with a new consent text.
+    monkeypatch.setattr(questions, "CONSENT_VERSION", "2027-01-v2")
+    replies = await person.say("Komang Ayu")
+    assert person.t("consent.updated") in texts(replies)
+    # Nothing more was stored before agreeing again.
+    assert await stored_answers(bot.runtime, 8901) == {"nik": NIK}
+    replies = await person.tap("consent.yes")
+    # Back at the question that was open, the earlier answer kept.
+    assert person.t("progress", step=2, total=12) in texts(replies)
+    await person.say("Komang Ayu")
+    assert (await stored_answers(bot.runtime, 8901))["full_name"] == "Komang Ayu"
+    async with bot.runtime.sessions() as session:
+        versions = list(await session.scalars(select(Consent.text_version).order_by(Consent.id)))
+    assert versions == ["2026-11-v1", "2027-01-v2"]
+
+
+async def test_someone_under_18_is_sent_to_the_branch_with_a_parent(bot: RunningBot) -> None:
+    person = Person(bot.fake.user(8902, "Gede"))
+    await person.say("/daftar")
+    await person.tap("consent.yes")
+    today = date.today()
+    born = today.replace(year=today.year - 16)
+    # A NIK of someone born 16 years ago (Tabanan, male): refused, nothing stored.
+    nik = f"510205{born:%d%m%y}0001"
+    replies = await person.say(nik)
+    assert person.t("birth_date.error.too_young", min_age=18) in texts(replies)
+    assert "orang tua" in texts(replies)
+    assert await stored_answers(bot.runtime, 8902) == {}
