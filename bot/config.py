@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     min_age: int = 18
     max_age: int = 65
     draft_retention_days: int = 30
+    # Rejected and withdrawn applications keep their personal data this long after the last
+    # change; messages that could not be delivered are kept this long (see retention.py).
+    closed_retention_days: int = 365
+    undelivered_retention_days: int = 7
     income_options: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: [1_000_000, 1_500_000, 2_000_000, 2_500_000, 3_000_000, 5_000_000]
     )
@@ -206,6 +210,8 @@ class Settings(BaseSettings):
         "min_age",
         "max_age",
         "draft_retention_days",
+        "closed_retention_days",
+        "undelivered_retention_days",
         "min_income",
         "jkm_flat",
         "broadcast_rate",

@@ -44,10 +44,11 @@ from bot.services.broadcasts import render
 from bot.services.delivery import DeliveryEngine
 from bot.services.export_jobs import run_export_jobs
 from bot.services.flood import flood_warning
-from bot.services.inbox import Handled, InboxWorkers, Intake, Received, purge_inbox
+from bot.services.inbox import Handled, InboxWorkers, Intake, Received
 from bot.services.leader import Leadership, namespace_of
 from bot.services.outbox import Action, OutboxSender, Outgoing, enqueue
 from bot.services.pacing import Pacer, wait_at_most
+from bot.services.retention import apply_retention
 from bot.services.roles import Grant
 from bot.services.routing import menu_for as routed_menu
 from bot.services.updates import (
@@ -56,7 +57,6 @@ from bot.services.updates import (
     menu_owner,
     menu_owner_in,
     note_last_messages,
-    purge_drafts,
     record_tracked,
     send_payment_reminders,
     set_blocked_in,
@@ -485,13 +485,13 @@ async def resume_offset(runtime: Runtime) -> int | None:
 
 
 async def scheduled_jobs(runtime: Runtime, stop: asyncio.Event) -> None:
-    """The leader's periodic work: old drafts and handled updates are deleted, and the
-    payment reminders that have come due are written (at most once each, see reminders.py)."""
+    """The leader's periodic work: personal data past its retention is deleted or erased
+    (see retention.py), and the payment reminders that have come due are written (at most
+    once each, see reminders.py)."""
     await wait_at_most(stop, 5.0)
     while not stop.is_set():
         try:
-            await purge_drafts(runtime)
-            await purge_inbox(runtime.sessions)
+            await apply_retention(runtime)
             await send_payment_reminders(runtime)
         except Exception:
             log.exception("A scheduled job failed; it runs again later")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, select, update
@@ -24,7 +23,6 @@ from bot.core.messages import Incoming, Outcome
 from bot.db.models import User, utcnow
 from bot.services.broadcasts import record_progress_message
 from bot.services.exporting import TRACK, record_export_progress_message
-from bot.services.registration import purge_stale_drafts
 from bot.services.roles import Grant, grants_of
 from bot.services.users import user_for_telegram
 
@@ -176,19 +174,6 @@ async def note_last_messages(session: AsyncSession, newest: Mapping[int, int]) -
         .values(last_message_id=bindparam("message")),
         [{"chat": chat, "message": message} for chat, message in newest.items()],
     )
-
-
-async def purge_drafts(runtime: Runtime) -> int:
-    """Delete registrations left unfinished longer than the retention setting; return how many."""
-    days = runtime.settings.draft_retention_days
-
-    async def work(session: AsyncSession) -> int:
-        return await purge_stale_drafts(session, timedelta(days=days))
-
-    removed = await run_unit_of_work(runtime.sessions, work)
-    if removed:
-        log.info("Deleted %d unfinished registrations older than %d days", removed, days)
-    return removed
 
 
 async def send_payment_reminders(runtime: Runtime) -> int:
