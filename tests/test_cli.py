@@ -70,7 +70,7 @@ def test_the_readme_lists_every_command() -> None:
     listed = {words[0] for words in readme_commands()}
     expected = (
         "run chat db villages export demo-data desa-adat keygen invite revoke broadcast report "
-        "targets audit"
+        "targets audit keys"
     )
     assert listed == {*expected.split(), "broadcast-status", "import-status"}
 
