@@ -171,3 +171,20 @@ async def bot(fake: FakeTelegram, runtime: Runtime) -> AsyncIterator[RunningBot]
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture
+def loop_runtime(
+    settings: Settings, request: pytest.FixtureRequest
+) -> Iterator[tuple[asyncio.AbstractEventLoop, Runtime]]:
+    """A runtime driven from a plain event loop, for hypothesis (which is synchronous)."""
+    options = _engine_options(settings, request)
+    loop = asyncio.new_event_loop()
+    manager = open_runtime(settings, **options)
+    runtime = loop.run_until_complete(manager.__aenter__())
+    loop.run_until_complete(_empty_user_tables(runtime))
+    try:
+        yield loop, runtime
+    finally:
+        loop.run_until_complete(manager.__aexit__(None, None, None))
+        loop.close()

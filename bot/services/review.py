@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.callbacks import ReviewAction, ReviewCover, ReviewReason, ReviewRequest, encode
 from bot.core.dates import format_date, parse_date
 from bot.core.errors import InvalidInput
-from bot.core.form import FormContext
 from bot.core.messages import Button, Reply
 from bot.core.questions import REGISTRATION, contribution_of
 from bot.core.states import ApplicationStatus, UserMode
@@ -342,15 +341,7 @@ class Review:
         """
         t, s = turn.t, turn.services
         await audit.record(turn.session, "review_view", actor=turn.user, target=app.reference)
-        answers: dict[str, Any] = s.cipher.decrypt(app.answers_enc) if app.answers_enc else {}
-        ctx = FormContext(
-            answers=answers,
-            t=t,
-            areas=s.areas,
-            rates=s.settings.rates,
-            today=s.today(),
-            own_screen=True,
-        )
+        answers, ctx = turn.answers_of(app)
         submitted = (app.submitted_at or app.created_at).astimezone(s.settings.tz)
         lines = [
             t(
@@ -396,15 +387,7 @@ class Review:
             text = t("review.dispute.card", **params)
         else:
             asked = s.cipher.decrypt(request.text_enc)["text"] if request.text_enc else "-"
-            answers: dict[str, Any] = s.cipher.decrypt(app.answers_enc) if app.answers_enc else {}
-            ctx = FormContext(
-                answers=answers,
-                t=t,
-                areas=s.areas,
-                rates=s.settings.rates,
-                today=s.today(),
-                own_screen=True,
-            )
+            answers, ctx = turn.answers_of(app)
             lines = [t("review.correction.card", text=asked, **params), ""]
             lines += REGISTRATION.summary_lines(answers, ctx)
             await audit.record(turn.session, "review_view", actor=turn.user, target=app.reference)

@@ -22,7 +22,6 @@ from bot.config import Settings
 from bot.core import questions
 from bot.core.callbacks import Correct, Erase, encode
 from bot.core.dates import format_date
-from bot.core.form import FormContext
 from bot.core.messages import Attachment, Button, Reply
 from bot.core.questions import REGISTRATION
 from bot.core.states import ApplicationStatus, UserMode
@@ -170,15 +169,7 @@ class Rights:
     async def _application(self, turn: Turn, app: Application) -> tuple[str, dict[str, Any]]:
         """One application for /dataku: its answers, history and who saw it; and as data."""
         t, s = turn.t, turn.services
-        answers: dict[str, Any] = s.cipher.decrypt(app.answers_enc) if app.answers_enc else {}
-        ctx = FormContext(
-            answers=answers,
-            t=t,
-            areas=s.areas,
-            rates=s.settings.rates,
-            today=s.today(),
-            own_screen=True,
-        )
+        answers, ctx = turn.answers_of(app)
         lines = [
             t(
                 "mydata.application",

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.core.errors import InvalidInput
-from bot.core.form import FormState
+from bot.core.form import FormContext, FormState
 from bot.core.messages import Outcome, Reply
 from bot.db.models import Application, User
 from bot.i18n import Translator, translator
@@ -59,3 +59,18 @@ class Turn:
     def error(self, exc: InvalidInput) -> None:
         """Queue the one-sentence explanation of a bad answer."""
         self.text(exc.key, **exc.params)
+
+    def answers_of(self, app: Application) -> tuple[dict[str, Any], FormContext]:
+        """A sent application's answers, and the context to show them whole (the person's
+        own screen, or staff checking them against the KTP)."""
+        s = self.services
+        answers: dict[str, Any] = s.cipher.decrypt(app.answers_enc) if app.answers_enc else {}
+        ctx = FormContext(
+            answers=answers,
+            t=self.t,
+            areas=s.areas,
+            rates=s.settings.rates,
+            today=s.today(),
+            own_screen=True,
+        )
+        return answers, ctx

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,14 +12,12 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot.config import Settings
 from bot.core.form import FormContext
 from bot.core.messages import Incoming, InputKind
 from bot.core.questions import REGISTRATION
 from bot.db.models import Application, User
 from bot.i18n import translator
-from bot.runtime import Runtime, open_runtime
-from tests.conftest import _empty_user_tables, _engine_options
+from bot.runtime import Runtime
 
 COMPLETE: dict[str, Any] = {
     "nik": "5102051708850003",
@@ -81,23 +78,6 @@ def check_stored(answers: dict[str, Any], runtime: Runtime) -> None:
         # Not a button's value: it must be what the parser makes of it (cleaned, canonical).
         assert question.parse is not None, (key, value)
         assert question.parse(_as_typed(value), ctx) == value, (key, value)
-
-
-@pytest.fixture
-def loop_runtime(
-    settings: Settings, request: pytest.FixtureRequest
-) -> Iterator[tuple[asyncio.AbstractEventLoop, Runtime]]:
-    """A runtime driven from a plain event loop, for hypothesis (which is synchronous)."""
-    options = _engine_options(settings, request)
-    loop = asyncio.new_event_loop()
-    manager = open_runtime(settings, **options)
-    runtime = loop.run_until_complete(manager.__aenter__())
-    loop.run_until_complete(_empty_user_tables(runtime))
-    try:
-        yield loop, runtime
-    finally:
-        loop.run_until_complete(manager.__aexit__(None, None, None))
-        loop.close()
 
 
 async def _send_at_step(runtime: Runtime, step: str, text: str) -> dict[str, Any]:

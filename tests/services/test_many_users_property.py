@@ -13,22 +13,19 @@ ones, typing their own answers, each other's NIKs and names, and noise. After ev
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot.config import Settings
 from bot.core.messages import Incoming, InputKind
 from bot.db.models import Application, User
 from bot.i18n import translator
-from bot.runtime import Runtime, open_runtime
+from bot.runtime import Runtime
 from bot.services.updates import answer
-from tests.conftest import _empty_user_tables, _engine_options
+from tests.conftest import _empty_user_tables
 from tests.services.test_conversation_property import check_stored
 
 ADMIN = 20
@@ -85,23 +82,6 @@ class Seen:
 
     typed: dict[int, set[str]] = field(default_factory=dict)
     buttons: dict[int, list[str]] = field(default_factory=dict)
-
-
-@pytest.fixture
-def loop_runtime(
-    settings: Settings, request: pytest.FixtureRequest
-) -> Iterator[tuple[asyncio.AbstractEventLoop, Runtime]]:
-    """A runtime driven from a plain event loop, for hypothesis (which is synchronous)."""
-    options = _engine_options(settings, request)
-    loop = asyncio.new_event_loop()
-    manager = open_runtime(settings, **options)
-    runtime = loop.run_until_complete(manager.__aenter__())
-    runtime.settings.admin_telegram_ids = [ADMIN]
-    try:
-        yield loop, runtime
-    finally:
-        loop.run_until_complete(manager.__aexit__(None, None, None))
-        loop.close()
 
 
 step = st.tuples(
@@ -180,4 +160,5 @@ def test_several_people_at_once_never_break_or_leak(
     steps: list[tuple[int, str, int, str]],
 ) -> None:
     loop, runtime = loop_runtime
+    runtime.settings.admin_telegram_ids = [ADMIN]
     loop.run_until_complete(_play(runtime, steps))
