@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bot.cli import cap_malloc_arenas
 from bot.config import Settings, load_settings
 from bot.runtime import open_runtime
 from bot.security import generate_key
@@ -109,6 +110,8 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     if args.one:
+        # As `python -m bot export` runs (see bot.cli.cap_malloc_arenas).
+        cap_malloc_arenas()
         fmt, database, output = args.one
         found = asyncio.run(one(Path(database), os.environ[KEY_ENV], fmt, Path(output)))
         written = Path(output)

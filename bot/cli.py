@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import sys
@@ -197,8 +199,26 @@ def _add_report_parsers(commands: Any) -> None:
     log.add_argument("--output", type=Path, help="file to write (default: standard output)")
 
 
+# glibc's mallopt parameter for the number of malloc arenas.
+_M_ARENA_MAX = -8
+
+
+def cap_malloc_arenas(arenas: int = 2) -> None:
+    """Keep memory flat when rows are made in one thread and freed in another.
+
+    aiosqlite reads rows in a thread of its own and the event loop frees them; with glibc's
+    default of one arena per thread (up to 8 per core), the freed memory is not reused and a
+    1 000 000-row export grew to 360 MB instead of staying near 110 MB. Two arenas keep it
+    flat. Nothing happens where the C library is not glibc.
+    """
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_ARENA_MAX, arenas)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a configuration problem ends with one line naming the setting."""
+    cap_malloc_arenas()
     args = _parser().parse_args(argv)
     # python-telegram-bot 22 warns on every RetryAfter unless it may use timedelta; opt in.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
