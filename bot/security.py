@@ -142,18 +142,31 @@ def generate_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def load_cipher(settings: Settings) -> Cipher:
-    """The cipher from DATA_KEY, or from a key file beside the embedded database."""
+def key_file_of(settings: Settings) -> Path | None:
+    """Where the key lives when DATA_KEY is unset: beside the embedded database."""
+    db_path = settings.sqlite_path
+    return None if db_path is None else db_path.with_name(db_path.stem + ".key")
+
+
+def configured_cipher(settings: Settings) -> Cipher | None:
+    """The cipher from DATA_KEY or the existing key file; None when the key file is missing."""
     old_keys = settings.data_key_old.get_secret_value() if settings.data_key_old else ""
     old = [k.strip().encode() for k in old_keys.split(",") if k.strip()]
     if settings.data_key is not None:
         return Cipher(settings.data_key.get_secret_value().encode(), old)
-    db_path = settings.sqlite_path
-    if db_path is None:
+    key_path = key_file_of(settings)
+    if key_path is None:
         raise ConfigError("DATA_KEY: must be set when the database is not the embedded SQLite file")
-    key_path = db_path.with_name(db_path.stem + ".key")
     if key_path.exists():
         return Cipher(key_path.read_bytes().strip(), old)
+    return None
+
+
+def create_key_file(settings: Settings) -> Cipher:
+    """Make a new key file beside the embedded database (only for a database without data)."""
+    key_path = key_file_of(settings)
+    if key_path is None:
+        raise ConfigError("DATA_KEY: must be set when the database is not the embedded SQLite file")
     key_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -164,6 +177,12 @@ def load_cipher(settings: Settings) -> Cipher:
         key_path,
     )
     return Cipher(key_path.read_bytes().strip())
+
+
+def load_cipher(settings: Settings) -> Cipher:
+    """The cipher from DATA_KEY, or from a key file beside the embedded database (made if
+    missing). Start-up uses `configured_cipher` instead, to look at the database first."""
+    return configured_cipher(settings) or create_key_file(settings)
 
 
 _NIK_LIKE = re.compile(r"(?<!\d)\d{16}(?!\d)")

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.channels.telegram import serving
 from bot.config import Settings, load_settings
 from bot.db.models import Base
+from bot.db.session import make_engine
 from bot.fakebot import FakeTelegram
 from bot.runtime import Runtime, open_runtime
 from bot.security import generate_key
@@ -107,22 +108,34 @@ def runtime_factory(settings: Settings, request: pytest.FixtureRequest) -> Runti
 
 
 @pytest.fixture
-async def runtime(runtime_factory: RuntimeFactory) -> AsyncIterator[Runtime]:
+async def runtime(
+    runtime_factory: RuntimeFactory, settings: Settings, request: pytest.FixtureRequest
+) -> AsyncIterator[Runtime]:
     """The bot's runtime on a database whose user tables start empty."""
+    # Emptied before start-up: what an earlier test left (under another key, say) must not
+    # meet this test's start-up key check.
+    await _empty_user_tables(settings, _engine_options(settings, request))
     async with runtime_factory() as rt:
-        await _empty_user_tables(rt)
         yield rt
 
 
-async def _empty_user_tables(rt: Runtime) -> None:
-    async with rt.engine.begin() as connection:
-        if rt.settings.is_sqlite:
-            for table in USER_TABLES:
-                await connection.execute(text(f"DELETE FROM {table}"))
-        else:
-            await connection.execute(
-                text(f"TRUNCATE {', '.join(USER_TABLES)} RESTART IDENTITY CASCADE")
-            )
+async def _empty_user_tables(settings: Settings, options: dict[str, Any]) -> None:
+    engine = make_engine(settings.database_url, **options)
+    try:
+        async with engine.begin() as connection:
+            existing = set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+            tables = [table for table in USER_TABLES if table in existing]
+            if not tables:
+                return
+            if settings.is_sqlite:
+                for table in tables:
+                    await connection.execute(text(f"DELETE FROM {table}"))
+            else:
+                await connection.execute(
+                    text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+                )
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture
@@ -180,9 +193,9 @@ def loop_runtime(
     """A runtime driven from a plain event loop, for hypothesis (which is synchronous)."""
     options = _engine_options(settings, request)
     loop = asyncio.new_event_loop()
+    loop.run_until_complete(_empty_user_tables(settings, options))
     manager = open_runtime(settings, **options)
     runtime = loop.run_until_complete(manager.__aenter__())
-    loop.run_until_complete(_empty_user_tables(runtime))
     try:
         yield loop, runtime
     finally:
