@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import os
 import signal
 import sys
@@ -15,7 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, StartupError, load_settings
 from bot.core.policy import INVITABLE_ROLES
 
 if TYPE_CHECKING:
@@ -227,11 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(generate_key())
         return 0
+    secrets: list[str] = []
     try:
         settings = load_settings()
         from bot.security import setup_logging
 
-        secrets = [
+        secrets += [
             secret.get_secret_value()
             for secret in (
                 settings.telegram_bot_token,
@@ -249,10 +251,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(_dispatch(args, settings))
     except ConfigError as exc:
-        print(f"Configuration error: {exc}", file=sys.stderr)
+        print(f"Configuration error: {_one_line(exc, secrets)}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"Cannot start: {_one_line(exc, secrets)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # A bug, not a mistake of the operator: the traceback goes through the log, whose
+        # filter takes secrets and personal data out of it.
+        logging.getLogger("bot").critical("Stopped by an unexpected error", exc_info=True)
+        return 1
+
+
+def _one_line(exc: Exception, secrets: list[str]) -> str:
+    """An error's message on one line, with no secret in it."""
+    from bot.security import redact
+
+    message = " ".join(str(exc).split())
+    for secret in secrets:
+        message = message.replace(secret, "[secret]")
+    return redact(message)
 
 
 def chat_log_file(settings: Settings) -> Path:

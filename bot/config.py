@@ -21,10 +21,16 @@ _REGENCY_CODE = re.compile(r"^\d{2}\.\d{2}$")
 # The Bot API's rule for a webhook's secret_token.
 _WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(Exception):
     """A setting has a value the bot cannot start with; the message names it."""
+
+
+class StartupError(Exception):
+    """What a setting points at refused or could not be reached at start-up (the database,
+    the Bot API, the webhook port); the message names the setting and the reason."""
 
 
 def _split_csv(value: object) -> object:
@@ -149,6 +155,14 @@ class Settings(BaseSettings):
         if value not in LANGUAGES:
             raise ValueError(f"must be one of {', '.join(LANGUAGES)}")
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator("timezone")
     @classmethod

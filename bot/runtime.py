@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.config import Settings
+from bot.config import Settings, StartupError
 from bot.db.session import (
     make_engine,
     make_sessionmaker,
@@ -89,6 +90,28 @@ async def prepare_database(
         return await AreaDirectory.load(session, settings.branch_regencies), cipher
 
 
+def database_problem(settings: Settings, exc: BaseException) -> StartupError:
+    """One line naming the database (never its password) and why it could not be used."""
+    url = make_url(settings.database_url)
+    where = (
+        str(settings.sqlite_path or "in memory")
+        if settings.is_sqlite
+        else f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+    )
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    reason = (
+        cause.strerror
+        if isinstance(cause, OSError) and cause.strerror
+        else str(cause).strip().splitlines()[0]
+        if str(cause).strip()
+        else ""
+    )
+    reason = f"{type(cause).__name__}: {reason}" if reason else type(cause).__name__
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    return StartupError(f"DATABASE_URL: cannot use the database at {where} ({reason})")
+
+
 @asynccontextmanager
 async def open_runtime(settings: Settings, **engine_options: Any) -> AsyncIterator[Runtime]:
     """Connect, migrate, load areas; dispose of the engine at the end."""
@@ -98,9 +121,15 @@ async def open_runtime(settings: Settings, **engine_options: Any) -> AsyncIterat
         engine_options.setdefault(
             "connect_args", {"server_settings": {"search_path": settings.database_schema}}
         )
-    engine = make_engine(settings.database_url, **engine_options)
     try:
-        areas, cipher = await prepare_database(settings, engine, configured)
+        engine = make_engine(settings.database_url, **engine_options)
+    except OSError as exc:  # the SQLite file's folder cannot be made
+        raise database_problem(settings, exc) from None
+    try:
+        try:
+            areas, cipher = await prepare_database(settings, engine, configured)
+        except (OSError, DBAPIError) as exc:
+            raise database_problem(settings, exc) from None
         runtime = Runtime(
             settings=settings,
             engine=engine,

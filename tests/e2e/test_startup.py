@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from bot.db.models import Application, KeyCheck, User
 from bot.fakebot import FakeTelegram
 from bot.runtime import Runtime, open_runtime
 from bot.security import generate_key
-from tests.conftest import DATA_KEY
+from tests.conftest import DATA_KEY, PG_URL
 from tests.e2e.test_crash import ROOT
 from tests.services.test_conversation_property import COMPLETE
 
@@ -223,3 +224,116 @@ async def test_a_new_database_still_gets_its_key_file(tmp_path: Path, fake: Fake
     assert (await start(fake, env)).returncode is None
     assert (tmp_path / "bot.key").exists()
     assert (await start(fake, env)).returncode is None
+
+
+# ---------------------------------------------------------------- other start-up failures
+
+WRONG_TOKEN = "987654321:AAHwrongTokenForTheTest-abcdefghijklmn"
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def fresh_env(fake: FakeTelegram, tmp_path: Path) -> dict[str, str]:
+    """A bot on a new embedded database with a data key, against the fake Telegram."""
+    settings = load_settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/bot.db")
+    return {**bot_env(fake, settings, None), "DATA_KEY": DATA_KEY}
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+async def test_a_token_telegram_refuses_is_named_not_printed(
+    tmp_path: Path, fake: FakeTelegram, mode: str
+) -> None:
+    env = {**fresh_env(fake, tmp_path), "TELEGRAM_BOT_TOKEN": WRONG_TOKEN}
+    if mode == "webhook":
+        env |= {
+            "WEBHOOK_URL": "http://127.0.0.1/telegram",
+            "WEBHOOK_SECRET": "s3cret-for-the-webhook",
+            "WEBHOOK_PORT": str(closed_port()),
+        }
+    line = assert_one_line(await start(fake, env), WRONG_TOKEN, "s3cret-for-the-webhook")
+    assert line.startswith("Cannot start: TELEGRAM_BOT_TOKEN:")
+    assert "refused" in line
+
+
+async def test_an_unreachable_bot_api_is_one_line(tmp_path: Path, fake: FakeTelegram) -> None:
+    address = f"http://127.0.0.1:{closed_port()}/bot"
+    env = {**fresh_env(fake, tmp_path), "TELEGRAM_API_BASE_URL": address}
+    line = assert_one_line(await start(fake, env), fake.token)
+    assert line.startswith("Cannot start: TELEGRAM_API_BASE_URL:")
+    assert f"127.0.0.1:{address.split(':')[2].split('/')[0]}" in line
+
+
+async def test_an_unreachable_postgresql_is_one_line_without_the_password(
+    fake: FakeTelegram,
+) -> None:
+    url = f"postgresql+asyncpg://bebas:pw-Rahasia-77@127.0.0.1:{closed_port()}/bebas"
+    env = {**bot_env(fake, None, None), "DATABASE_URL": url, "DATA_KEY": DATA_KEY}
+    line = assert_one_line(await start(fake, env), "pw-Rahasia-77")
+    assert line.startswith("Cannot start: DATABASE_URL:")
+    assert "127.0.0.1" in line
+
+
+@pytest.mark.postgres
+async def test_a_missing_postgresql_database_is_one_line(
+    fake: FakeTelegram, postgres_schema: str
+) -> None:
+    url = PG_URL.rsplit("/", 1)[0] + "/no_such_database_here"
+    env = {**bot_env(fake, None, None), "DATABASE_URL": url, "DATA_KEY": DATA_KEY}
+    line = assert_one_line(await start(fake, env))
+    assert line.startswith("Cannot start: DATABASE_URL:")
+    assert "no_such_database_here" in line
+
+
+async def test_an_embedded_database_that_cannot_be_opened_is_one_line(
+    tmp_path: Path, fake: FakeTelegram
+) -> None:
+    (tmp_path / "plain-file").write_text("not a folder")
+    env = {
+        **fresh_env(fake, tmp_path),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/plain-file/bot.db",
+    }
+    line = assert_one_line(await start(fake, env))
+    assert line.startswith("Cannot start: DATABASE_URL:")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("LOG_LEVEL", "LOUD"),
+        ("LOG_FORMAT", "xml"),
+        ("DATABASE_URL", "mysql://bebas:pw-Rahasia-77@db/bebas"),
+        ("BROADCAST_RATE", "-1"),
+        ("FLOOD_BURST", "many"),
+        ("TIMEZONE", "Mars/Olympus"),
+        ("WEBHOOK_PORT", "99999"),
+        ("DATA_KEY", "pw-Rahasia-77-not-a-fernet-key"),
+        ("BRANCH_REGENCIES", "51,71"),
+    ],
+)
+async def test_a_bad_setting_is_named_in_one_line(
+    tmp_path: Path, fake: FakeTelegram, setting: str, value: str
+) -> None:
+    env = {**fresh_env(fake, tmp_path), setting: value}
+    line = assert_one_line(await start(fake, env), "pw-Rahasia-77")
+    assert line.startswith(f"Configuration error: {setting}:")
+
+
+async def test_a_webhook_port_in_use_is_one_line(tmp_path: Path, fake: FakeTelegram) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **fresh_env(fake, tmp_path),
+            "WEBHOOK_URL": "http://127.0.0.1/telegram",
+            "WEBHOOK_SECRET": "s3cret-for-the-webhook",
+            "WEBHOOK_PORT": str(port),
+        }
+        line = assert_one_line(await start(fake, env, "--webhook"), fake.token)
+    assert line.startswith("Cannot start: WEBHOOK_PORT:")
+    assert str(port) in line
