@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -21,7 +23,7 @@ from bot.db.models import Base
 from bot.db.session import make_engine
 from bot.fakebot import FakeTelegram
 from bot.runtime import Runtime, open_runtime
-from bot.security import generate_key
+from bot.security import generate_key, log_filters, quiet_libraries
 
 # python-telegram-bot 22 warns on every RetryAfter unless it may use timedelta; opt in.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
@@ -201,3 +203,86 @@ def loop_runtime(
     finally:
         loop.run_until_complete(manager.__aexit__(None, None, None))
         loop.close()
+
+
+# ---------------------------------------------------------------- LOG_SCAN=1
+
+# `LOG_SCAN=1 make test` (or pytest): every test logs at DEBUG through the filters the bot's
+# own log handlers carry, and a test whose log holds personal data it typed (through the
+# fake Telegram) fails. See README, "Tests".
+LOG_SCAN = os.environ.get("LOG_SCAN", "") == "1"
+
+
+class _Captured(logging.Handler):
+    """Every record, as the bot's handlers would write it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def _spread(digits: str) -> re.Pattern[str]:
+    """The digits in order, with up to three non-alphanumerics between any two."""
+    return re.compile(r"[^0-9A-Za-z]{0,3}".join(digits))
+
+
+def typed_personal_data(updates: list[dict[str, Any]]) -> dict[str, re.Pattern[str]]:
+    """What people typed or shared through the fake, as patterns a log must not match."""
+    found: dict[str, re.Pattern[str]] = {}
+    for update in updates:
+        message = update.get("message") or {}
+        sender = message.get("from") or {}
+        for key in ("first_name", "last_name", "username"):
+            name = str(sender.get(key) or "")
+            if len(name) >= 4:
+                found[f"profile {key} {name!r}"] = re.compile(rf"\b{re.escape(name)}\b")
+        text = str(message.get("text") or "")
+        digits = re.sub(r"\D", "", text)
+        if len(digits) >= 9 and not re.search(r"[A-Za-z]", text):
+            # A NIK or a phone number in whatever form it was typed: its digits in order.
+            found[f"number {text!r}"] = _spread(digits.lstrip("0").removeprefix("62").lstrip("0"))
+        elif len(text) >= 6 and not text.startswith("/"):
+            found[f"text {text!r}"] = re.compile(re.escape(text))
+        contact = message.get("contact") or {}
+        phone = re.sub(r"\D", "", str(contact.get("phone_number") or ""))
+        if phone:
+            found[f"contact {phone}"] = _spread(phone.lstrip("0").removeprefix("62").lstrip("0"))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def log_scan(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With LOG_SCAN=1: capture every record at DEBUG, fail a test that logged what it typed."""
+    if not LOG_SCAN:
+        yield
+        return
+    fake: FakeTelegram | None = (
+        request.getfixturevalue("fake") if "fake" in request.fixturenames else None
+    )
+    captured = _Captured()
+    for log_filter in log_filters([fake.token] if fake is not None else []):
+        captured.addFilter(log_filter)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(captured)
+    root.setLevel(logging.DEBUG)
+    quiet_libraries()
+    try:
+        yield
+    finally:
+        root.removeHandler(captured)
+        root.setLevel(level)
+    if fake is None:
+        return
+    leaks = [
+        f"{what}: {line[:300]}"
+        for line in captured.lines
+        for what, pattern in typed_personal_data(fake.queued).items()
+        if pattern.search(line)
+    ]
+    if leaks:
+        pytest.fail("personal data in the log:\n" + "\n".join(leaks[:20]), pytrace=False)
