@@ -83,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     adat = commands.add_parser("desa-adat", help="manage the desa adat list")
     adat_commands = adat.add_subparsers(dest="adat_command", required=True, metavar="ACTION")
     importer = adat_commands.add_parser(
-        "import", help="load desa adat from a CSV (columns: name[,village_code][,district_code])"
+        "import",
+        help="load desa adat from a CSV or XLSX (columns: name[,village_code][,district_code])",
     )
     importer.add_argument("file", type=Path)
     statuses = commands.add_parser(
@@ -321,14 +322,16 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
             return await run_report_command(runtime, args)
         if args.command == "desa-adat":
+            from bot.core.tables import MEGABYTE, TableError
             from bot.services.desa_adat import import_desa_adat
 
-            async with runtime.sessions() as session, session.begin():
-                try:
-                    result = await import_desa_adat(session, args.file)
-                except (OSError, ValueError) as exc:
-                    print(f"Cannot import {args.file}: {exc}", file=sys.stderr)
-                    return 1
+            limit = runtime.settings.import_max_mb * MEGABYTE
+            try:
+                async with runtime.sessions() as session, session.begin():
+                    result = await import_desa_adat(session, args.file, max_bytes=limit)
+            except TableError as exc:
+                print(f"Cannot import {args.file}: {exc} Nothing was changed.", file=sys.stderr)
+                return 1
             for problem in result.problems or []:
                 print(f"skipped {problem}", file=sys.stderr)
             print(f"Desa adat: {result.added} added, {result.updated} updated.")
@@ -363,9 +366,10 @@ async def _rotate_keys(runtime: Runtime) -> int:
 
 
 async def _import_status(runtime: Runtime, path: Path) -> int:
+    from bot.core.tables import TableError
     from bot.i18n import translator
     from bot.services.leader import namespace_of
-    from bot.services.status_import import FileRefused, import_status
+    from bot.services.status_import import import_status
     from bot.services.wakeup import channel_name, notify
 
     t = translator(runtime.settings.default_language)
@@ -377,7 +381,7 @@ async def _import_status(runtime: Runtime, path: Path) -> int:
             )
             # The running bot's sender looks at once (PostgreSQL), else within a second.
             await notify(session, outbox)
-    except FileRefused as exc:
+    except TableError as exc:
         print(t("import.refused", file=path.name, why=t(exc.key, **exc.params)), file=sys.stderr)
         return 1
     except OSError as exc:

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.contribution import Rates
+from bot.core.tables import DEFAULT_MAX_MB
 
 LANGUAGES = ("id", "en")
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///data/bot.db"
@@ -101,6 +102,8 @@ class Settings(BaseSettings):
     # leader filling forms for residents is not limited), and wrong /klaim codes.
     nik_tries_per_day: int = 3
     claim_tries_per_day: int = 5
+    # The largest file import-status, desa-adat import and targets import read, in MB.
+    import_max_mb: int = DEFAULT_MAX_MB
     # The human contact at the end of /bantuan.
     branch_address: str = "Kantor Cabang BPJS Ketenagakerjaan Bali Denpasar"
     call_centre: str = "175"
@@ -236,6 +239,7 @@ class Settings(BaseSettings):
         "reminder_days_before",
         "nik_tries_per_day",
         "claim_tries_per_day",
+        "import_max_mb",
         "inbox_workers",
         "flood_burst",
         "flood_per_minute",
