@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.channels.telegram import serving
 from bot.config import Settings, load_settings
@@ -116,28 +116,31 @@ async def runtime(
     """The bot's runtime on a database whose user tables start empty."""
     # Emptied before start-up: what an earlier test left (under another key, say) must not
     # meet this test's start-up key check.
-    await _empty_user_tables(settings, _engine_options(settings, request))
+    await _empty_before_start(settings, _engine_options(settings, request))
     async with runtime_factory() as rt:
         yield rt
 
 
-async def _empty_user_tables(settings: Settings, options: dict[str, Any]) -> None:
+async def _empty_before_start(settings: Settings, options: dict[str, Any]) -> None:
+    """Empty the user tables (where they exist yet) before a runtime opens the database."""
     engine = make_engine(settings.database_url, **options)
     try:
-        async with engine.begin() as connection:
-            existing = set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
-            tables = [table for table in USER_TABLES if table in existing]
-            if not tables:
-                return
-            if settings.is_sqlite:
-                for table in tables:
-                    await connection.execute(text(f"DELETE FROM {table}"))
-            else:
-                await connection.execute(
-                    text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-                )
+        await _empty_user_tables(engine)
     finally:
         await engine.dispose()
+
+
+async def _empty_user_tables(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        existing = set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+        tables = [table for table in USER_TABLES if table in existing]
+        if not tables:
+            return
+        if engine.dialect.name == "sqlite":
+            for table in tables:
+                await connection.execute(text(f"DELETE FROM {table}"))
+        else:
+            await connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture
@@ -195,7 +198,7 @@ def loop_runtime(
     """A runtime driven from a plain event loop, for hypothesis (which is synchronous)."""
     options = _engine_options(settings, request)
     loop = asyncio.new_event_loop()
-    loop.run_until_complete(_empty_user_tables(settings, options))
+    loop.run_until_complete(_empty_before_start(settings, options))
     manager = open_runtime(settings, **options)
     runtime = loop.run_until_complete(manager.__aenter__())
     try:
