@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import os
 import signal
 import sys
@@ -15,7 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, StartupError, load_settings
 from bot.core.policy import INVITABLE_ROLES
 
 if TYPE_CHECKING:
@@ -82,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     adat = commands.add_parser("desa-adat", help="manage the desa adat list")
     adat_commands = adat.add_subparsers(dest="adat_command", required=True, metavar="ACTION")
     importer = adat_commands.add_parser(
-        "import", help="load desa adat from a CSV (columns: name[,village_code][,district_code])"
+        "import",
+        help="load desa adat from a CSV or XLSX (columns: name[,village_code][,district_code])",
     )
     importer.add_argument("file", type=Path)
     statuses = commands.add_parser(
@@ -227,11 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(generate_key())
         return 0
+    secrets: list[str] = []
     try:
         settings = load_settings()
         from bot.security import setup_logging
 
-        secrets = [
+        secrets += [
             secret.get_secret_value()
             for secret in (
                 settings.telegram_bot_token,
@@ -249,10 +252,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(_dispatch(args, settings))
     except ConfigError as exc:
-        print(f"Configuration error: {exc}", file=sys.stderr)
+        print(f"Configuration error: {_one_line(exc, secrets)}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"Cannot start: {_one_line(exc, secrets)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # A bug, not a mistake of the operator: the traceback goes through the log, whose
+        # filter takes secrets and personal data out of it.
+        logging.getLogger("bot").critical("Stopped by an unexpected error", exc_info=True)
+        return 1
+
+
+def _one_line(exc: Exception, secrets: list[str]) -> str:
+    """An error's message on one line, with no secret in it."""
+    from bot.security import redact
+
+    message = " ".join(str(exc).split())
+    for secret in secrets:
+        message = message.replace(secret, "[secret]")
+    return redact(message)
 
 
 def chat_log_file(settings: Settings) -> Path:
@@ -301,14 +322,16 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
             return await run_report_command(runtime, args)
         if args.command == "desa-adat":
+            from bot.core.tables import MEGABYTE, TableError
             from bot.services.desa_adat import import_desa_adat
 
-            async with runtime.sessions() as session, session.begin():
-                try:
-                    result = await import_desa_adat(session, args.file)
-                except (OSError, ValueError) as exc:
-                    print(f"Cannot import {args.file}: {exc}", file=sys.stderr)
-                    return 1
+            limit = runtime.settings.import_max_mb * MEGABYTE
+            try:
+                async with runtime.sessions() as session, session.begin():
+                    result = await import_desa_adat(session, args.file, max_bytes=limit)
+            except TableError as exc:
+                print(f"Cannot import {args.file}: {exc} Nothing was changed.", file=sys.stderr)
+                return 1
             for problem in result.problems or []:
                 print(f"skipped {problem}", file=sys.stderr)
             print(f"Desa adat: {result.added} added, {result.updated} updated.")
@@ -343,9 +366,10 @@ async def _rotate_keys(runtime: Runtime) -> int:
 
 
 async def _import_status(runtime: Runtime, path: Path) -> int:
+    from bot.core.tables import TableError
     from bot.i18n import translator
     from bot.services.leader import namespace_of
-    from bot.services.status_import import FileRefused, import_status
+    from bot.services.status_import import import_status
     from bot.services.wakeup import channel_name, notify
 
     t = translator(runtime.settings.default_language)
@@ -357,7 +381,7 @@ async def _import_status(runtime: Runtime, path: Path) -> int:
             )
             # The running bot's sender looks at once (PostgreSQL), else within a second.
             await notify(session, outbox)
-    except FileRefused as exc:
+    except TableError as exc:
         print(t("import.refused", file=path.name, why=t(exc.key, **exc.params)), file=sys.stderr)
         return 1
     except OSError as exc:

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.contribution import Rates
+from bot.core.tables import DEFAULT_MAX_MB
 
 LANGUAGES = ("id", "en")
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///data/bot.db"
@@ -21,10 +22,16 @@ _REGENCY_CODE = re.compile(r"^\d{2}\.\d{2}$")
 # The Bot API's rule for a webhook's secret_token.
 _WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(Exception):
     """A setting has a value the bot cannot start with; the message names it."""
+
+
+class StartupError(Exception):
+    """What a setting points at refused or could not be reached at start-up (the database,
+    the Bot API, the webhook port); the message names the setting and the reason."""
 
 
 def _split_csv(value: object) -> object:
@@ -95,6 +102,8 @@ class Settings(BaseSettings):
     # leader filling forms for residents is not limited), and wrong /klaim codes.
     nik_tries_per_day: int = 3
     claim_tries_per_day: int = 5
+    # The largest file import-status, desa-adat import and targets import read, in MB.
+    import_max_mb: int = DEFAULT_MAX_MB
     # The human contact at the end of /bantuan.
     branch_address: str = "Kantor Cabang BPJS Ketenagakerjaan Bali Denpasar"
     call_centre: str = "175"
@@ -149,6 +158,14 @@ class Settings(BaseSettings):
         if value not in LANGUAGES:
             raise ValueError(f"must be one of {', '.join(LANGUAGES)}")
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator("timezone")
     @classmethod
@@ -222,6 +239,7 @@ class Settings(BaseSettings):
         "reminder_days_before",
         "nik_tries_per_day",
         "claim_tries_per_day",
+        "import_max_mb",
         "inbox_workers",
         "flood_burst",
         "flood_per_minute",

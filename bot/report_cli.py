@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.charts import render_report_chart
 from bot.core.images import group_thousands
 from bot.core.reports import write_csv, write_xlsx
-from bot.core.tables import TableError
+from bot.core.tables import MEGABYTE, TableError
 from bot.db.models import Application, AuditEntry, User
 from bot.i18n import translator
 from bot.runtime import Runtime
@@ -88,9 +88,9 @@ async def _report(runtime: Runtime, output: Path, language: str | None) -> int:
 async def _import_targets(runtime: Runtime, path: Path) -> int:
     villages = {code: village.name for code, village in runtime.areas.village_by_code.items()}
     try:
-        checked = check_targets(path, villages)
+        checked = check_targets(path, villages, max_bytes=runtime.settings.import_max_mb * MEGABYTE)
     except TableError as exc:
-        print(f"Cannot import {path}: {exc}. Nothing was changed.", file=sys.stderr)
+        print(f"Cannot import {path}: {exc} Nothing was changed.", file=sys.stderr)
         return 1
     if checked.problems:
         for problem in checked.problems:

@@ -9,19 +9,21 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.config import Settings
+from bot.config import Settings, StartupError
 from bot.db.session import (
     make_engine,
     make_sessionmaker,
     pending_migrations,
     upgrade_database,
 )
-from bot.security import Cipher, load_cipher
+from bot.security import Cipher, configured_cipher
 from bot.services.areas import AreaDirectory, load_areas
 from bot.services.conversation import Conversation
+from bot.services.key_check import verified_cipher
 from bot.services.leader import lock_key, namespace_of
 from bot.services.turn import Services
 
@@ -65,8 +67,14 @@ async def one_process_at_a_time(engine: AsyncEngine) -> AsyncIterator[None]:
             await connection.commit()
 
 
-async def prepare_database(settings: Settings, engine: AsyncEngine) -> AreaDirectory:
-    """Apply pending migrations, load missing areas, and read the branch's directory."""
+async def prepare_database(
+    settings: Settings, engine: AsyncEngine, cipher: Cipher | None
+) -> tuple[AreaDirectory, Cipher]:
+    """Apply pending migrations, check the data key, load missing areas, read the directory.
+
+    `cipher` is the configured key (None: no key file yet); the one returned has been shown
+    to open the data already stored (see `bot.services.key_check`).
+    """
     sessions = make_sessionmaker(engine)
     async with one_process_at_a_time(engine):
         pending = await pending_migrations(engine)
@@ -74,24 +82,54 @@ async def prepare_database(settings: Settings, engine: AsyncEngine) -> AreaDirec
             await upgrade_database(engine)
             log.info("Applied %d database migration(s)", len(pending))
         async with sessions() as session, session.begin():
+            cipher = await verified_cipher(session, settings, cipher)
             added = await load_areas(session, settings.branch_regencies)
             if added:
                 log.info("Loaded %d villages into the database", added)
     async with sessions() as session:
-        return await AreaDirectory.load(session, settings.branch_regencies)
+        return await AreaDirectory.load(session, settings.branch_regencies), cipher
+
+
+def database_problem(settings: Settings, exc: BaseException) -> StartupError:
+    """One line naming the database (never its password) and why it could not be used."""
+    url = make_url(settings.database_url)
+    where = (
+        str(settings.sqlite_path or "in memory")
+        if settings.is_sqlite
+        else f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+    )
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    reason = (
+        cause.strerror
+        if isinstance(cause, OSError) and cause.strerror
+        else str(cause).strip().splitlines()[0]
+        if str(cause).strip()
+        else ""
+    )
+    reason = f"{type(cause).__name__}: {reason}" if reason else type(cause).__name__
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    return StartupError(f"DATABASE_URL: cannot use the database at {where} ({reason})")
 
 
 @asynccontextmanager
 async def open_runtime(settings: Settings, **engine_options: Any) -> AsyncIterator[Runtime]:
     """Connect, migrate, load areas; dispose of the engine at the end."""
-    cipher = load_cipher(settings)
+    # A DATA_KEY that is no key at all is refused before the database is touched.
+    configured = configured_cipher(settings)
     if settings.database_schema and not settings.is_sqlite:
         engine_options.setdefault(
             "connect_args", {"server_settings": {"search_path": settings.database_schema}}
         )
-    engine = make_engine(settings.database_url, **engine_options)
     try:
-        areas = await prepare_database(settings, engine)
+        engine = make_engine(settings.database_url, **engine_options)
+    except OSError as exc:  # the SQLite file's folder cannot be made
+        raise database_problem(settings, exc) from None
+    try:
+        try:
+            areas, cipher = await prepare_database(settings, engine, configured)
+        except (OSError, DBAPIError) as exc:
+            raise database_problem(settings, exc) from None
         runtime = Runtime(
             settings=settings,
             engine=engine,

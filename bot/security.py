@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher as Cipher_
 from cryptography.hazmat.primitives.ciphers import algorithms, modes
 
 from bot.config import ConfigError, Settings
+from bot.core.nik import NIK_IN_TEXT
+from bot.core.phone import PHONE_IN_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -142,18 +144,31 @@ def generate_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def load_cipher(settings: Settings) -> Cipher:
-    """The cipher from DATA_KEY, or from a key file beside the embedded database."""
+def key_file_of(settings: Settings) -> Path | None:
+    """Where the key lives when DATA_KEY is unset: beside the embedded database."""
+    db_path = settings.sqlite_path
+    return None if db_path is None else db_path.with_name(db_path.stem + ".key")
+
+
+def configured_cipher(settings: Settings) -> Cipher | None:
+    """The cipher from DATA_KEY or the existing key file; None when the key file is missing."""
     old_keys = settings.data_key_old.get_secret_value() if settings.data_key_old else ""
     old = [k.strip().encode() for k in old_keys.split(",") if k.strip()]
     if settings.data_key is not None:
         return Cipher(settings.data_key.get_secret_value().encode(), old)
-    db_path = settings.sqlite_path
-    if db_path is None:
+    key_path = key_file_of(settings)
+    if key_path is None:
         raise ConfigError("DATA_KEY: must be set when the database is not the embedded SQLite file")
-    key_path = db_path.with_name(db_path.stem + ".key")
     if key_path.exists():
         return Cipher(key_path.read_bytes().strip(), old)
+    return None
+
+
+def create_key_file(settings: Settings) -> Cipher:
+    """Make a new key file beside the embedded database (only for a database without data)."""
+    key_path = key_file_of(settings)
+    if key_path is None:
+        raise ConfigError("DATA_KEY: must be set when the database is not the embedded SQLite file")
     key_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -166,16 +181,20 @@ def load_cipher(settings: Settings) -> Cipher:
     return Cipher(key_path.read_bytes().strip())
 
 
-_NIK_LIKE = re.compile(r"(?<!\d)\d{16}(?!\d)")
-_PHONE_LIKE = re.compile(r"(?<![\w])(?:\+?62[\s-]?|0)\(?8[\d\s()-]{7,16}\d")
+def load_cipher(settings: Settings) -> Cipher:
+    """The cipher from DATA_KEY, or from a key file beside the embedded database (made if
+    missing). Start-up uses `configured_cipher` instead, to look at the database first."""
+    return configured_cipher(settings) or create_key_file(settings)
+
+
 _TOKEN_LIKE = re.compile(r"\d{5,}:[A-Za-z0-9_-]{20,}")
 
 
 def redact(text: str) -> str:
-    """Replace NIK-, phone- and token-shaped substrings."""
+    """Replace tokens, and NIKs and phone numbers in every form their parsers accept."""
     text = _TOKEN_LIKE.sub("[token]", text)
-    text = _NIK_LIKE.sub("[nik]", text)
-    return _PHONE_LIKE.sub("[phone]", text)
+    text = NIK_IN_TEXT.sub("[nik]", text)
+    return PHONE_IN_TEXT.sub("[phone]", text)
 
 
 class RedactingFilter(logging.Filter):
@@ -185,16 +204,59 @@ class RedactingFilter(logging.Filter):
         super().__init__()
         self._secrets = [s for s in (secrets or []) if s]
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+    def _clean(self, text: str) -> str:
         for secret in self._secrets:
-            message = message.replace(secret, "[secret]")
-        record.msg = redact(message)
+            text = text.replace(secret, "[secret]")
+        return redact(text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._clean(record.getMessage())
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = self._clean(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+# Libraries that log whole requests and answers (python-telegram-bot: every Bot API call
+# with its parameters and result, so names, texts and profiles; httpx: URLs, which hold the
+# token), or SQL with its parameters and rows (SQLAlchemy, aiosqlite), below WARNING. Their
+# payloads are free text that no pattern can clean, so those records are not written at all.
+LIBRARIES = (
+    "telegram",
+    "httpx",
+    "httpcore",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "alembic",
+    "uvicorn",
+    "aiohttp",
+    "asyncio",
+    "hpack",
+    "PIL",
+    "matplotlib",
+)
+OWN_LOGGER = "bot"
+
+
+class LibraryFilter(logging.Filter):
+    """Let through the bot's own records at every level, other loggers' from WARNING up."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        own = record.name == OWN_LOGGER or record.name.startswith(OWN_LOGGER + ".")
+        return own or record.levelno >= logging.WARNING
+
+
+def log_filters(secrets: list[str]) -> list[logging.Filter]:
+    """The filters every log handler of the bot carries, in order."""
+    return [LibraryFilter(), RedactingFilter(secrets)]
+
+
+def quiet_libraries() -> None:
+    """Keep the libraries' payload records from being made at all (see `LIBRARIES`)."""
+    for name in LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class OneLineFormatter(logging.Formatter):
@@ -253,12 +315,9 @@ def setup_logging(
         on_screen.setFormatter(OneLineFormatter(log_file))
         handlers += [to_file, on_screen]
     for handler in handlers:
-        handler.addFilter(RedactingFilter(secrets))
+        for log_filter in log_filters(secrets):
+            handler.addFilter(log_filter)
     root = logging.getLogger()
     root.handlers[:] = handlers
     root.setLevel(level.upper())
-    # httpx logs every request URL, and Bot API URLs contain the token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    # Alembic describes its own set-up at INFO on every start; only its warnings matter.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_libraries()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -12,15 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.channels.telegram import serving
 from bot.config import Settings, load_settings
 from bot.db.models import Base
+from bot.db.session import make_engine
 from bot.fakebot import FakeTelegram
 from bot.runtime import Runtime, open_runtime
-from bot.security import generate_key
+from bot.security import generate_key, log_filters, quiet_libraries
 
 # python-telegram-bot 22 warns on every RetryAfter unless it may use timedelta; opt in.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
@@ -107,22 +110,37 @@ def runtime_factory(settings: Settings, request: pytest.FixtureRequest) -> Runti
 
 
 @pytest.fixture
-async def runtime(runtime_factory: RuntimeFactory) -> AsyncIterator[Runtime]:
+async def runtime(
+    runtime_factory: RuntimeFactory, settings: Settings, request: pytest.FixtureRequest
+) -> AsyncIterator[Runtime]:
     """The bot's runtime on a database whose user tables start empty."""
+    # Emptied before start-up: what an earlier test left (under another key, say) must not
+    # meet this test's start-up key check.
+    await _empty_before_start(settings, _engine_options(settings, request))
     async with runtime_factory() as rt:
-        await _empty_user_tables(rt)
         yield rt
 
 
-async def _empty_user_tables(rt: Runtime) -> None:
-    async with rt.engine.begin() as connection:
-        if rt.settings.is_sqlite:
-            for table in USER_TABLES:
+async def _empty_before_start(settings: Settings, options: dict[str, Any]) -> None:
+    """Empty the user tables (where they exist yet) before a runtime opens the database."""
+    engine = make_engine(settings.database_url, **options)
+    try:
+        await _empty_user_tables(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _empty_user_tables(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        existing = set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+        tables = [table for table in USER_TABLES if table in existing]
+        if not tables:
+            return
+        if engine.dialect.name == "sqlite":
+            for table in tables:
                 await connection.execute(text(f"DELETE FROM {table}"))
         else:
-            await connection.execute(
-                text(f"TRUNCATE {', '.join(USER_TABLES)} RESTART IDENTITY CASCADE")
-            )
+            await connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture
@@ -180,11 +198,94 @@ def loop_runtime(
     """A runtime driven from a plain event loop, for hypothesis (which is synchronous)."""
     options = _engine_options(settings, request)
     loop = asyncio.new_event_loop()
+    loop.run_until_complete(_empty_before_start(settings, options))
     manager = open_runtime(settings, **options)
     runtime = loop.run_until_complete(manager.__aenter__())
-    loop.run_until_complete(_empty_user_tables(runtime))
     try:
         yield loop, runtime
     finally:
         loop.run_until_complete(manager.__aexit__(None, None, None))
         loop.close()
+
+
+# ---------------------------------------------------------------- LOG_SCAN=1
+
+# `LOG_SCAN=1 make test` (or pytest): every test logs at DEBUG through the filters the bot's
+# own log handlers carry, and a test whose log holds personal data it typed (through the
+# fake Telegram) fails. See README, "Tests".
+LOG_SCAN = os.environ.get("LOG_SCAN", "") == "1"
+
+
+class _Captured(logging.Handler):
+    """Every record, as the bot's handlers would write it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def _spread(digits: str) -> re.Pattern[str]:
+    """The digits in order, with up to three non-alphanumerics between any two."""
+    return re.compile(r"[^0-9A-Za-z]{0,3}".join(digits))
+
+
+def typed_personal_data(updates: list[dict[str, Any]]) -> dict[str, re.Pattern[str]]:
+    """What people typed or shared through the fake, as patterns a log must not match."""
+    found: dict[str, re.Pattern[str]] = {}
+    for update in updates:
+        message = update.get("message") or {}
+        sender = message.get("from") or {}
+        for key in ("first_name", "last_name", "username"):
+            name = str(sender.get(key) or "")
+            if len(name) >= 4:
+                found[f"profile {key} {name!r}"] = re.compile(rf"\b{re.escape(name)}\b")
+        text = str(message.get("text") or "")
+        digits = re.sub(r"\D", "", text)
+        if len(digits) >= 9 and not re.search(r"[A-Za-z]", text):
+            # A NIK or a phone number in whatever form it was typed: its digits in order.
+            found[f"number {text!r}"] = _spread(digits.lstrip("0").removeprefix("62").lstrip("0"))
+        elif len(text) >= 6 and not text.startswith("/"):
+            found[f"text {text!r}"] = re.compile(re.escape(text))
+        contact = message.get("contact") or {}
+        phone = re.sub(r"\D", "", str(contact.get("phone_number") or ""))
+        if phone:
+            found[f"contact {phone}"] = _spread(phone.lstrip("0").removeprefix("62").lstrip("0"))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def log_scan(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With LOG_SCAN=1: capture every record at DEBUG, fail a test that logged what it typed."""
+    if not LOG_SCAN:
+        yield
+        return
+    fake: FakeTelegram | None = (
+        request.getfixturevalue("fake") if "fake" in request.fixturenames else None
+    )
+    captured = _Captured()
+    for log_filter in log_filters([fake.token] if fake is not None else []):
+        captured.addFilter(log_filter)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(captured)
+    root.setLevel(logging.DEBUG)
+    quiet_libraries()
+    try:
+        yield
+    finally:
+        root.removeHandler(captured)
+        root.setLevel(level)
+    if fake is None:
+        return
+    leaks = [
+        f"{what}: {line[:300]}"
+        for line in captured.lines
+        for what, pattern in typed_personal_data(fake.queued).items()
+        if pattern.search(line)
+    ]
+    if leaks:
+        pytest.fail("personal data in the log:\n" + "\n".join(leaks[:20]), pytrace=False)

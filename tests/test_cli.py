@@ -7,26 +7,32 @@ import csv
 import io
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 
 from bot.config import load_settings
 from bot.db.models import Application, User
 from bot.runtime import open_runtime
 from bot.security import generate_key
 from bot.services.export import COLUMNS, headers
+from tests.core.test_tables import bad_files
 from tests.services.test_conversation_property import COMPLETE
 
 LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
 
 
 def run(
-    tmp_path: Path, *args: str, key: str = "", command: tuple[str, ...] = ()
+    tmp_path: Path,
+    *args: str,
+    key: str = "",
+    command: tuple[str, ...] = (),
+    extra: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m bot ARGS` (or `command ARGS`) with a database in tmp_path."""
     env = {
@@ -36,6 +42,7 @@ def run(
     }
     if key:
         env["DATA_KEY"] = key
+    env.update(extra or {})
     return subprocess.run(
         [*(command or (sys.executable, "-m", "bot")), *args],
         cwd=tmp_path,
@@ -339,3 +346,70 @@ def test_export_filters_and_new_since_the_operators_last_export(tmp_path: Path) 
     wrong = run(tmp_path, "export", "--status", "lunas", key=key)
     assert wrong.returncode == 2
     assert said(wrong.stderr)[-1].startswith("unknown status 'lunas'")
+
+
+def desa_adat_rows(tmp_path: Path) -> list[tuple[str, str | None]]:
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        return db.execute("SELECT name, village_code FROM desa_adat ORDER BY name").fetchall()
+
+
+ADAT_FILES = bad_files(["name", "village_code"], ["Desa Adat Sanur", "51.71.01.2007"])
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "key", "row"), ADAT_FILES, ids=[n for n, *_ in ADAT_FILES]
+)
+def test_desa_adat_import_refuses_a_bad_file_in_one_sentence_and_changes_nothing(
+    tmp_path: Path, name: str, content: bytes, key: str, row: int | None
+) -> None:
+    """A NUL, a 128 KB cell, an unclosed quote, semicolons, Latin-1, UTF-16...: no traceback,
+    one sentence naming the row where it applies, and the list stays as it was."""
+    good = tmp_path / "good.csv"
+    good.write_text("name,village_code\nDesa Adat Sidakarya,51.71.01.2007\n", encoding="utf-8")
+    assert run(tmp_path, "desa-adat", "import", str(good)).returncode == 0
+    before = desa_adat_rows(tmp_path)
+
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    refused = run(tmp_path, "desa-adat", "import", str(bad))
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    [line] = said(refused.stderr)
+    assert line.startswith(f"Cannot import {bad}: ") and line.endswith("Nothing was changed.")
+    if row is not None:
+        assert f"line {row}" in line
+    assert desa_adat_rows(tmp_path) == before
+
+
+def test_desa_adat_import_refuses_a_file_over_import_max_mb(tmp_path: Path) -> None:
+    big = tmp_path / "adat.csv"
+    big.write_text("name\n" + "Desa Adat Sidakarya\n" * 60_000, encoding="utf-8")
+    env = {"IMPORT_MAX_MB": "1"}
+    refused = run(tmp_path, "desa-adat", "import", str(big), extra=env)
+    assert refused.returncode == 1
+    assert said(refused.stderr) == [
+        f"Cannot import {big}: the file is larger than 1 MB (the IMPORT_MAX_MB limit). Check "
+        "that it is the right file. Nothing was changed."
+    ]
+    assert desa_adat_rows(tmp_path) == []
+
+
+def test_desa_adat_import_names_rows_it_cannot_store(tmp_path: Path) -> None:
+    """A name longer than the column and a village outside its district are skipped by row;
+    an XLSX is read as well as a CSV."""
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["name", "village_code", "district_code"])
+    sheet.append(["Desa Adat Sidakarya", "51.71.01.2007", "51.71.01"])
+    sheet.append(["Desa Adat " + "X" * 200, "51.71.01.2007", None])
+    sheet.append(["Desa Adat Salah", "51.71.01.2007", "51.02.05"])
+    source = tmp_path / "adat.xlsx"
+    book.save(source)
+    result = run(tmp_path, "desa-adat", "import", str(source))
+    assert result.returncode == 0, result.stderr
+    assert said(result.stderr) == [
+        "skipped line 3: the name has 210 characters, more than the 120 it may have",
+        "skipped line 4: village 51.71.01.2007 is not in district 51.02.05",
+    ]
+    assert desa_adat_rows(tmp_path) == [("Desa Adat Sidakarya", "51.71.01.2007")]

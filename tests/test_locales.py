@@ -34,8 +34,8 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 KEY_SHAPE = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*$")
 DOTTED_KEY = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+$")
 # Functions whose first argument is a message id: Translator calls, Turn.text, the terminal's
-# say/text, the core's InvalidInput and Confirmation, and gettext's `_`.
-KEY_TAKERS = frozenset({"t", "text", "say", "InvalidInput", "Confirmation", "_"})
+# say/text, the core's InvalidInput, TableError and Confirmation, and gettext's `_`.
+KEY_TAKERS = frozenset({"t", "text", "say", "InvalidInput", "TableError", "Confirmation", "_"})
 PLACEHOLDER_WORDS = re.compile(r"\b(TODO|FIXME|XXX|TBD|lorem ipsum)\b", re.IGNORECASE)
 TELEGRAM_MESSAGE_LIMIT = 4096
 TELEGRAM_COMMAND_LIMIT = 256

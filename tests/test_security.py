@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import stat
+from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from bot.config import ConfigError, load_settings
+from bot.core.errors import InvalidInput
+from bot.core.nik import parse_nik
+from bot.core.phone import normalise_phone
 from bot.security import (
     Cipher,
     JsonFormatter,
     RedactingFilter,
     generate_key,
     load_cipher,
+    log_filters,
     redact,
 )
 
@@ -159,3 +168,117 @@ def test_during_a_rotation_both_keys_read_and_only_the_new_one_writes() -> None:
         Cipher(new).decrypt(token)
     with pytest.raises(ConfigError):
         Cipher(new).bulk_decryptor()(token)
+
+
+# ---------------------------------------------------------------- every form the parsers take
+
+NIK_FORMS = [
+    "5102051708850003",
+    "5102 0517 0885 0003",
+    "5102-0517-0885-0003",
+    "5102.0517.0885.0003",
+    "51.02.05.170885.0003",
+    "5102 - 0517 - 0885 - 0003",
+    "5102\t0517\n0885 0003",
+]
+PHONE_FORMS = [
+    "081234567890",
+    "0812.3456.7890",
+    "0812-3456-7890",
+    "0812 3456 7890",
+    "(0812) 3456 7890",
+    "(0812)34567890",
+    "0812/3456/7890",
+    "+62 812-3456-7890",
+    "+62 (812) 3456 7890",
+    "+6281234567890",
+    "62 812 3456 7890",
+    "6281234567890",
+    "0062 812 3456 7890",
+    "+62-812.3456.7890",
+    "0813 111 222",
+]
+
+
+@pytest.mark.parametrize("typed", NIK_FORMS)
+def test_every_nik_form_the_parser_accepts_is_redacted(typed: str) -> None:
+    assert parse_nik(typed, known_provinces={"51"}, today=date(2026, 1, 1)).nik
+    cleaned = redact(f"answer: {typed}. next")
+    assert not re.search(r"\d", cleaned), cleaned
+
+
+@pytest.mark.parametrize("typed", PHONE_FORMS)
+def test_every_phone_form_the_parser_accepts_is_redacted(typed: str) -> None:
+    assert normalise_phone(typed).startswith("+628")
+    cleaned = redact(f"answer: {typed}. next")
+    assert not re.search(r"\d", cleaned), cleaned
+
+
+_SEPARATORS = st.sampled_from([" ", "-", ".", "", "", "", "  ", " - ", "/", "(", ")"])
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(
+    prefix=st.sampled_from(["0", "62", "+62", "0062", "+62 ", "(0", "62 "]),
+    national=st.from_regex(r"8[1-9][0-9]{7,10}", fullmatch=True),
+    separators=st.lists(_SEPARATORS, min_size=13, max_size=13),
+)
+def test_any_phone_the_parser_accepts_is_redacted(
+    prefix: str, national: str, separators: list[str]
+) -> None:
+    typed = prefix + "".join(d + s for d, s in zip(national, separators, strict=False)).rstrip(
+        " -./("
+    )
+    try:
+        normalise_phone(typed)
+    except InvalidInput:
+        assume(False)
+    cleaned = redact(f"text {typed} text")
+    assert not re.search(r"\d", cleaned), (typed, cleaned)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(
+    serial=st.integers(1, 9999),
+    separators=st.lists(
+        st.sampled_from(["", "", " ", "-", ".", "  ", " . "]), min_size=15, max_size=15
+    ),
+)
+def test_any_nik_the_parser_accepts_is_redacted(serial: int, separators: list[str]) -> None:
+    digits = f"510205170885{serial:04d}"
+    typed = digits[0] + "".join(s + d for s, d in zip(separators, digits[1:], strict=True))
+    parse_nik(typed, known_provinces={"51"}, today=date(2026, 1, 1))
+    cleaned = redact(f"NIK {typed}!")
+    assert not re.search(r"\d", cleaned), (typed, cleaned)
+
+
+def test_library_payload_records_are_dropped_and_their_warnings_kept() -> None:
+    """python-telegram-bot, httpx and the database drivers log whole requests and SQL
+    parameters below WARNING: those records never reach a handler; the bot's own do."""
+    filters = log_filters(["SECRET-TOKEN"])
+
+    def kept(name: str, level: int, message: str) -> bool:
+        record = logging.LogRecord(name, level, __file__, 1, message, None, None)
+        return all(f.filter(record) for f in filters)
+
+    payload = "Calling Bot API endpoint `sendMessage` with parameters `{'text': 'Wayan'}`"
+    assert not kept("telegram.Bot", logging.DEBUG, payload)
+    assert not kept("telegram.ext.Application", logging.INFO, payload)
+    assert not kept("httpx", logging.INFO, "HTTP Request: POST https://x/botSECRET-TOKEN/getMe")
+    assert not kept("aiosqlite", logging.DEBUG, "executing INSERT ... ('Wayan',)")
+    assert not kept("sqlalchemy.engine.Engine", logging.INFO, "[generated] ('Wayan',)")
+    assert not kept("root", logging.INFO, "anything")
+    assert kept("telegram.Bot", logging.WARNING, "Network error")
+    assert kept("bot.services.delivery", logging.DEBUG, "Sending broadcast 1 to chat 2")
+
+
+def test_secrets_are_removed_from_tracebacks_too() -> None:
+    record = logging.LogRecord("bot.x", logging.ERROR, __file__, 1, "failed", None, None)
+    try:
+        raise RuntimeError("The token `SECRET-TOKEN` was rejected by the server.")
+    except RuntimeError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    RedactingFilter(["SECRET-TOKEN"]).filter(record)
+    assert record.exc_text is not None and "SECRET-TOKEN" not in record.exc_text

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,12 +30,13 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.request import HTTPXRequest
 
 from bot.channels.telegram_api import ApiError, BotApi
 from bot.channels.telegram_markup import file_url_for
 from bot.channels.telegram_sender import TelegramSender
+from bot.config import StartupError
 from bot.core.flood import FloodGate
 from bot.core.messages import Incoming, InputKind, Outcome, Reply, coalesce, text_length
 from bot.db.models import InboxUpdate, utcnow
@@ -498,6 +500,28 @@ async def scheduled_jobs(runtime: Runtime, stop: asyncio.Event) -> None:
         await wait_at_most(stop, 6 * 3600.0)
 
 
+async def _connect(bot: Bot, sender: TelegramSender, base_url: str | None) -> None:
+    """Ask Telegram who we are; a refused token or an unreachable API is a StartupError.
+
+    python-telegram-bot's own errors would print the token (InvalidToken quotes it).
+    """
+    where = urlsplit(base_url or "https://api.telegram.org").netloc
+    try:
+        await bot.initialize()
+        await sender.initialize()
+    except InvalidToken:
+        raise StartupError(
+            "TELEGRAM_BOT_TOKEN: Telegram refused the token; copy it again from @BotFather"
+        ) from None
+    except NetworkError as exc:
+        if isinstance(exc, BadRequest):
+            raise
+        setting = "TELEGRAM_API_BASE_URL" if base_url else "network"
+        raise StartupError(
+            f"{setting}: cannot reach the Telegram Bot API at {where} ({exc.message})"
+        ) from None
+
+
 @asynccontextmanager
 async def serving(
     runtime: Runtime,
@@ -520,9 +544,8 @@ async def serving(
         urls = {"base_url": base_url, "base_file_url": file_url_for(base_url)}
     request = HTTPXRequest(connection_pool_size=16, read_timeout=poll_timeout + 15.0)
     bot = Bot(token, request=request, **urls)
-    await bot.initialize()
     sender = TelegramSender(token, base_url)
-    await sender.initialize()
+    await _connect(bot, sender, base_url)
     polling_api = BotApi(bot.base_url, connections=2, read_timeout=poll_timeout + 15.0)
     namespace = await namespace_of(runtime.engine)
     pacer = Pacer(settings.broadcast_rate, chat_burst=3)

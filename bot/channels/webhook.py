@@ -19,6 +19,7 @@ import contextlib
 import hmac
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from telegram.error import TelegramError
 
 from bot.channels.metrics import CONTENT_TYPE, Metrics
 from bot.channels.telegram import Serving, chat_of, serving
-from bot.config import ConfigError
+from bot.config import ConfigError, StartupError
 from bot.runtime import Runtime
 from bot.services.inbox import Intake, Received, inbox_depth
 
@@ -222,6 +223,17 @@ class WebhookServing:
     port: int
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, made before anything else starts: a port in use is one line."""
+    try:
+        return socket.create_server((host, port))
+    except OSError as exc:
+        raise StartupError(
+            f"WEBHOOK_PORT: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "choose a free port (WEBHOOK_LISTEN, WEBHOOK_PORT)"
+        ) from None
+
+
 @asynccontextmanager
 async def webhook_serving(
     runtime: Runtime,
@@ -240,53 +252,54 @@ async def webhook_serving(
     `GRACEFUL_SECONDS`); then the pipeline finishes the updates it is handling.
     """
     metrics = Metrics()
-    async with serving(
-        runtime, token, base_url, polling=False, on_handled=metrics.observe_handled
-    ) as served:
-        metrics.watch(served)
-        app = WebhookApp(
-            served.intake,
-            path=path,
-            secret=secret,
-            health=lambda: health_of(runtime),
-            metrics=metrics,
-            refresh=lambda: metrics.refresh(runtime.sessions),
-        )
-        config = uvicorn.Config(
-            app,
-            host=listen,
-            port=port,
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=GRACEFUL_SECONDS,
-        )
-        server = _Server(config)
-        task = asyncio.create_task(server.serve(), name="webhook-listener")
-        try:
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError(f"could not listen on {listen}:{port}")
-                await asyncio.sleep(0.02)
-            bound = server.servers[0].sockets[0].getsockname()[1]
-            # Each replica may say this; Telegram keeps the one URL and secret.
+    with contextlib.closing(_listen(listen, port)) as listener:
+        async with serving(
+            runtime, token, base_url, polling=False, on_handled=metrics.observe_handled
+        ) as served:
+            metrics.watch(served)
+            app = WebhookApp(
+                served.intake,
+                path=path,
+                secret=secret,
+                health=lambda: health_of(runtime),
+                metrics=metrics,
+                refresh=lambda: metrics.refresh(runtime.sessions),
+            )
+            config = uvicorn.Config(
+                app,
+                host=listen,
+                port=port,
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+                server_header=False,
+                timeout_graceful_shutdown=GRACEFUL_SECONDS,
+            )
+            server = _Server(config)
+            task = asyncio.create_task(server.serve(sockets=[listener]), name="webhook-listener")
             try:
-                await served.bot.set_webhook(
-                    url,
-                    secret_token=secret,
-                    allowed_updates=Update.ALL_TYPES,
-                    drop_pending_updates=False,
-                )
-            except TelegramError as exc:
-                # E.g. an address Telegram cannot reach or a port it does not post to.
-                raise ConfigError(f"WEBHOOK_URL: Telegram refused it ({exc.message})") from exc
-            log.info("Taking Telegram's updates at %s (listening on %s:%d)", url, listen, bound)
-            yield WebhookServing(served, app, metrics, bound)
-        finally:
-            server.should_exit = True
-            await asyncio.gather(task, return_exceptions=True)
+                while not server.started:
+                    if task.done():
+                        task.result()
+                        raise RuntimeError(f"could not listen on {listen}:{port}")
+                    await asyncio.sleep(0.02)
+                bound = server.servers[0].sockets[0].getsockname()[1]
+                # Each replica may say this; Telegram keeps the one URL and secret.
+                try:
+                    await served.bot.set_webhook(
+                        url,
+                        secret_token=secret,
+                        allowed_updates=Update.ALL_TYPES,
+                        drop_pending_updates=False,
+                    )
+                except TelegramError as exc:
+                    # E.g. an address Telegram cannot reach or a port it does not post to.
+                    raise ConfigError(f"WEBHOOK_URL: Telegram refused it ({exc.message})") from exc
+                log.info("Taking Telegram's updates at %s (listening on %s:%d)", url, listen, bound)
+                yield WebhookServing(served, app, metrics, bound)
+            finally:
+                server.should_exit = True
+                await asyncio.gather(task, return_exceptions=True)
 
 
 async def serve_webhook(

@@ -20,7 +20,11 @@ NIK_LENGTH = 16
 FEMALE_DAY_OFFSET = 40
 
 # Separators people type when copying a NIK from a KTP: "5102 0517 0885 0003", "5102.0517...".
-_SEPARATORS = re.compile(r"[\s.\-]+")
+_SEPARATOR = r"[\s.\-]"
+_SEPARATORS = re.compile(_SEPARATOR + "+")
+# Anything `parse_nik` would read as a NIK, found inside a longer text (to keep it out of logs):
+# sixteen digits with any run of the same separators between them.
+NIK_IN_TEXT = re.compile(rf"(?<![0-9])[0-9](?:{_SEPARATOR}*[0-9]){{{NIK_LENGTH - 1}}}(?![0-9])")
 
 
 class Gender(StrEnum):

@@ -17,6 +17,23 @@ MOBILE_NATIONAL_LENGTHS = range(9, 13)
 # Only what people put around digits; phonenumbers alone would also turn letters into digits
 # ("0812-FLOWERS") and accept extensions, which nobody means here.
 _ALLOWED = re.compile(r"\+?[0-9\-(). /]+", re.ASCII)
+# Between two digits of a number: what `_ALLOWED` lets people put there (any whitespace counts,
+# since `normalise_phone` turns every run of it into one space).
+_GAP = r"[\s\-()./]*"
+
+
+def _digits(text: str) -> str:
+    return _GAP.join(text)
+
+
+# Anything `normalise_phone` could read as a mobile number, found inside a longer text (to keep
+# it out of logs): 0, 62, +62 or 0062, then 8 and the rest of a mobile number's digits.
+_COUNTRY = _digits(str(COUNTRY_CODE))
+PHONE_IN_TEXT = re.compile(
+    rf"(?<![0-9])(?:\+{_GAP}{_COUNTRY}|0{_GAP}0{_GAP}{_COUNTRY}|{_COUNTRY}|0){_GAP}(?:0{_GAP})?8"
+    rf"(?:{_GAP}[0-9]){{{MOBILE_NATIONAL_LENGTHS.start - 1},{MOBILE_NATIONAL_LENGTHS.stop - 2}}}"
+    r"(?![0-9])"
+)
 
 
 def normalise_phone(text: str, *, mobile_only: bool = True) -> str:

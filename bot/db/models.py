@@ -467,3 +467,17 @@ class ExportJob(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class KeyCheck(Base):
+    """One value encrypted under the data key when the database first met it.
+
+    Start-up opens it before anything else: a different DATA_KEY (or a lost key file) is
+    refused at once instead of failing on every person's data later. `keys rotate` moves it
+    to the new key with everything else.
+    """
+
+    __tablename__ = "key_check"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

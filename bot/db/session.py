@@ -23,6 +23,9 @@ POOL_SIZE, POOL_OVERFLOW = 5, 10
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create the async engine; for SQLite, the folder, WAL mode and foreign keys."""
     in_memory = url.startswith("sqlite") and (":memory:" in url or url.endswith("://"))
+    # A database error's message would otherwise quote the statement's values (what people
+    # typed), and such messages end up in logs and tracebacks.
+    kwargs.setdefault("hide_parameters", True)
     if kwargs.get("poolclass") is not NullPool and not in_memory:
         kwargs.setdefault("pool_size", POOL_SIZE)
         kwargs.setdefault("max_overflow", POOL_OVERFLOW)

@@ -91,8 +91,10 @@ class FakeTelegram:
         self.delay = 0.0
         # Requests received and not yet answered, and the most ever open at once (sends only).
         self.open_sends = 0
-        # Every update id ever queued for the bot, in order.
+        # Every update id ever queued for the bot, in order, and the updates themselves (what
+        # people typed: the tests' log scan looks for it in the logs).
         self.update_ids: list[int] = []
+        self.queued: list[dict[str, Any]] = []
         self.peak_open_sends = 0
         self.failing_methods: dict[str, int] = {}
         # What the bot configured.
@@ -269,6 +271,7 @@ class FakeTelegram:
         update_id = self._next_serial()
         self._updates.append({"update_id": update_id, **body})
         self.update_ids.append(update_id)
+        self.queued.append(body)
         chat = self._chats.get(_chat_id_of(body) or 0)
         if chat is not None:
             chat.updates_sent += 1

@@ -6,8 +6,9 @@ export's own headers in either language ("Nomor pendaftaran", "Status", "Nomor K
 "Catatan status"), so an export with those columns filled in can be imported back. Other
 columns are ignored.
 
-Two levels of checking. A file that cannot be read as a whole (not UTF-8, semicolons instead
-of commas, broken rows, no reference or status column) is refused and nothing changes. Then
+Two levels of checking. A file that cannot be read as a whole (see `bot.core.tables`: not
+UTF-8, semicolons instead of commas, a broken quote, too large; or no reference or status
+column) is refused and nothing changes. Then
 each row stands alone: the valid rows are applied (with their history, audit rows and
 notices) in one transaction, and every other row is reported with the reason. A row whose
 application is already in that status changes nothing, so importing the same file twice
@@ -16,25 +17,20 @@ changes nothing the second time.
 
 from __future__ import annotations
 
-import csv
-import io
-import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.core import tables
 from bot.core.dates import parse_date
 from bot.core.errors import InvalidInput
-from bot.core.spreadsheet import restore_csv
 from bot.core.states import ApplicationStatus
+from bot.core.tables import TableError
 from bot.core.workflow import STATUS_NAMES, Refused, status_of
 from bot.db.models import Application
 from bot.i18n import LANGUAGES, Translator, translator
@@ -72,15 +68,6 @@ def _known_headers() -> dict[str, tuple[str, ...]]:
         for language in LANGUAGES:
             known[key].append(_norm(translator(language)(f"export.column.{column}")))
     return {key: tuple(names) for key, names in known.items()}
-
-
-class FileRefused(Exception):
-    """The file as a whole cannot be imported (`key`: message id of the reason)."""
-
-    def __init__(self, key: str, **params: Any) -> None:
-        super().__init__(key)
-        self.key = key
-        self.params = params
 
 
 @dataclass
@@ -122,61 +109,20 @@ def _columns(header: list[Any]) -> dict[str, int]:
                 found[key] = index
                 break
     if "reference" not in found or "status" not in found:
-        raise FileRefused("import.error.columns")
+        raise TableError("import.error.columns")
     return found
 
 
-def _csv_rows(content: bytes) -> Iterator[list[Any]]:
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise FileRefused("import.error.encoding") from None
-    first = text.split("\n", 1)[0]
-    if first.count(";") > first.count(","):
-        raise FileRefused("import.error.semicolon")
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
-    except csv.Error as exc:
-        raise FileRefused("import.error.malformed", line=0, problem=str(exc)) from None
-    width = len(rows[0]) if rows else 0
-    for number, row in enumerate(rows, start=1):
-        if row and len(row) != width:
-            raise FileRefused("import.error.malformed", line=number, problem=len(row))
-    # A CSV export neutralised formula-like texts with a leading quote: undo it.
-    for row in rows:
-        yield [restore_csv(cell) for cell in row]
-
-
-def _xlsx_rows(content: bytes) -> Iterator[list[Any]]:
-    try:
-        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError):
-        raise FileRefused("import.error.xlsx") from None
-    try:
-        for row in workbook.worksheets[0].iter_rows(values_only=True):
-            yield list(row)
-    finally:
-        workbook.close()
-
-
-def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """The rows of a file as (line number, field -> value); FileRefused when unreadable."""
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".xlsx"):
-        raise FileRefused("import.error.format")
-    content = path.read_bytes()
-    raw = list(_csv_rows(content) if suffix == ".csv" else _xlsx_rows(content))
-    if not raw:
-        raise FileRefused("import.error.columns")
-    columns = _columns(raw[0])
-    rows: list[tuple[int, dict[str, Any]]] = []
-    for number, values in enumerate(raw[1:], start=2):
-        if not any(v not in (None, "") for v in values):
-            continue  # a blank line
-        rows.append(
-            (number, {k: values[i] if i < len(values) else None for k, i in columns.items()})
-        )
-    return rows
+def read_rows(path: Path, *, max_bytes: int) -> list[tuple[int, dict[str, Any]]]:
+    """The rows of a file as (row number, field -> value); TableError when unreadable."""
+    if path.suffix.lower() not in (".csv", ".xlsx"):
+        raise TableError("import.error.format")
+    header, *body = tables.read_rows(path, max_bytes=max_bytes)
+    columns = _columns(header)
+    return [
+        (number, {k: values[i] if i < len(values) else None for k, i in columns.items()})
+        for number, values in tables.data_rows(body, len(header))
+    ]
 
 
 def _text(value: Any) -> str:
@@ -206,8 +152,8 @@ async def import_status(
     today: date,
     actor: Actor | None = None,
 ) -> ImportReport:
-    """Apply a status file in the current transaction; FileRefused leaves everything as it was."""
-    rows = read_rows(path)
+    """Apply a status file in the current transaction; TableError leaves everything as it was."""
+    rows = read_rows(path, max_bytes=settings.import_max_mb * tables.MEGABYTE)
     actor = actor or Actor(label="import")
     t = translator(settings.default_language)
     words = _status_words()

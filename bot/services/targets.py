@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.tables import Cell, read_table
+from bot.core.tables import DEFAULT_MAX_MB, MEGABYTE, Cell, read_table
 from bot.db.models import CoverageTarget, User
 from bot.services import audit
 
@@ -57,12 +57,14 @@ def _count(cell: Cell) -> int | None:
     return None
 
 
-def check_targets(path: Path, villages: Mapping[str, str]) -> TargetsCheck:
+def check_targets(
+    path: Path, villages: Mapping[str, str], *, max_bytes: int = DEFAULT_MAX_MB * MEGABYTE
+) -> TargetsCheck:
     """Read a targets file and check each row against the branch's villages (code -> name).
 
     Raises `TableError` for a file that cannot be read at all.
     """
-    table = read_table(path, REQUIRED, ALIASES)
+    table = read_table(path, REQUIRED, ALIASES, max_bytes=max_bytes)
     result = TargetsCheck()
     seen: dict[str, int] = {}
     for line, row in table.rows:

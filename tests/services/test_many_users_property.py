@@ -114,7 +114,7 @@ def _incoming(chat_id: int, kind: str, pick: int, noise: str, seen: Seen) -> Inc
 
 
 async def _play(runtime: Runtime, steps: list[tuple[int, str, int, str]]) -> None:
-    await _empty_user_tables(runtime)
+    await _empty_user_tables(runtime.engine)
     seen = Seen()
     internal = {translator(lang)("error.internal") for lang in ("id", "en")}
     for chat_id, kind, pick, noise in steps:

@@ -12,6 +12,7 @@ from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select, update
 
 from bot.core.states import ApplicationStatus
+from bot.core.tables import TableError
 from bot.core.workflow import Refused
 from bot.db.models import (
     Application,
@@ -27,8 +28,9 @@ from bot.runtime import Runtime
 from bot.services.export import ExportRequest, run_export
 from bot.services.reminders import remind_payments
 from bot.services.review import claim_next
-from bot.services.status_import import FileRefused, import_status
+from bot.services.status_import import import_status
 from bot.services.workflow import Actor, change_status, send_notices
+from tests.core.test_tables import bad_files
 
 S = ApplicationStatus
 TODAY = date(2026, 12, 4)
@@ -231,8 +233,8 @@ async def test_an_import_applies_valid_rows_reports_the_rest_and_twice_changes_n
             "encoding",
         ),
         ("semi.csv", b"reference;status;kpj\nBC-BAD001;diverifikasi;\n", "semicolon"),
-        ("broken.csv", b'reference,status\nBC-BAD001,"diverifikasi\n', "malformed"),
-        ("ragged.csv", b"reference,status\nBC-BAD001,diverifikasi,extra\n", "malformed"),
+        ("broken.csv", b'reference,status\nBC-BAD001,"diverifikasi\n', "quote"),
+        ("ragged.csv", b"reference,status\nBC-BAD001,diverifikasi,extra\n", "cells"),
         ("nocols.csv", b"nama,desa\nWayan,Dajan Peken\n", "columns"),
         ("fake.xlsx", b"this is not a workbook", "xlsx"),
         ("notes.txt", b"reference,status\n", "format"),
@@ -244,13 +246,45 @@ async def test_a_file_that_cannot_be_read_whole_changes_nothing(
     app_id = await sent_application(runtime, 9200, "BC-BAD001")
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(FileRefused) as refused:
+    with pytest.raises(TableError) as refused:
         async with runtime.sessions() as session, session.begin():
             await import_status(session, runtime.settings, runtime.cipher, path, today=TODAY)
     assert refused.value.key == f"import.error.{key}"
     app, history = await stored(runtime, app_id)
     assert app.status == "submitted" and history == []
     assert await count(runtime, AuditEntry) == 0
+
+
+BAD_FILES = bad_files(["reference", "status"], ["BC-BAD001", "diverifikasi"])
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "key", "row"), BAD_FILES, ids=[n for n, *_ in BAD_FILES]
+)
+async def test_every_unreadable_file_is_refused_with_its_row_and_changes_nothing(
+    runtime: Runtime, tmp_path: Path, name: str, content: bytes, key: str, row: int | None
+) -> None:
+    """The reader all imports share: a NUL, a 128 KB cell, an unclosed quote (which would
+    merge rows), UTF-16 or Latin-1, semicolons: one reason, the row, nothing applied."""
+    app_id = await sent_application(runtime, 9210, "BC-BAD001")
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(TableError) as refused:
+        async with runtime.sessions() as session, session.begin():
+            await import_status(session, runtime.settings, runtime.cipher, path, today=TODAY)
+    assert (refused.value.key, refused.value.params.get("line")) == (f"import.error.{key}", row)
+    app, history = await stored(runtime, app_id)
+    assert app.status == "submitted" and history == []
+
+
+async def test_a_file_over_import_max_mb_is_refused(runtime: Runtime, tmp_path: Path) -> None:
+    path = tmp_path / "status.csv"
+    path.write_text("reference,status\n" + "BC-NONE01,diverifikasi\n" * 50_000, encoding="utf-8")
+    settings = runtime.settings.model_copy(update={"import_max_mb": 1})
+    with pytest.raises(TableError) as refused:
+        async with runtime.sessions() as session, session.begin():
+            await import_status(session, settings, runtime.cipher, path, today=TODAY)
+    assert refused.value.key == "import.error.too_large"
 
 
 async def test_an_export_filled_in_by_staff_imports_back(runtime: Runtime, tmp_path: Path) -> None:

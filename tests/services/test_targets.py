@@ -13,6 +13,7 @@ from bot.core.tables import TableError
 from bot.db.models import AuditEntry
 from bot.runtime import Runtime
 from bot.services.targets import check_targets, coverage_targets, replace_targets
+from tests.core.test_tables import bad_files
 
 DAJAN_PEKEN = "51.02.05.2006"
 DELOD_PEKEN = "51.02.05.2004"
@@ -147,3 +148,26 @@ async def test_an_import_replaces_the_whole_list_and_is_audited(runtime: Runtime
         ).all()
     assert before == 2
     assert [(e.target, e.actor_label) for e in entries] == [("a.csv", "cli"), ("b.csv", "cli")]
+
+
+BAD_FILES = bad_files(["village_code", "potential_workers"], [DAJAN_PEKEN, "1200"])
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "key", "row"), BAD_FILES, ids=[n for n, *_ in BAD_FILES]
+)
+def test_every_unreadable_file_is_refused_with_its_row(
+    tmp_path: Path, name: str, content: bytes, key: str, row: int | None
+) -> None:
+    """The same strict reader as every import: one reason, the row where it applies."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(TableError) as refused:
+        check_targets(path, VILLAGES)
+    assert (refused.value.key, refused.value.params.get("line")) == (f"import.error.{key}", row)
+
+
+def test_a_file_over_the_limit_is_refused(tmp_path: Path) -> None:
+    path = written(tmp_path, "target.csv", f"village_code,potential_workers\n{DAJAN_PEKEN},12\n")
+    with pytest.raises(TableError, match="larger than 1 MB"):
+        check_targets(path, VILLAGES, max_bytes=10)
