@@ -33,7 +33,15 @@ from bot.services.broadcasts import (
     scope_from,
     target_for,
 )
-from bot.services.common import allowed, deny, grants, mode_state, scope_label, set_mode
+from bot.services.common import (
+    allowed,
+    deny,
+    grants,
+    known_place,
+    mode_state,
+    scope_label,
+    set_mode,
+)
 from bot.services.delivery import broadcast_counts, default_progress, set_broadcast_state
 from bot.services.turn import Turn
 
@@ -80,7 +88,7 @@ class Composing:
     async def scope_button(self, turn: Turn, pick: ComposeScope) -> None:
         """The place was picked."""
         scope = scope_from(pick.kind, pick.code)
-        if scope is None:
+        if scope is None or not await known_place(turn, scope):
             turn.outcome.stale_button = True
             turn.text("button.stale")
             return
