@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from bot.core.errors import InvalidInput
+from bot.core.messages import text_length
 from bot.core.states import APPLICATION_TRANSITIONS, ApplicationStatus
 
 S = ApplicationStatus
@@ -120,7 +121,7 @@ def check_note(text: str) -> str:
     cleaned = " ".join(text.split())
     if len(cleaned) < 3:
         raise InvalidInput("workflow.error.reason")
-    if len(cleaned) > MAX_NOTE:
+    if text_length(cleaned) > MAX_NOTE:
         raise InvalidInput("workflow.error.reason_long", limit=MAX_NOTE)
     return cleaned
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.callbacks import BroadcastControl, ComposeChoice, ComposeScope, encode
 from bot.core.errors import InvalidInput
-from bot.core.messages import Button, Incoming, Reply, button_rows
+from bot.core.messages import Button, Incoming, Reply, button_rows, text_length
 from bot.core.policy import POLICY, Action, Grant, Scope, ScopeKind
 from bot.core.schedule import example_time, parse_when
 from bot.core.states import CONTROL_TARGETS, BroadcastState, UserMode, control_sources
@@ -50,6 +50,8 @@ from bot.services.delivery import (
 )
 from bot.services.turn import Turn
 
+# Lengths as Telegram counts them (UTF-16 code units: an emoji is two), the footer and the
+# sender's line still to come within Telegram's 4 096.
 MIN_TEXT, MAX_TEXT = 5, 3500
 # The broadcast footer is added under the caption; Telegram's caption limit is 1024.
 MAX_CAPTION = 850
@@ -212,7 +214,7 @@ class Composing:
             return
         if step == TEXT:
             body = text.strip()
-            if not MIN_TEXT <= len(body) <= MAX_TEXT:
+            if not MIN_TEXT <= text_length(body) <= MAX_TEXT:
                 turn.text("compose.error.length")
                 return
             broadcast.text, broadcast.template = body, None
@@ -239,7 +241,7 @@ class Composing:
             turn.text("compose.error.media")
             return True
         caption = incoming.text.strip()
-        if not MIN_TEXT <= len(caption) <= MAX_CAPTION:
+        if not MIN_TEXT <= text_length(caption) <= MAX_CAPTION:
             turn.text("compose.error.caption", limit=MAX_CAPTION)
             return True
         photo = await incoming.photo()

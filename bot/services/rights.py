@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.core.callbacks import Correct, Erase, encode
 from bot.core.dates import format_date
 from bot.core.form import FormContext
-from bot.core.messages import Attachment, Button, Reply
+from bot.core.messages import Attachment, Button, Reply, text_length
 from bot.core.questions import REGISTRATION
 from bot.core.states import ApplicationStatus, UserMode
 from bot.core.workflow import WAITING
@@ -266,7 +266,7 @@ class Rights:
         """What the worker wants corrected, in their own words: a request for staff."""
         app_id = int(mode_state(turn).get("app") or 0)
         cleaned = " ".join(text.split())
-        if not MIN_CORRECTION <= len(cleaned) <= MAX_CORRECTION:
+        if not MIN_CORRECTION <= text_length(cleaned) <= MAX_CORRECTION:
             turn.text("correction.error.length", low=MIN_CORRECTION, high=MAX_CORRECTION)
             return
         set_mode(turn, None)
