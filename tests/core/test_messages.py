@@ -31,3 +31,10 @@ def test_a_rejection_reason_is_measured_in_units() -> None:
     assert check_note("x" * MAX_NOTE) == "x" * MAX_NOTE
     with pytest.raises(InvalidInput):
         check_note("😀" * (MAX_NOTE // 2 + 1))
+
+
+def test_a_rejection_reason_hides_nothing_from_the_worker() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_note("NIK tidak\u200b cocok")
+    assert caught.value.key == "text.error.invisible"
+    assert check_note("ＮＩＫ tidak cocok") == "NIK tidak cocok"
