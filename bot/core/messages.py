@@ -125,6 +125,12 @@ def text_length(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
+def excerpt(text: str, limit: int = 40) -> str:
+    """The start of a person's text to quote back to them, "…" marking a cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def coalesce(replies: Sequence[Reply], limit: int) -> list[Reply]:
     """Fewer messages for the same words: a plain text joins the message that follows it.
 

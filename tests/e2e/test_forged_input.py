@@ -246,7 +246,21 @@ async def test_expired_and_reused_invitations_and_a_gone_desa_adat(
     assert errors_logged(caplog) == []
 
 
-@pytest.mark.parametrize("argument", [HUGE, "-1", "0", "²", "1" * 4000, "abc", "9" * 19])
+ODD_ARGUMENTS = (
+    HUGE,
+    "-1",
+    "0",
+    "²",
+    "abc",
+    "9" * 19,
+    "1" * 4000,
+    "😀" * 2040,
+    "\u3164\u3164",
+    "\ud83d",  # half a surrogate pair, quoted back by /tinjau
+)
+
+
+@pytest.mark.parametrize("argument", ODD_ARGUMENTS)
 async def test_odd_revoke_arguments_get_a_polite_answer(
     bot: RunningBot, caplog: pytest.LogCaptureFixture, argument: str
 ) -> None:
@@ -255,4 +269,18 @@ async def test_odd_revoke_arguments_get_a_polite_answer(
     officer = await staff(bot, 9701)
     shown = texts(await officer.say(f"/cabut {argument}"))
     assert officer.t("revoke.usage") in shown or officer.t("revoke.nothing") in shown, shown
+    assert errors_logged(caplog) == []
+
+
+@pytest.mark.parametrize("argument", ODD_ARGUMENTS)
+async def test_odd_review_and_claim_arguments_get_a_polite_answer(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture, argument: str
+) -> None:
+    """/tinjau quotes an unknown village back only in part; /klaim refuses an odd code."""
+    caplog.set_level(logging.ERROR)
+    officer = await staff(bot, 9711)
+    shown = texts(await officer.say(f"/tinjau {argument}"))
+    assert shown.strip() and len(shown) < 1000, shown[:80]
+    assert texts(await officer.say(f"/klaim {argument}")).strip()
+    assert not any(a in texts(bot.fake.messages(9711)) for a in internal_errors())
     assert errors_logged(caplog) == []
