@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -71,10 +72,20 @@ log = logging.getLogger(__name__)
 ALL_UPDATES = list(Update.ALL_TYPES)
 
 
+# Half of a UTF-16 surrogate pair: JSON can carry one ("\\ud83d"), no text can hold it, and
+# it would break every later step that encodes the text (encryption, the reply echoing it).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _readable(text: str | None) -> str:
+    """Text from an update with any lone surrogate replaced by U+FFFD (the replacement mark)."""
+    return _LONE_SURROGATE.sub("\ufffd", text or "")
+
+
 def to_incoming(update: Update) -> Incoming | None:
     """What the person did, in the core's terms; None for updates the bot ignores."""
     if update.callback_query is not None:
-        return Incoming(InputKind.BUTTON, text=update.callback_query.data or "")
+        return Incoming(InputKind.BUTTON, text=_readable(update.callback_query.data))
     message = update.message
     if message is None or message.chat.type != ChatType.PRIVATE:
         return None
@@ -82,12 +93,11 @@ def to_incoming(update: Update) -> Incoming | None:
         sender = message.from_user.id if message.from_user else None
         return Incoming(
             InputKind.CONTACT,
-            contact_phone=message.contact.phone_number,
+            contact_phone=_readable(message.contact.phone_number),
             contact_is_own=message.contact.user_id is not None
             and message.contact.user_id == sender,
         )
-    text = message.text
-    if text is None:
+    if message.text is None:
         if message.photo:
             largest = message.photo[-1]
 
@@ -95,8 +105,9 @@ def to_incoming(update: Update) -> Incoming | None:
                 file = await largest.get_file()
                 return bytes(await file.download_as_bytearray())
 
-            return Incoming(InputKind.MEDIA, text=message.caption or "", photo=fetch)
+            return Incoming(InputKind.MEDIA, text=_readable(message.caption), photo=fetch)
         return Incoming(InputKind.MEDIA)
+    text = _readable(message.text)
     if text.startswith("/"):
         head, _, args = text[1:].partition(" ")
         return Incoming(InputKind.COMMAND, text=head.split("@", 1)[0].lower(), args=args.strip())

@@ -4,14 +4,18 @@ Wire form: `tag:field:field…` (the tag names the payload type; fields in decla
 an absent optional field is empty). Telegram allows 64 bytes of callback data, so `encode`
 refuses anything longer when the button is built, not when a person presses it. Data that
 no longer parses (a button from before a change, or forged) decodes to `Stale`, which still
-says which feature made it, so that feature can answer it sensibly. To change a payload's
-fields, give it a new tag and list the old one in `RETIRED`.
+says which feature made it, so that feature can answer it sensibly. A number field holds
+ASCII digits from 0 to the largest row id (`bot.core.numbers`): anything else, negative or
+too big for the database, decodes to `Stale` as well, so no handler queries with it. To
+change a payload's fields, give it a new tag and list the old one in `RETIRED`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar, get_type_hints
+
+from bot.core.numbers import whole_number
 
 MAX_BYTES = 64
 SEPARATOR = ":"
@@ -93,9 +97,10 @@ def decode(data: str) -> Payload:
                 return Stale(tag, data)
             values[spec.name] = None if optional else ""
         elif kind in (int, int | None):
-            if not text.lstrip("-").isdigit():
+            number = whole_number(text)
+            if number is None:
                 return Stale(tag, data)
-            values[spec.name] = int(text)
+            values[spec.name] = number
         else:
             values[spec.name] = text
     return cls(**values)

@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from bot.core.errors import InvalidInput
-from bot.core.money import format_rupiah
+from bot.core.money import MAX_AMOUNT, format_rupiah
 
 # Monthly, every 3 months, every 6 months or yearly (official BPU page).
 PAYMENT_PERIODS = (1, 3, 6, 12)
@@ -58,11 +58,13 @@ class Contribution:
 
 
 def check_income(income: int, rates: Rates = DEFAULT_RATES) -> None:
-    """Raise InvalidInput if the declared monthly income is below the minimum."""
+    """Raise InvalidInput if the declared monthly income is below the minimum or implausible."""
     if income < rates.min_income:
         raise InvalidInput(
             "contribution.error.income_too_low", min_income=format_rupiah(rates.min_income)
         )
+    if income > MAX_AMOUNT:
+        raise InvalidInput("money.error.too_large", max=format_rupiah(MAX_AMOUNT))
 
 
 def contribution_for(

@@ -116,8 +116,19 @@ def can_change_keyboard(reply: Reply) -> bool:
 
 
 def text_length(text: str) -> int:
-    """A text's length as chat channels count it (UTF-16 code units, as Telegram does)."""
-    return len(text.encode("utf-16-le")) // 2
+    """A text's length as chat channels count it (UTF-16 code units, as Telegram does).
+
+    Every check of a message's length uses this: an emoji or a mathematical letter is one
+    character to Python but two units to Telegram. A lone surrogate (never valid, but a
+    forged update may carry one) counts as one unit instead of failing.
+    """
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """The start of a person's text to quote back to them, "…" marking a cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def coalesce(replies: Sequence[Reply], limit: int) -> list[Reply]:

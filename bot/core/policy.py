@@ -8,9 +8,12 @@ role (a kelian banjar, a branch "petugas") is one more `RoleSpec` plus its texts
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from bot.core.numbers import row_id
 
 
 class ScopeKind(StrEnum):
@@ -42,6 +45,13 @@ class Action(StrEnum):
     EXPORT_FULL_NIK = "export_full_nik"
 
 
+# How the code of a regency and of a village is written (Kemendagri codes).
+_CODE_SHAPES = {
+    ScopeKind.REGENCY: re.compile(r"[0-9]{2}\.[0-9]{2}"),
+    ScopeKind.VILLAGE: re.compile(r"[0-9]{2}\.[0-9]{2}\.[0-9]{2}\.[0-9]{4}"),
+}
+
+
 @dataclass(frozen=True)
 class Scope:
     """A place: the whole branch, a regency, a village (desa/kelurahan) or a desa adat."""
@@ -53,6 +63,25 @@ class Scope:
     def branch(cls) -> Scope:
         """The whole branch."""
         return cls(ScopeKind.BRANCH)
+
+    @classmethod
+    def parse(cls, kind: str, code: str | None) -> Scope | None:
+        """A place named in data from outside (a button, a stored row); None when malformed.
+
+        Only the shape is checked (a regency "51.02", a village "51.02.05.2006", a desa adat
+        a row id); whether the place exists is the caller's to ask.
+        """
+        if kind not in ScopeKind.__members__.values():
+            return None
+        scope_kind = ScopeKind(kind)
+        if scope_kind is ScopeKind.BRANCH:
+            return cls.branch() if not code else None
+        if scope_kind is ScopeKind.DESA_ADAT:
+            number = row_id(code)
+            return cls(scope_kind, str(number)) if number is not None else None
+        if code is None or not _CODE_SHAPES[scope_kind].fullmatch(code):
+            return None
+        return cls(scope_kind, code)
 
     def contains(self, other: Scope) -> bool:
         """Whether `other` lies inside this place (a place contains itself)."""

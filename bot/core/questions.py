@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -44,6 +43,7 @@ from bot.core.form import (
 from bot.core.money import format_rupiah, parse_rupiah
 from bot.core.nik import Gender, NikInfo, mask_nik, parse_nik
 from bot.core.phone import format_phone_local, normalise_phone
+from bot.core.text import read_typed
 
 # No official list exists (DOMAIN.md); these are the jobs the branch names most, "lainnya" asks.
 OCCUPATIONS: tuple[str, ...] = (
@@ -143,8 +143,8 @@ _FREE_TEXT = re.compile(r"^[\w .,'/()\-&]+$")
 
 
 def clean_spaces(text: str) -> str:
-    """Trim and collapse runs of whitespace."""
-    return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    """Typed text read safely (`read_typed`: NFKC, nothing hidden), trimmed, spaces collapsed."""
+    return _SPACES.sub(" ", read_typed(text)).strip()
 
 
 def parse_person_name(text: str) -> str:

@@ -78,6 +78,27 @@ def sources_of(target: BroadcastState) -> tuple[BroadcastState, ...]:
     return tuple(s for s, targets in BROADCAST_TRANSITIONS.items() if target in targets)
 
 
+# The buttons of a broadcast's progress message and the state each asks for ("cancel" asks
+# to confirm first; "cancel_no" changes nothing).
+CONTROL_TARGETS: dict[str, BroadcastState] = {
+    "pause": B.PAUSED,
+    "resume": B.SENDING,
+    "cancel": B.CANCELLED,
+    "cancel_yes": B.CANCELLED,
+}
+
+
+def control_sources(target: BroadcastState) -> tuple[BroadcastState, ...]:
+    """The states a person (a button, the command line) may move a broadcast to `target` from.
+
+    The state machine's own, except that resuming is from a pause only: a composed or
+    scheduled broadcast starts on its own, at its time.
+    """
+    if target is B.SENDING:
+        return (B.PAUSED,)
+    return sources_of(target)
+
+
 # Delivery rows that have ended; "pending" and "sending" are the only ones still moving.
 FINAL_DELIVERY_STATES = (
     DeliveryState.SENT,

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from bot.core.errors import InvalidInput
+from bot.core.messages import text_length
 from bot.core.states import APPLICATION_TRANSITIONS, ApplicationStatus
+from bot.core.text import read_typed
 
 S = ApplicationStatus
 
@@ -116,11 +118,11 @@ def check_cover_start(day: date, today: date) -> date:
 
 
 def check_note(text: str) -> str:
-    """A rejection reason: some words, not a book."""
-    cleaned = " ".join(text.split())
+    """A rejection reason: some words, not a book, nothing hidden (the worker reads it)."""
+    cleaned = " ".join(read_typed(text).split())
     if len(cleaned) < 3:
         raise InvalidInput("workflow.error.reason")
-    if len(cleaned) > MAX_NOTE:
+    if text_length(cleaned) > MAX_NOTE:
         raise InvalidInput("workflow.error.reason_long", limit=MAX_NOTE)
     return cleaned
 

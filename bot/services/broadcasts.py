@@ -48,10 +48,10 @@ def target_for(scope: Scope, audience: str = "followers", status: str | None = N
 def scope_from(kind: str, code: str | None) -> Scope | None:
     """The policy place of a stored (or button-carried) scope kind and code; None if unknown."""
     if kind == _ALL:
-        return Scope.branch()
+        return Scope.branch() if not code else None
     if kind not in (ScopeKind.VILLAGE, ScopeKind.DESA_ADAT, ScopeKind.REGENCY):
         return None
-    return Scope(ScopeKind(kind), code)
+    return Scope.parse(kind, code)
 
 
 def broadcast_scope(broadcast: Broadcast) -> Scope:

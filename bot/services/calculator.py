@@ -38,6 +38,13 @@ class Calculator:
 
     async def amount_button(self, turn: Turn, pick: CalculatorAmount) -> None:
         """One of the income buttons."""
+        try:
+            check_income(pick.amount, turn.services.settings.rates)
+        except InvalidInput:
+            # Not an amount the calculator offers: a forged or very old button.
+            turn.outcome.stale_button = True
+            turn.text("button.stale")
+            return
         await self.result(turn, pick.amount)
 
     async def result(self, turn: Turn, income: int) -> None:

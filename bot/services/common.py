@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.numbers import row_id
 from bot.core.policy import POLICY, Action, Grant, Scope, ScopeKind
 from bot.core.states import UserMode
 from bot.db.models import Application, DesaAdat, Follow, User
@@ -71,12 +72,26 @@ async def scope_label(turn: Turn, scope: Scope) -> str:
     if scope.kind is ScopeKind.VILLAGE:
         return village_label(turn, scope.code)
     if scope.kind is ScopeKind.DESA_ADAT:
-        adat = await turn.session.get(DesaAdat, int(scope.code or 0))
+        number = row_id(scope.code)
+        adat = await turn.session.get(DesaAdat, number) if number is not None else None
         return adat.name if adat else "-"
     if scope.kind is ScopeKind.REGENCY:
         regency = turn.services.areas.regency_by_code.get(scope.code or "")
         return regency.name if regency else "-"
     return turn.t("scope.branch")
+
+
+async def known_place(turn: Turn, scope: Scope) -> bool:
+    """Whether a place exists: the branch, one of its regencies or villages, a desa adat."""
+    areas = turn.services.areas
+    if scope.kind is ScopeKind.REGENCY:
+        return (scope.code or "") in areas.regency_by_code
+    if scope.kind is ScopeKind.VILLAGE:
+        return (scope.code or "") in areas.village_by_code
+    if scope.kind is ScopeKind.DESA_ADAT:
+        number = row_id(scope.code)
+        return number is not None and await turn.session.get(DesaAdat, number) is not None
+    return True
 
 
 async def grant_place(turn: Turn, grant: Grant) -> str:

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.callbacks import BroadcastControl, ComposeChoice, ComposeScope, encode
 from bot.core.errors import InvalidInput
-from bot.core.messages import Button, Incoming, Reply, button_rows
-from bot.core.policy import POLICY, Action, Scope, ScopeKind
+from bot.core.messages import Button, Incoming, Reply, button_rows, text_length
+from bot.core.policy import POLICY, Action, Grant, Scope, ScopeKind
 from bot.core.schedule import example_time, parse_when
-from bot.core.states import BroadcastState, UserMode
+from bot.core.states import CONTROL_TARGETS, BroadcastState, UserMode, control_sources
 from bot.db.models import AuditEntry, Broadcast
 from bot.services import audit
 from bot.services.broadcasts import (
@@ -33,10 +33,25 @@ from bot.services.broadcasts import (
     scope_from,
     target_for,
 )
-from bot.services.common import allowed, deny, grants, mode_state, scope_label, set_mode
-from bot.services.delivery import broadcast_counts, default_progress, set_broadcast_state
+from bot.services.common import (
+    allowed,
+    deny,
+    grants,
+    known_place,
+    mode_state,
+    scope_label,
+    set_mode,
+)
+from bot.services.delivery import (
+    broadcast_counts,
+    default_progress,
+    set_broadcast_state,
+    state_key,
+)
 from bot.services.turn import Turn
 
+# Lengths as Telegram counts them (UTF-16 code units: an emoji is two), the footer and the
+# sender's line still to come within Telegram's 4 096.
 MIN_TEXT, MAX_TEXT = 5, 3500
 # The broadcast footer is added under the caption; Telegram's caption limit is 1024.
 MAX_CAPTION = 850
@@ -80,7 +95,7 @@ class Composing:
     async def scope_button(self, turn: Turn, pick: ComposeScope) -> None:
         """The place was picked."""
         scope = scope_from(pick.kind, pick.code)
-        if scope is None:
+        if scope is None or not await known_place(turn, scope):
             turn.outcome.stale_button = True
             turn.text("button.stale")
             return
@@ -199,7 +214,7 @@ class Composing:
             return
         if step == TEXT:
             body = text.strip()
-            if not MIN_TEXT <= len(body) <= MAX_TEXT:
+            if not MIN_TEXT <= text_length(body) <= MAX_TEXT:
                 turn.text("compose.error.length")
                 return
             broadcast.text, broadcast.template = body, None
@@ -226,7 +241,7 @@ class Composing:
             turn.text("compose.error.media")
             return True
         caption = incoming.text.strip()
-        if not MIN_TEXT <= len(caption) <= MAX_CAPTION:
+        if not MIN_TEXT <= text_length(caption) <= MAX_CAPTION:
             turn.text("compose.error.caption", limit=MAX_CAPTION)
             return True
         photo = await incoming.photo()
@@ -297,9 +312,14 @@ class Composing:
     # ------------------------------------------------------------------ progress buttons
 
     async def control_button(self, turn: Turn, pick: BroadcastControl) -> None:
-        """Pause, resume or cancel (after a confirmation) from the progress message."""
+        """Pause, resume or cancel (after a confirmation) from the progress message.
+
+        A press the broadcast's state machine does not allow from its state now (resuming a
+        cancelled one, pausing a finished one, cancelling twice) is refused with one sentence
+        naming the state; nothing changes and nothing is audited.
+        """
         broadcast = await turn.session.get(Broadcast, pick.broadcast_id)
-        if broadcast is None or pick.action not in _CONTROLS:
+        if broadcast is None or pick.action not in (*CONTROL_TARGETS, "cancel_no"):
             turn.outcome.stale_button = True
             turn.text("button.stale")
             return
@@ -308,41 +328,27 @@ class Composing:
         if acting is None:
             await deny(turn, f"broadcast_{pick.action}", f"broadcast:{broadcast.id}")
             return
-        if pick.action == "resume":
-            paused_by = await _paused_by(turn.session, broadcast.id)
-            if paused_by is not None and not POLICY.permits(
-                held, Action.BROADCAST_CONTROL, paused_by
-            ):
-                # A pause by someone with a wider place (staff) binds the leader.
-                await audit.record(
-                    turn.session,
-                    "denied",
-                    actor=turn.user,
-                    target=f"broadcast:{broadcast.id}",
-                    what="broadcast_resume",
-                    reason="paused_by_wider_scope",
-                )
-                turn.text("broadcast.resume_refused")
-                return
         t = turn.t
-        if pick.action == "cancel":
-            if broadcast.state not in (BroadcastState.DONE, BroadcastState.CANCELLED):
-                counts = await broadcast_counts(turn.session, broadcast.id)
-                card = default_progress(broadcast, counts, t.language)
-                ask = (
-                    (
-                        Button(
-                            t("broadcast.cancel_yes"), encode(replace(pick, action="cancel_yes"))
-                        ),
-                        Button(t("broadcast.cancel_no"), encode(replace(pick, action="cancel_no"))),
-                    ),
-                )
-                text = f"{card.text}\n\n{t('broadcast.cancel_confirm')}"
-                turn.say(Reply(text, buttons=ask, edit=True))
-                return
-        elif pick.action != "cancel_no":
-            state = _CONTROLS[pick.action]
-            if await set_broadcast_state(turn.session, broadcast.id, state):
+        target = CONTROL_TARGETS.get(pick.action)
+        if target is not None and broadcast.state not in control_sources(target):
+            _refuse(turn, pick.action, broadcast.state)
+        elif pick.action == "resume" and await self._paused_by_wider(turn, broadcast, held):
+            turn.text("broadcast.resume_refused")
+            return
+        elif pick.action == "cancel":
+            counts = await broadcast_counts(turn.session, broadcast.id)
+            card = default_progress(broadcast, counts, t.language)
+            ask = (
+                (
+                    Button(t("broadcast.cancel_yes"), encode(replace(pick, action="cancel_yes"))),
+                    Button(t("broadcast.cancel_no"), encode(replace(pick, action="cancel_no"))),
+                ),
+            )
+            text = f"{card.text}\n\n{t('broadcast.cancel_confirm')}"
+            turn.say(Reply(text, buttons=ask, edit=True))
+            return
+        elif target is not None:
+            if await set_broadcast_state(turn.session, broadcast.id, target):
                 await audit.record(
                     turn.session,
                     _AUDIT[pick.action],
@@ -351,19 +357,36 @@ class Composing:
                     by_scope=f"{acting.kind}:{acting.code or ''}",
                 )
                 turn.text(_SAID[pick.action])
-        # The progress message shows the new state and its buttons at once.
+            else:
+                # Its state changed since it was read (the sender finished it meanwhile).
+                await turn.session.refresh(broadcast)
+                _refuse(turn, pick.action, broadcast.state)
+        # The progress message shows the current state and its buttons at once.
         await turn.session.refresh(broadcast)
         counts = await broadcast_counts(turn.session, broadcast.id)
         turn.say(replace(default_progress(broadcast, counts, t.language), edit=True))
 
+    async def _paused_by_wider(self, turn: Turn, broadcast: Broadcast, held: list[Grant]) -> bool:
+        """Whether someone with a wider place (staff) paused it: their pause binds the leader."""
+        paused_by = await _paused_by(turn.session, broadcast.id)
+        if paused_by is None or POLICY.permits(held, Action.BROADCAST_CONTROL, paused_by):
+            return False
+        await audit.record(
+            turn.session,
+            "denied",
+            actor=turn.user,
+            target=f"broadcast:{broadcast.id}",
+            what="broadcast_resume",
+            reason="paused_by_wider_scope",
+        )
+        return True
 
-_CONTROLS = {
-    "pause": BroadcastState.PAUSED,
-    "resume": BroadcastState.SENDING,
-    "cancel": BroadcastState.CANCELLED,
-    "cancel_yes": BroadcastState.CANCELLED,
-    "cancel_no": BroadcastState.CANCELLED,
-}
+
+def _refuse(turn: Turn, action: str, state: str) -> None:
+    """Say that the broadcast's state does not allow this press."""
+    turn.text(_REFUSED[action], state=turn.t(state_key(state)))
+
+
 _AUDIT = {
     "pause": "broadcast_pause",
     "resume": "broadcast_resume",
@@ -373,6 +396,12 @@ _SAID = {
     "pause": "broadcast.paused",
     "resume": "broadcast.resumed",
     "cancel_yes": "broadcast.cancelled",
+}
+_REFUSED = {
+    "pause": "broadcast.refused.pause",
+    "resume": "broadcast.refused.resume",
+    "cancel": "broadcast.refused.cancel",
+    "cancel_yes": "broadcast.refused.cancel",
 }
 
 

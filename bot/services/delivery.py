@@ -32,7 +32,7 @@ from bot.core.states import (
     FINAL_DELIVERY_STATES,
     BroadcastState,
     DeliveryState,
-    sources_of,
+    control_sources,
 )
 from bot.db.models import Broadcast, Delivery, User, utcnow
 from bot.i18n import translator
@@ -135,10 +135,7 @@ async def set_broadcast_state(session: AsyncSession, broadcast_id: int, state: s
     """
     if state not in CONTROLLED:
         raise ValueError(f"no transition to broadcast state {state!r}")
-    # Resuming is from a pause only; composing and scheduled broadcasts start on their own.
-    target = BroadcastState(state)
-    resume = target is BroadcastState.SENDING
-    sources = (BroadcastState.PAUSED,) if resume else sources_of(target)
+    sources = control_sources(BroadcastState(state))
     now = utcnow()
     values: dict[str, Any] = {"state": state}
     if state == BroadcastState.SENDING:
@@ -170,12 +167,18 @@ async def set_broadcast_state(session: AsyncSession, broadcast_id: int, state: s
 # Texts of the progress message and the final report.
 
 _STATUS_KEYS: dict[str, str] = {
+    BroadcastState.COMPOSING: "broadcast.progress.composing",
     BroadcastState.SCHEDULED: "broadcast.progress.scheduled",
     BroadcastState.SENDING: "broadcast.progress.sending",
     BroadcastState.PAUSED: "broadcast.progress.paused",
     BroadcastState.CANCELLED: "broadcast.progress.cancelled",
     BroadcastState.DONE: "broadcast.progress.done",
 }
+
+
+def state_key(state: str) -> str:
+    """Message id of a broadcast state as the progress message names it ("dijeda")."""
+    return _STATUS_KEYS.get(state, "broadcast.progress.sending")
 
 
 def progress_bar(done: int, total: int, width: int = 10) -> str:
@@ -223,7 +226,7 @@ def default_progress(
     text = t(
         "broadcast.progress",
         number=broadcast.id,
-        status=t(_STATUS_KEYS.get(broadcast.state, "broadcast.progress.sending")),
+        status=t(state_key(broadcast.state)),
         # A cancelled broadcast's skipped rows are settled but were never sent: the bar shows
         # what went out, so a cancelled card never reads 100 %.
         bar=progress_bar(

@@ -29,7 +29,7 @@ from bot.core.states import ApplicationStatus
 from bot.core.workflow import STATUS_NAMES
 from bot.db.models import ExportJob, utcnow
 from bot.i18n import Translator
-from bot.services.common import allowed, deny, grants, scope_label
+from bot.services.common import allowed, deny, grants, known_place, scope_label
 from bot.services.export import (
     ExportFilter,
     ExportRequest,
@@ -55,8 +55,7 @@ def area_scope(area: str) -> Scope | None:
     A kecamatan is not a place of the policy: it counts as its regency's.
     """
     if area.startswith(ADAT):
-        number = area[len(ADAT) :]
-        return Scope(ScopeKind.DESA_ADAT, number) if number.isdigit() else None
+        return Scope.parse(ScopeKind.DESA_ADAT, area[len(ADAT) :])
     depth = area.count(".")
     if depth == 1:
         return Scope(ScopeKind.REGENCY, area)
@@ -99,6 +98,10 @@ class Exports:
                 await deny(turn, Action.EXPORT, pick.area)
                 return None
             if not await allowed(turn, Action.EXPORT, scope):
+                return None
+            if not await known_place(turn, scope):
+                turn.outcome.stale_button = True
+                turn.text("button.stale")
                 return None
             return scope, pick.area
         places = POLICY.scopes_for(held, Action.EXPORT)

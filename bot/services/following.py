@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core import areas as area_data
 from bot.core.callbacks import FollowPick, encode
 from bot.core.messages import Button, Reply, button_rows
+from bot.core.numbers import row_id
 from bot.db.models import Application, DesaAdat, Follow, User, utcnow
 from bot.services import audit
 from bot.services.common import StartRegistration, follow, follow_application, village_label
@@ -98,8 +99,8 @@ class Following:
             await self.start_registration(turn, "", village_hint=code)
             return True
         if payload.startswith(ADAT_LINK_PREFIX):
-            number = payload.removeprefix(ADAT_LINK_PREFIX)
-            adat = await turn.session.get(DesaAdat, int(number)) if number.isdigit() else None
+            number = row_id(payload.removeprefix(ADAT_LINK_PREFIX))
+            adat = await turn.session.get(DesaAdat, number) if number is not None else None
             if adat is None:
                 turn.text("link.unknown_village")
                 return False

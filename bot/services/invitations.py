@@ -8,6 +8,7 @@ from bot.core import areas as area_data
 from bot.core.callbacks import InvitePlace, InviteRole, RevokePick, encode
 from bot.core.errors import InvalidInput
 from bot.core.messages import Button, Reply, button_rows
+from bot.core.numbers import row_id, telegram_id
 from bot.core.policy import POLICY, Action, Grant, RoleSpec, Scope, ScopeKind
 from bot.core.states import UserMode
 from bot.db.models import DesaAdat, User
@@ -123,8 +124,8 @@ class Invitations:
         village = scope.code if scope.kind is ScopeKind.VILLAGE else None
         adat = None
         if scope.kind is ScopeKind.DESA_ADAT:
-            number = scope.code or ""
-            adat = int(number) if number.isdigit() else -1
+            # An id no row can have is a desa adat that does not exist.
+            adat = row_id(scope.code) or -1
         settings = turn.services.settings
         try:
             payload = await create_invitation(
@@ -150,10 +151,11 @@ class Invitations:
 
     async def cmd_revoke(self, turn: Turn, args: str) -> None:
         """/cabut TELEGRAM_ID: offer that person's roles to remove."""
-        if not args.strip().isdigit():
+        number = telegram_id(args)
+        if number is None:
             turn.text("revoke.usage")
             return
-        target = await turn.session.scalar(select(User).where(User.telegram_id == int(args)))
+        target = await turn.session.scalar(select(User).where(User.telegram_id == number))
         held = await grants_of(turn.session, target, []) if target is not None else []
         if target is None or not held:
             turn.text("revoke.nothing")

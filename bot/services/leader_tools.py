@@ -18,7 +18,7 @@ from bot.core.policy import POLICY, Action, Scope, ScopeKind
 from bot.core.reports import TREND_WEEKS, percent, trend, week_of
 from bot.core.states import ApplicationStatus
 from bot.db.models import Application, Follow, utcnow
-from bot.services.common import allowed, deny, grants, scope_label
+from bot.services.common import allowed, deny, grants, known_place, scope_label
 from bot.services.following import ADAT_LINK_PREFIX, VILLAGE_LINK_PREFIX
 from bot.services.reports import village_target
 from bot.services.roles import deep_link
@@ -144,13 +144,15 @@ class LeaderTools:
 
     async def chart_button(self, turn: Turn, pick: StatisticsChart) -> None:
         """The PNG chart of a place's numbers."""
-        if pick.kind not in (ScopeKind.VILLAGE, ScopeKind.DESA_ADAT) or (
-            pick.kind == ScopeKind.DESA_ADAT and not pick.code.isdigit()
-        ):
+        scope = Scope.parse(pick.kind, pick.code)
+        if scope is None or scope.kind not in (ScopeKind.VILLAGE, ScopeKind.DESA_ADAT):
             await deny(turn, Action.STATISTICS, f"{pick.kind}:{pick.code}")
             return
-        scope = Scope(ScopeKind(pick.kind), pick.code)
         if not await allowed(turn, Action.STATISTICS, scope):
+            return
+        if not await known_place(turn, scope):
+            turn.outcome.stale_button = True
+            turn.text("button.stale")
             return
         numbers = await place_numbers(
             turn.session, scope, turn.services.settings.tz, turn.services.today()

@@ -59,6 +59,7 @@ from bot.core.money import format_rupiah
 from bot.core.policy import POLICY, Action
 from bot.core.questions import DidYouMean, contribution_of
 from bot.core.states import ApplicationStatus
+from bot.core.text import read_typed
 from bot.db.models import (
     ACTIVE_STATUSES,
     Application,
@@ -913,8 +914,12 @@ class Registration:
     def _text_answer(
         self, question: Question, text: str, ctx: FormContext
     ) -> tuple[Any, tuple[tuple[str, Any], ...]]:
-        """Read a typed answer; raise InvalidInput (or DidYouMean) when it cannot be used."""
-        text = text.strip()
+        """Read a typed answer; raise InvalidInput (or DidYouMean) when it cannot be used.
+
+        Every typed answer, of every question, is first read by `read_typed` (NFKC; control,
+        invisible and look-alike mixed-script text refused) before its question parses it.
+        """
+        text = read_typed(text).strip()
         skip = (area_data.normalise_name(ctx.t("nav.skip")), *SKIP_WORDS)
         if question.may_skip(ctx) and (text in skip or area_data.normalise_name(text) in skip):
             return None, ()

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.callbacks import ReviewAction, ReviewCover, ReviewReason, ReviewRequest, encode
 from bot.core.dates import format_date, parse_date
 from bot.core.errors import InvalidInput
-from bot.core.messages import Button, Reply
+from bot.core.messages import Button, Reply, excerpt
 from bot.core.questions import REGISTRATION, contribution_of
 from bot.core.states import ApplicationStatus, UserMode
 from bot.core.workflow import (
@@ -116,7 +116,8 @@ class Review:
         if args.strip():
             found = turn.services.areas.find_village(args)
             if len(found) != 1:
-                turn.text("review.error.village", text=args.strip())
+                # Quoted back in part: the whole could be longer than a message may be.
+                turn.text("review.error.village", text=excerpt(args))
                 return
             village = found[0].code
         set_mode(turn, UserMode.REVIEW, {"place": village, "skipped": []})

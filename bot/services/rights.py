@@ -22,9 +22,11 @@ from bot.config import Settings
 from bot.core import questions
 from bot.core.callbacks import Correct, Erase, encode
 from bot.core.dates import format_date
-from bot.core.messages import Attachment, Button, Reply
+from bot.core.errors import InvalidInput
+from bot.core.messages import Attachment, Button, Reply, text_length
 from bot.core.questions import REGISTRATION
 from bot.core.states import ApplicationStatus, UserMode
+from bot.core.text import read_typed
 from bot.core.workflow import WAITING
 from bot.db.models import (
     Application,
@@ -257,8 +259,13 @@ class Rights:
     async def correction_typed(self, turn: Turn, text: str) -> None:
         """What the worker wants corrected, in their own words: a request for staff."""
         app_id = int(mode_state(turn).get("app") or 0)
-        cleaned = " ".join(text.split())
-        if not MIN_CORRECTION <= len(cleaned) <= MAX_CORRECTION:
+        try:
+            # Staff read it: nothing hidden in it, as in every answer of the form.
+            cleaned = " ".join(read_typed(text).split())
+        except InvalidInput as exc:
+            turn.error(exc)
+            return
+        if not MIN_CORRECTION <= text_length(cleaned) <= MAX_CORRECTION:
             turn.text("correction.error.length", low=MIN_CORRECTION, high=MAX_CORRECTION)
             return
         set_mode(turn, None)

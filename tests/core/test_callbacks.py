@@ -52,3 +52,26 @@ def test_old_or_forged_data_is_recognised_as_stale() -> None:
     assert decode("bc:pause:abc") == Stale("bc", "bc:pause:abc")
     assert decode("rv:1") == Stale("rv", "rv:1")
     assert decode("nonsense") == Stale(None, "nonsense")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "bc:cancel:99999999999999999999",  # no database column holds it
+        "bc:cancel:2147483648",  # one over the largest row id
+        "rv:-1:perbekel",
+        "iuran:²",  # a Unicode digit int() cannot read
+        "iuran:١٠٠",  # Arabic-Indic digits
+        "iuran: 5",
+        "iuran:+5",
+        "pp:1:1e3",
+    ],
+)
+def test_numbers_out_of_range_or_not_ascii_digits_are_stale(data: str) -> None:
+    assert isinstance(decode(data), Stale)
+    assert decode(data).tag == data.split(":")[0]  # type: ignore[attr-defined]
+
+
+def test_the_largest_row_id_and_zero_still_decode() -> None:
+    assert decode("bc:cancel:2147483647") == BroadcastControl("cancel", 2**31 - 1)
+    assert decode("rv:0:perbekel") == RevokePick(0, "perbekel")
