@@ -99,14 +99,9 @@ def database_problem(settings: Settings, exc: BaseException) -> StartupError:
         else f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
     )
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    reason = (
-        cause.strerror
-        if isinstance(cause, OSError) and cause.strerror
-        else str(cause).strip().splitlines()[0]
-        if str(cause).strip()
-        else ""
-    )
-    reason = f"{type(cause).__name__}: {reason}" if reason else type(cause).__name__
+    said = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
+    first = said.strip().partition("\n")[0]
+    reason = f"{type(cause).__name__}: {first}" if first else type(cause).__name__
     if url.password:
         reason = reason.replace(str(url.password), "***")
     return StartupError(f"DATABASE_URL: cannot use the database at {where} ({reason})")
