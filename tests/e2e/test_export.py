@@ -14,7 +14,7 @@ from bot.core.callbacks import ExportChoice, encode
 from bot.core.states import ApplicationStatus
 from bot.db.models import AuditEntry, ExportJob
 from bot.fakebot import BotMessage
-from bot.services import export_jobs
+from bot.services import export, export_jobs
 from bot.services.demo import add_demo_data
 from bot.services.export import headers
 from bot.services.roles import RoleName
@@ -156,6 +156,9 @@ async def test_a_long_export_shows_its_progress_and_then_that_it_is_done(
     runtime.settings.export_background_rows = 100
     # Look at the progress often enough to see it move on a few thousand rows.
     monkeypatch.setattr(export_jobs, "PROGRESS_SECONDS", 0.02)
+    # ...and give the progress task a turn often, so that a busy machine cannot let the whole
+    # export run between two of its turns.
+    monkeypatch.setattr(export, "YIELD_EVERY", 20)
     async with runtime.sessions() as session, session.begin():
         await add_demo_data(session, runtime.cipher, runtime.areas, applications=6000, seed=3)
     staff = await leader(bot, 9306, RoleName.STAFF, None)
