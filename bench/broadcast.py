@@ -37,6 +37,7 @@ from bot.db.models import Broadcast, Delivery, User
 from bot.fakebot import FakeTelegram
 from bot.runtime import Runtime, open_runtime
 from bot.security import generate_key
+from bot.services.broadcasts import set_text, text_of
 from bot.services.delivery import Counts, DeliveryEngine, broadcast_counts, busiest_window
 
 TEXT = "Kerja Keras Bebas Cemas! Iuran BPJS Ketenagakerjaan mulai Rp16.800 per bulan."
@@ -121,7 +122,8 @@ async def queue(runtime: Runtime, chats: Sequence[int]) -> int:
             insert(User), [{"telegram_id": chat, "language": "id"} for chat in chats]
         )
         user_ids = list(await session.scalars(select(User.id).order_by(User.id)))
-        broadcast = Broadcast(scope_kind="all", text=TEXT, state="sending")
+        broadcast = Broadcast(scope_kind="all", state="sending")
+        set_text(broadcast, runtime.cipher, TEXT)
         session.add(broadcast)
         await session.flush()
         await session.execute(
@@ -149,7 +151,7 @@ async def run_engine(chats: Sequence[int], blocked: set[int], rate: float, limit
                 engine = DeliveryEngine(
                     runtime.sessions,
                     sender,
-                    lambda broadcast, user: Reply(broadcast.text or ""),
+                    lambda broadcast, user: Reply(text_of(broadcast, runtime.cipher) or ""),
                     rate=rate,
                     max_attempts=settings.broadcast_max_attempts,
                 )

@@ -171,6 +171,7 @@ async def _broadcast(runtime: Runtime, args: argparse.Namespace) -> int:
             session,
             target,
             settings=runtime.settings,
+            cipher=runtime.cipher,
             text=text,
             actor_label=CLI,
             scheduled_at=when,

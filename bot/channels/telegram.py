@@ -601,7 +601,7 @@ async def serving(
     engine = DeliveryEngine(
         runtime.sessions,
         sender,
-        lambda b, u: render(b, u, settings),
+        lambda b, u: render(b, u, settings, runtime.cipher),
         rate=settings.broadcast_rate,
         max_attempts=settings.broadcast_max_attempts,
         default_language=settings.default_language,

@@ -350,7 +350,8 @@ class Broadcast(Base):
     audience: Mapped[str] = mapped_column(String(20), default="followers")
     status_filter: Mapped[str | None] = mapped_column(String(20))
     template: Mapped[str | None] = mapped_column(String(40))
-    text: Mapped[str | None] = mapped_column(Text)
+    # A leader's own text (or a photo's caption), encrypted: it may name people.
+    text_enc: Mapped[str | None] = mapped_column(Text)
     photo: Mapped[bytes | None] = mapped_column(LargeBinary)
     # composing, scheduled, sending, paused, cancelled, done
     state: Mapped[str] = mapped_column(String(20), default="composing", index=True)

@@ -18,6 +18,7 @@ from bot.core.questions import minimum_monthly
 from bot.core.states import BroadcastState, DeliveryState
 from bot.db.models import Application, Broadcast, Delivery, Follow, User, owned_by
 from bot.i18n import translator
+from bot.security import Cipher
 from bot.services import audit
 
 TEMPLATES = ("benefits", "minimum", "register", "payment")
@@ -26,6 +27,8 @@ STATUSES = ("submitted", "verified", "registered", "rejected")
 SCOPE_KINDS = ("village", "desa_adat", "regency", "all")
 # The whole branch is stored as "all" in broadcasts.scope_kind.
 _ALL = "all"
+# How every Fernet token starts once base64-encoded (version byte 0x80, then the time).
+_TOKEN_START = "gAAAAA"
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ async def create_broadcast(
     target: Target,
     *,
     settings: Settings,
+    cipher: Cipher,
     text: str | None = None,
     template: str | None = None,
     photo: bytes | None = None,
@@ -139,11 +143,11 @@ async def create_broadcast(
         audience=target.audience,
         status_filter=target.status,
         template=template,
-        text=text,
         photo=photo,
         state=BroadcastState.COMPOSING.value,
         progress_chat_id=progress_chat_id,
     )
+    set_text(broadcast, cipher, text)
     session.add(broadcast)
     await session.flush()
     await release_broadcast(
@@ -167,7 +171,7 @@ async def release_broadcast(
     scheduled_at: datetime | None = None,
 ) -> None:
     """Turn a composing broadcast into a sending or scheduled one, one delivery per recipient."""
-    if (broadcast.text is None) == (broadcast.template is None):
+    if (broadcast.text_enc is None) == (broadcast.template is None):
         raise ValueError("a broadcast has either a text or a template")
     if broadcast.template is not None and broadcast.template not in TEMPLATES:
         raise ValueError(f"unknown template {broadcast.template!r}")
@@ -221,14 +225,44 @@ async def record_progress_message(
     )
 
 
-def render(broadcast: Broadcast, user: User, settings: Settings) -> Reply:
+def set_text(broadcast: Broadcast, cipher: Cipher, text: str | None) -> None:
+    """Keep a leader's own text (or caption) encrypted: it may name people."""
+    broadcast.text_enc = cipher.encrypt({"text": text}) if text is not None else None
+
+
+def text_of(broadcast: Broadcast, cipher: Cipher) -> str | None:
+    """A broadcast's own text, or None for a template."""
+    if broadcast.text_enc is None:
+        return None
+    return str(cipher.decrypt(broadcast.text_enc)["text"])
+
+
+async def seal_plain_texts(session: AsyncSession, cipher: Cipher) -> int:
+    """Encrypt the texts stored plain before broadcast texts were kept encrypted (0012)."""
+    plain = (
+        await session.execute(
+            select(Broadcast.id, Broadcast.text_enc).where(
+                Broadcast.text_enc.is_not(None), Broadcast.text_enc.not_like(f"{_TOKEN_START}%")
+            )
+        )
+    ).all()
+    for number, text in plain:
+        await session.execute(
+            update(Broadcast)
+            .where(Broadcast.id == number, Broadcast.text_enc == text)
+            .values(text_enc=cipher.encrypt({"text": text}))
+        )
+    return len(plain)
+
+
+def render(broadcast: Broadcast, user: User, settings: Settings, cipher: Cipher) -> Reply:
     """The message one recipient reads, in their own language."""
     t = translator(user.language or settings.default_language)
     if broadcast.template is not None:
         minimum = minimum_monthly(settings.rates)
         body = t(f"template.{broadcast.template}", minimum=format_rupiah(minimum))
     else:
-        body = broadcast.text or ""
+        body = text_of(broadcast, cipher) or ""
     text = f"{body}\n\n{t('broadcast.footer')}"
     role = broadcast.sender_role
     if role is not None and POLICY.is_branch_role(role):

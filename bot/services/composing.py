@@ -31,6 +31,7 @@ from bot.services.broadcasts import (
     release_broadcast,
     render,
     scope_from,
+    set_text,
     target_for,
 )
 from bot.services.common import (
@@ -175,7 +176,7 @@ class Composing:
             set_mode(turn, None)
             turn.text("compose.cancelled")
         elif step == CONTENT and choice == "tpl" and value in TEMPLATES:
-            broadcast.template, broadcast.text = value, None
+            broadcast.template, broadcast.text_enc = value, None
             self._ask_audience(turn, broadcast)
         elif step == CONTENT and choice == "own":
             self._step(turn, broadcast, TEXT)
@@ -217,7 +218,8 @@ class Composing:
             if not MIN_TEXT <= text_length(body) <= MAX_TEXT:
                 turn.text("compose.error.length")
                 return
-            broadcast.text, broadcast.template = body, None
+            set_text(broadcast, turn.services.cipher, body)
+            broadcast.template = None
             self._ask_audience(turn, broadcast)
         elif step == WHEN:
             try:
@@ -248,7 +250,8 @@ class Composing:
         if len(photo) > MAX_PHOTO_BYTES:
             turn.text("compose.error.photo_size")
             return True
-        broadcast.text, broadcast.template, broadcast.photo = caption, None, photo
+        set_text(broadcast, turn.services.cipher, caption)
+        broadcast.template, broadcast.photo = None, photo
         self._ask_audience(turn, broadcast)
         return True
 
@@ -270,7 +273,7 @@ class Composing:
         # Only templates exist in every language; a leader's own words go out as written.
         intro = "compose.preview_intro" if broadcast.template else "compose.preview_intro_own"
         turn.text(intro, count=count)
-        turn.say(render(broadcast, turn.user, settings))
+        turn.say(render(broadcast, turn.user, settings, turn.services.cipher))
         buttons = (
             (Button(turn.t("compose.send_now"), self._data(broadcast, PREVIEW, "send")),),
             (Button(turn.t("compose.schedule"), self._data(broadcast, PREVIEW, "when")),),

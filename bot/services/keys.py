@@ -4,8 +4,8 @@ The bot is first restarted with DATA_KEY set to the new key and DATA_KEY_OLD to 
 it then reads under both and writes under the new one, and looks NIKs up by both hashes.
 This pass rewrites every row still under the old key, table by table in batches of a few
 hundred: answers, their NIK hash, the claim code hash of an assisted application (its code
-is kept encrypted for this), stored updates, outgoing messages, staff requests and the
-value start-up checks the key with.
+is kept encrypted for this), stored updates, outgoing messages, staff requests, broadcast
+texts and the value start-up checks the key with.
 
 Each row is rewritten with a compare-and-set on the value it read: a row the running bot
 changed meanwhile is left to the next pass (the bot wrote it under the new key anyway). A row
@@ -28,7 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import ConfigError
 from bot.core.form import Form
 from bot.core.questions import REGISTRATION
-from bot.db.models import Application, InboxUpdate, KeyCheck, OutboxMessage, StaffRequest
+from bot.db.models import (
+    Application,
+    Broadcast,
+    InboxUpdate,
+    KeyCheck,
+    OutboxMessage,
+    StaffRequest,
+)
 from bot.security import Cipher
 
 BATCH = 200
@@ -199,6 +206,7 @@ async def rotate_keys(
         ("inbox", InboxUpdate.__table__, "payload"),  # type: ignore[list-item]
         ("outbox", OutboxMessage.__table__, "payload"),  # type: ignore[list-item]
         ("staff_requests", StaffRequest.__table__, "text_enc"),  # type: ignore[list-item]
+        ("broadcasts", Broadcast.__table__, "text_enc"),  # type: ignore[list-item]
         # Start-up's proof of the key (bot/services/key_check.py) follows the data.
         ("key_check", KeyCheck.__table__, "token"),  # type: ignore[list-item]
     ]

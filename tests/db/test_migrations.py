@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
-from bot.db.models import Base
+from bot.db.models import Base, Broadcast
 from bot.db.session import pending_migrations
 from bot.runtime import Runtime
+from bot.services.broadcasts import text_of
+from tests.conftest import RuntimeFactory
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -28,3 +30,28 @@ async def test_areas_are_loaded_once(runtime: Runtime) -> None:
     assert len(runtime.areas.village_by_code) == 437
     assert runtime.areas.village_by_code["51.02.05.2006"].name == "Dajan Peken"
     assert [r.code for r in runtime.areas.regencies] == runtime.settings.branch_regencies
+
+
+async def test_broadcast_texts_stored_plain_before_0012_are_encrypted_at_the_next_start(
+    runtime: Runtime, runtime_factory: RuntimeFactory
+) -> None:
+    """Migration 0012 keeps the texts (it has no key); the next start-up encrypts them, once."""
+    plain = "Om Swastiastu, Bu Ketut Sari (0812-3456-7890) menunggu di balai banjar."
+    async with runtime.sessions() as session, session.begin():
+        # What 0012 leaves of a text written before it: the plain text, renamed.
+        old = Broadcast(scope_kind="all", state="done", text_enc=plain)
+        template = Broadcast(scope_kind="all", state="done", template="benefits")
+        session.add_all([old, template])
+    async with runtime_factory() as restarted, restarted.sessions() as session:
+        sealed = await session.get(Broadcast, old.id)
+        assert sealed is not None and sealed.text_enc is not None
+        assert "Ketut" not in sealed.text_enc and "0812" not in sealed.text_enc
+        assert text_of(sealed, restarted.cipher) == plain
+        kept = await session.get(Broadcast, template.id)
+        assert kept is not None and kept.text_enc is None and kept.template == "benefits"
+        # A second start leaves an encrypted text as it is.
+        before = sealed.text_enc
+    async with runtime_factory() as again, again.sessions() as session:
+        assert await session.scalar(select(Broadcast.text_enc).where(Broadcast.id == old.id)) == (
+            before
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from bot.channels.telegram_sender import TelegramSender
@@ -19,12 +20,14 @@ from bot.config import load_settings
 from bot.core.messages import Reply
 from bot.db.models import Broadcast, User
 from bot.runtime import open_runtime
+from bot.security import Cipher
+from bot.services.broadcasts import text_of
 from bot.services.delivery import DeliveryEngine
 
 
-def render(broadcast: Broadcast, user: User) -> Reply:
+def renderer(cipher: Cipher) -> Callable[[Broadcast, User], Reply]:
     """The broadcast text as it is."""
-    return Reply(broadcast.text or "")
+    return lambda broadcast, user: Reply(text_of(broadcast, cipher) or "")
 
 
 async def main() -> None:
@@ -45,7 +48,7 @@ async def main() -> None:
         engine = DeliveryEngine(
             runtime.sessions,
             sender,
-            render,
+            renderer(runtime.cipher),
             rate=float(os.environ["DELIVERY_RATE"]),
             max_attempts=settings.broadcast_max_attempts,
             worker_id=os.environ.get("DELIVERY_WORKER"),

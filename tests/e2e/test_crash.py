@@ -43,6 +43,7 @@ from bot.db.models import (
 from bot.fakebot import FakeTelegram, FakeUser
 from bot.i18n import translator
 from bot.runtime import Runtime
+from bot.services.broadcasts import set_text
 from tests.conftest import DATA_KEY
 from tests.services.test_delivery import until
 
@@ -339,9 +340,8 @@ async def add_followers(runtime: Runtime, fake: FakeTelegram) -> tuple[list[int]
         session.add_all(users)
         await session.flush()
         session.add_all(Follow(user_id=u.id, village_code=VILLAGE) for u in users)
-        broadcast = Broadcast(
-            scope_kind="village", scope_code=VILLAGE, text="Sosialisasi Minggu ini", state="sending"
-        )
+        broadcast = Broadcast(scope_kind="village", scope_code=VILLAGE, state="sending")
+        set_text(broadcast, runtime.cipher, "Sosialisasi Minggu ini")
         session.add(broadcast)
         await session.flush()
         session.add_all(Delivery(broadcast_id=broadcast.id, user_id=u.id) for u in users)

@@ -26,6 +26,7 @@ from bot.core.messages import Reply
 from bot.db.models import Broadcast, User
 from bot.fakebot import FakeTelegram
 from bot.runtime import Runtime
+from bot.services.broadcasts import text_of
 from bot.services.delivery import (
     Counts,
     DeliveryEngine,
@@ -34,7 +35,14 @@ from bot.services.delivery import (
     set_broadcast_state,
 )
 from tests.conftest import DATA_KEY
-from tests.services.test_delivery import counts_of, load_broadcast, queue_broadcast, rows, until
+from tests.services.test_delivery import (
+    CIPHER,
+    counts_of,
+    load_broadcast,
+    queue_broadcast,
+    rows,
+    until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SEND_METHODS = {"sendmessage", "sendphoto", "editmessagetext", "editmessagecaption"}
@@ -42,7 +50,7 @@ SEND_METHODS = {"sendmessage", "sendphoto", "editmessagetext", "editmessagecapti
 
 def render(broadcast: Broadcast, user: User) -> Reply:
     """What every recipient reads in these tests."""
-    return Reply(broadcast.text or "")
+    return Reply(text_of(broadcast, CIPHER) or "")
 
 
 def people(fake: FakeTelegram, chat_ids: Iterable[int]) -> list[int]:

@@ -14,19 +14,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, String, Text, func, select
 
 from bot.config import Settings
 from bot.core.states import ApplicationStatus
-from bot.db.models import Application, OutboxMessage
+from bot.db.models import Application, Base, Broadcast, OutboxMessage, StaffRequest
 from bot.fakebot import FakeTelegram
 from bot.runtime import Runtime
 from bot.security import Cipher, generate_key
+from bot.services.broadcasts import set_text
 from bot.services.demo import add_demo_data
 from tests.conftest import DATA_KEY
 from tests.e2e.chat import Person, texts
@@ -37,6 +39,23 @@ from tests.e2e.test_registration import register_until_summary
 # within its time.
 APPLICATIONS = {"sqlite": 10_000, "postgres": 2_000}
 CLAIM_CODE = "KODE2345"
+
+
+TOKEN = re.compile(r"gAAAAA[A-Za-z0-9_=-]+")
+
+
+def stored_tokens(connection: Connection) -> dict[str, list[str]]:
+    """Every Fernet token in every text column of every table, by table."""
+    found: dict[str, list[str]] = {}
+    for table in Base.metadata.sorted_tables:
+        columns = [c for c in table.columns if isinstance(c.type, String | Text)]
+        if not columns:
+            continue
+        for row in connection.execute(select(*columns)):
+            for value in row:
+                if isinstance(value, str):
+                    found.setdefault(table.name, []).extend(TOKEN.findall(value))
+    return {name: tokens for name, tokens in found.items() if tokens}
 
 
 def rotate_command(env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -76,6 +95,18 @@ async def test_keys_rotate_on_a_live_bot_loses_nothing(
         )
         assert held is not None and held.answers_enc is not None
         held_nik = str(runtime.cipher.decrypt(held.answers_enc)["nik"])
+        # A leader's broadcast text and a worker's correction request: encrypted too.
+        news = Broadcast(scope_kind="all", state="done")
+        set_text(news, runtime.cipher, "Kabar untuk Bu Ketut Sari di Banjar Kaja")
+        session.add(news)
+        session.add(
+            StaffRequest(
+                kind="correction",
+                application_id=held.id,
+                user_id=held.user_id,
+                text_enc=runtime.cipher.encrypt({"text": "Nama ibu saya Ni Luh Sari"}),
+            )
+        )
     async with runtime.sessions() as session:
         total = int(await session.scalar(select(func.count()).select_from(Application)) or 0)
 
@@ -121,6 +152,13 @@ async def test_keys_rotate_on_a_live_bot_loses_nothing(
             assert nik_hash == only_new.nik_hash(str(answers["nik"]))
     for payload in payloads:
         only_new.decrypt(payload)
+    # Every token anywhere in the database (whole values, or inside JSON) opens with it.
+    async with runtime.engine.connect() as connection:
+        tokens = await connection.run_sync(stored_tokens)
+    assert {"applications", "broadcasts", "staff_requests", "key_check"} <= tokens.keys()
+    for found in tokens.values():
+        for token in found:
+            only_new.decrypt(token)
 
     bot.env.pop("DATA_KEY_OLD")
     bot.env["DATA_KEY"] = new

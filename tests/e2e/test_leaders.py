@@ -27,6 +27,7 @@ from bot.db.models import (
 )
 from bot.fakebot import FakeUser
 from bot.runtime import Runtime
+from bot.services.broadcasts import text_of
 from bot.services.roles import RoleName, create_invitation
 from tests.conftest import RunningBot
 from tests.e2e.chat import Person, texts
@@ -373,8 +374,10 @@ async def test_a_broadcast_with_one_photo(bot: RunningBot) -> None:
     await perbekel.tap("compose.send_now")
     async with bot.runtime.sessions() as session:
         broadcast = await session.scalar(select(Broadcast))
-    assert broadcast is not None and broadcast.photo and broadcast.text is not None
-    assert broadcast.text.startswith("Om Swastiastu")
+    assert broadcast is not None and broadcast.photo and broadcast.text_enc is not None
+    # Kept encrypted (it may name people), and opened by the data key only.
+    assert "Swastiastu" not in broadcast.text_enc
+    assert (text_of(broadcast, bot.runtime.cipher) or "").startswith("Om Swastiastu")
 
 
 async def test_a_broadcast_reaches_each_follower_once_in_their_language(

@@ -50,6 +50,7 @@ async def branch_history(runtime: Runtime) -> None:
             session,
             Target("village", DAJAN_PEKEN, "followers"),
             settings=runtime.settings,
+            cipher=runtime.cipher,
             text="Om Swastiastu, ada sosialisasi BPJS di balai banjar.",
             created_by=wayan,
         )

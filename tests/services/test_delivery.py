@@ -23,6 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from bot.core.messages import Reply
 from bot.db.models import Broadcast, Delivery, User
 from bot.runtime import Runtime
+from bot.security import Cipher
+from bot.services.broadcasts import set_text, text_of
 from bot.services.delivery import (
     Counts,
     DeliveryEngine,
@@ -36,6 +38,10 @@ from bot.services.delivery import (
     progress_bar,
     set_broadcast_state,
 )
+from tests.conftest import DATA_KEY
+
+# The tests' runtimes use DATA_KEY: broadcast texts are stored under it.
+CIPHER = Cipher(DATA_KEY.encode())
 
 
 @dataclass
@@ -91,7 +97,7 @@ class Clock:
 
 def render(broadcast: Broadcast, user: User) -> Reply:
     """What a recipient reads: the broadcast text, tagged with their language."""
-    return Reply(f"{broadcast.text} [{user.language}]")
+    return Reply(f"{text_of(broadcast, CIPHER)} [{user.language}]")
 
 
 def make_engine(
@@ -137,13 +143,13 @@ async def queue_broadcast(
         broadcast = Broadcast(
             scope_kind="village",
             scope_code="51.71.01.1001",
-            text=text,
             state=state,
             scheduled_at=scheduled_at,
             created_by=leader.id if leader else None,
             progress_chat_id=progress_chat_id,
             progress_message_id=7 if progress_chat_id is not None else None,
         )
+        set_text(broadcast, CIPHER, text)
         session.add(broadcast)
         await session.flush()
         session.add_all(Delivery(broadcast_id=broadcast.id, user_id=user.id) for user in people)

@@ -23,7 +23,7 @@ async def test_a_progress_message_id_is_kept_only_from_the_chat_it_reports_to(
     """The leader's chat names the progress message; another chat, or an unknown name, cannot."""
     async with runtime.sessions() as session, session.begin():
         broadcast = Broadcast(
-            scope_kind="village", scope_code=DAJAN_PEKEN, text="Kabar", progress_chat_id=6100
+            scope_kind="village", scope_code=DAJAN_PEKEN, template="benefits", progress_chat_id=6100
         )
         session.add(broadcast)
 
