@@ -11,7 +11,7 @@ from telegram import Bot
 from telegram.error import TelegramError
 
 from bot.core.errors import InvalidInput
-from bot.db.models import Broadcast, User
+from bot.db.models import Broadcast, DesaAdat, User
 from bot.i18n import translator
 from bot.runtime import Runtime
 from bot.services.broadcasts import Target, create_broadcast
@@ -136,6 +136,18 @@ async def run_admin_command(runtime: Runtime, args: argparse.Namespace) -> int:
     return await _broadcast_status(runtime, args.id)
 
 
+async def desa_adat_exists(runtime: Runtime, number: int) -> bool:
+    """Whether the desa adat list holds this id; if not, says so in one line."""
+    async with runtime.sessions() as session:
+        if await session.get(DesaAdat, number) is not None:
+            return True
+    print(
+        f"--desa-adat: no desa adat has the id {number} (see `desa-adat import`).",
+        file=sys.stderr,
+    )
+    return False
+
+
 async def _broadcast(runtime: Runtime, args: argparse.Namespace) -> int:
     try:
         text = args.text_file.read_text(encoding="utf-8").strip()
@@ -158,6 +170,8 @@ async def _broadcast(runtime: Runtime, args: argparse.Namespace) -> int:
             print(f"Unknown village code {args.village}.", file=sys.stderr)
             return 1
     elif args.desa_adat is not None:
+        if not await desa_adat_exists(runtime, args.desa_adat):
+            return 1
         target = Target("desa_adat", str(args.desa_adat), args.audience)
     elif args.regency:
         if args.regency not in runtime.areas.regency_by_code:

@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.cli_arguments import row_id_argument, telegram_id_argument
 from bot.config import ConfigError, Settings, StartupError, load_settings
 from bot.core.policy import INVITABLE_ROLES
 
@@ -119,14 +120,14 @@ def _parser() -> argparse.ArgumentParser:
         "--village",
         help="village code or name for perbekel/lurah, e.g. 51.02.05.2006 or 'Dajan Peken'",
     )
-    where.add_argument("--desa-adat", type=int, help="desa adat id for bendesa_adat")
+    where.add_argument("--desa-adat", type=row_id_argument, help="desa adat id for bendesa_adat")
     invite.add_argument(
         "--bot-username",
         help="the bot's username for the t.me link "
         "(default: TELEGRAM_BOT_USERNAME, or asked from Telegram)",
     )
     revoke = commands.add_parser("revoke", help="remove a role from a Telegram user")
-    revoke.add_argument("--telegram-id", type=int, required=True)
+    revoke.add_argument("--telegram-id", type=telegram_id_argument, required=True)
     revoke.add_argument("--role", required=True, choices=INVITABLE_ROLES)
     broadcast = commands.add_parser(
         "broadcast",
@@ -135,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     scope = broadcast.add_mutually_exclusive_group(required=True)
     scope.add_argument("--village", help="village code")
-    scope.add_argument("--desa-adat", type=int, help="desa adat id")
+    scope.add_argument("--desa-adat", type=row_id_argument, help="desa adat id")
     scope.add_argument("--regency", help="regency code, e.g. 51.71")
     scope.add_argument("--all", action="store_true", help="every follower of the branch")
     broadcast.add_argument("--text-file", type=Path, required=True, help="UTF-8 text to send")
@@ -144,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     broadcast.add_argument("--at", help='send at this WITA time, e.g. "2026-12-01 09:00"')
     status = commands.add_parser("broadcast-status", help="print the counts of a broadcast")
-    status.add_argument("id", type=int)
+    status.add_argument("id", type=row_id_argument)
     _add_report_parsers(commands)
     return parser
 
@@ -323,12 +324,22 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await run_report_command(runtime, args)
         if args.command == "desa-adat":
             from bot.core.tables import MEGABYTE, TableError
+            from bot.services import audit
             from bot.services.desa_adat import import_desa_adat
 
             limit = runtime.settings.import_max_mb * MEGABYTE
             try:
                 async with runtime.sessions() as session, session.begin():
                     result = await import_desa_adat(session, args.file, max_bytes=limit)
+                    await audit.record(
+                        session,
+                        "desa_adat_import",
+                        actor_label="cli",
+                        target=args.file.name[:120],
+                        added=result.added,
+                        updated=result.updated,
+                        skipped=len(result.problems or []),
+                    )
             except TableError as exc:
                 print(f"Cannot import {args.file}: {exc} Nothing was changed.", file=sys.stderr)
                 return 1
@@ -340,6 +351,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _rotate_keys(runtime: Runtime) -> int:
+    from bot.services import audit
     from bot.services.keys import rotate_keys
 
     def progress(table: str, last_id: int) -> None:
@@ -350,6 +362,15 @@ async def _rotate_keys(runtime: Runtime) -> int:
     report = await rotate_keys(runtime.sessions, runtime.cipher, progress=progress)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
+    async with runtime.sessions() as session, session.begin():
+        await audit.record(
+            session,
+            "keys_rotate",
+            actor_label="cli",
+            finished=report.finished,
+            passes=report.passes,
+            rewritten=report.rewritten,
+        )
     for table, count in report.rewritten.items():
         print(f"{table}: {count} re-encrypted, {report.current.get(table, 0)} already current")
     if not report.finished:

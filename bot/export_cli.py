@@ -15,8 +15,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from bot.cli_arguments import count_argument, row_id_argument, seed_argument
 from bot.core.dates import parse_date
 from bot.core.errors import InvalidInput
+from bot.services import audit
 from bot.services.export import (
     FORMATS,
     ExportFilter,
@@ -46,7 +48,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--village", metavar="CODE|NAME", help="e.g. 51.02.05.2006 or 'Dajan Peken'"
     )
-    parser.add_argument("--desa-adat", type=int, metavar="ID", help="desa adat id")
+    parser.add_argument("--desa-adat", type=row_id_argument, metavar="ID", help="desa adat id")
     parser.add_argument(
         "--status",
         help="submitted|verified|registered|rejected|cancelled "
@@ -77,9 +79,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `demo-data`."""
-    parser.add_argument("--applications", type=int, required=True, metavar="N")
-    parser.add_argument("--drafts", type=int, default=0, metavar="N")
-    parser.add_argument("--seed", type=int, default=None, metavar="S")
+    parser.add_argument("--applications", type=count_argument, required=True, metavar="N")
+    parser.add_argument("--drafts", type=count_argument, default=0, metavar="N")
+    parser.add_argument("--seed", type=seed_argument, default=None, metavar="S")
 
 
 def _day(text: str | None, option: str) -> date | None:
@@ -151,6 +153,11 @@ async def run_export_command(runtime: Runtime, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if wanted.desa_adat_id is not None:
+        from bot.admin_cli import desa_adat_exists
+
+        if not await desa_adat_exists(runtime, wanted.desa_adat_id):
+            return 2
     if args.output is None and args.format == "xlsx":
         print("--output is needed for XLSX", file=sys.stderr)
         return 2
@@ -190,9 +197,6 @@ async def run_demo_data(runtime: Runtime, args: argparse.Namespace) -> int:
     """`demo-data`: add synthetic applications and say how many and how fast."""
     from bot.services.demo import add_demo_data
 
-    if args.applications < 0 or args.drafts < 0:
-        print("--applications and --drafts must be 0 or more", file=sys.stderr)
-        return 2
     started = time.perf_counter()
     async with runtime.sessions() as session, session.begin():
         await add_demo_data(
@@ -202,6 +206,14 @@ async def run_demo_data(runtime: Runtime, args: argparse.Namespace) -> int:
             applications=args.applications,
             drafts=args.drafts,
             seed=args.seed,
+        )
+        # Synthetic rows show up in exports and reports: the log says where they came from.
+        await audit.record(
+            session,
+            "demo_data",
+            actor_label="cli",
+            applications=args.applications,
+            drafts=args.drafts,
         )
     seconds = time.perf_counter() - started
     print(

@@ -8,6 +8,7 @@ traceback would bury it and, worse, could print the token, a password or the dat
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -16,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from bot.config import Settings, load_settings
-from bot.db.models import Application, KeyCheck, User
+from bot.db.models import Application, AuditEntry, KeyCheck, User
 from bot.fakebot import FakeTelegram
 from bot.runtime import Runtime, open_runtime
 from bot.security import generate_key
@@ -180,6 +181,10 @@ async def test_a_rotation_keeps_the_check_value_under_the_new_key(
     )
     assert rotated.returncode == 0, rotated.stderr
     assert "key_check: 1 re-encrypted" in rotated.stdout
+    async with runtime.sessions() as session:
+        entry = await session.scalar(select(AuditEntry).where(AuditEntry.action == "keys_rotate"))
+    assert entry is not None and entry.actor_label == "cli"
+    assert json.loads(entry.details)["finished"] is True
     assert (await start(fake, {**env, "DATA_KEY": new})).returncode is None
     line = assert_one_line(await start(fake, {**env, "DATA_KEY": DATA_KEY}), new, DATA_KEY)
     assert "does not open" in line
