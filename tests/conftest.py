@@ -289,3 +289,27 @@ def log_scan(request: pytest.FixtureRequest) -> Iterator[None]:
     ]
     if leaks:
         pytest.fail("personal data in the log:\n" + "\n".join(leaks[:20]), pytrace=False)
+
+
+# The tests that wait longest (on bot processes, kills and restarts, and Telegram's per-chat
+# pace) go first: handed out last, one of them would keep a pytest-xdist worker busy after
+# the others have finished. Measured with `pytest --durations=30`; the rest keep their order.
+LONGEST_FIRST = (
+    "tests/e2e/test_crash.py",
+    "tests/e2e/test_forged_input.py",
+    "tests/e2e/test_webhook_replicas.py",
+    "tests/e2e/test_log_privacy.py",
+    "tests/e2e/test_status_workflow.py",
+    "tests/e2e/test_key_rotation.py",
+    "tests/e2e/test_export.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the longest tests first (a stable sort: each file keeps its own order)."""
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.partition("::")[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import csv
 import io
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,13 +21,42 @@ from openpyxl import Workbook, load_workbook
 
 from bot.config import load_settings
 from bot.db.models import Application, User
+from bot.db.session import make_engine, make_sessionmaker, upgrade_database
 from bot.runtime import open_runtime
 from bot.security import generate_key
+from bot.services.areas import load_areas
 from bot.services.export import COLUMNS, headers
 from tests.core.test_tables import bad_files
 from tests.services.test_conversation_property import COMPLETE
 
 LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
+
+
+_MIGRATED: list[Path] = []
+
+
+async def _migrate(path: Path) -> None:
+    settings = load_settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{path}")
+    engine = make_engine(settings.database_url)
+    try:
+        await upgrade_database(engine)
+        async with make_sessionmaker(engine)() as session, session.begin():
+            await load_areas(session, settings.branch_regencies)
+    finally:
+        await engine.dispose()
+
+
+def migrated_database() -> Path:
+    """A database with every migration applied and the areas loaded, and nothing else (no
+    key check value yet): made once per test process and copied, so each command does not
+    spend its time migrating. Commands run with `fresh=True` still start from nothing."""
+    if not _MIGRATED:
+        folder = Path(tempfile.mkdtemp(prefix="bebas-cemas-cli-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        path = folder / "bot.db"
+        asyncio.run(_migrate(path))
+        _MIGRATED.append(path)
+    return _MIGRATED[0]
 
 
 def run(
@@ -33,8 +65,13 @@ def run(
     key: str = "",
     command: tuple[str, ...] = (),
     extra: dict[str, str] | None = None,
+    fresh: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m bot ARGS` (or `command ARGS`) with a database in tmp_path."""
+    """Run `python -m bot ARGS` (or `command ARGS`) with a database in tmp_path (a copy of
+    `migrated_database()` the first time, unless `fresh`)."""
+    database = tmp_path / "bot.db"
+    if not fresh and not database.exists():
+        shutil.copyfile(migrated_database(), database)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db",
@@ -112,7 +149,7 @@ def test_the_entry_point_works_like_python_m_bot(tmp_path: Path) -> None:
     helped = run(tmp_path, "invite", "--help", command=(entry_point,))
     assert helped.returncode == 0, helped.stderr
     assert helped.stdout.startswith("usage: bebas-cemas invite")
-    found = run(tmp_path, "villages", "search", "dajan peken", command=(entry_point,))
+    found = run(tmp_path, "villages", "search", "dajan peken", command=(entry_point,), fresh=True)
     assert found.returncode == 0, found.stderr
     assert found.stdout.startswith("51.02.05.2006  Dajan Peken (desa)")
 
@@ -171,6 +208,7 @@ def test_desa_adat_import_reports_bad_rows(tmp_path: Path) -> None:
 
 
 async def _submitted_application(tmp_path: Path, key: str) -> None:
+    shutil.copyfile(migrated_database(), tmp_path / "bot.db")
     settings = load_settings(
         _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/bot.db", data_key=key
     )
