@@ -4,7 +4,11 @@ Claim, commit, act, record: a pending job is marked running (committed), its fil
 while a progress message is edited now and then, and then, in one transaction, the file is
 queued in the outbox and the job marked done with its audit row. A crash before that
 transaction leaves the job "running"; the next start-up sets it pending again and writes the
-file anew, so the person gets it once.
+file anew, so the person gets it once. An error on the way (a database busy for too long,
+say) does the same at once, up to `TRIES` times; then the person is told it failed.
+
+The progress task is stopped between two of its edits, never cancelled inside one: a write
+cut off in the middle could leave its connection holding SQLite's write lock.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ log = logging.getLogger(__name__)
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 # How often the progress message is brought up to date, at most.
 PROGRESS_SECONDS = 3.0
+# Times a job is written before the person is told it failed.
+TRIES = 3
 
 
 async def run_export_jobs(
@@ -44,7 +50,9 @@ async def run_export_jobs(
 ) -> None:
     """Write pending export jobs one at a time until `stop` is set."""
     recovered = False
+    failures: dict[int, int] = {}
     while not stop.is_set():
+        job_id = None
         try:
             if not recovered:
                 await _recover(runtime)
@@ -56,7 +64,30 @@ async def run_export_jobs(
             await _run(runtime, job_id, nudge or (lambda: None))
         except Exception:
             log.exception("An export job failed; the loop goes on")
+            if job_id is not None:
+                failures[job_id] = failures.get(job_id, 0) + 1
+                await _again_or_failed(runtime, job_id, failures[job_id] >= TRIES)
+                (nudge or (lambda: None))()
             await wait_at_most(stop, poll_seconds)
+
+
+async def _again_or_failed(runtime: Runtime, job_id: int, last: bool) -> None:
+    """A job cut short by an error: pending again, or (its last try) failed and said so."""
+    try:
+        async with runtime.sessions() as session, session.begin():
+            job = await session.get(ExportJob, job_id)
+            if job is None or job.state != RUNNING:
+                return
+            if not last:
+                job.state = PENDING
+                return
+            await _finish(session, job_id, FAILED, None)
+            t = translator(json.loads(job.request)["language"])
+            failed = Outgoing(job.chat_id, reply=Reply(t("export.failed")), priority=1)
+            await enqueue(session, runtime.cipher, [failed])
+    except Exception:
+        # Still "running": the next start-up sets it pending again.
+        log.exception("Could not record how export job %s ended", job_id)
 
 
 async def _recover(runtime: Runtime) -> None:
@@ -95,8 +126,9 @@ async def _run(runtime: Runtime, job_id: int, nudge: Callable[[], None]) -> None
         nonlocal done
         done = count
 
+    written = asyncio.Event()
     shown = asyncio.create_task(
-        _show_progress(runtime, job_id, chat_id, expected, lambda: done, nudge)
+        _show_progress(runtime, job_id, chat_id, expected, lambda: done, nudge, written)
     )
     try:
         with tempfile.TemporaryDirectory() as folder:
@@ -114,7 +146,8 @@ async def _run(runtime: Runtime, job_id: int, nudge: Callable[[], None]) -> None
                 )
             data = await asyncio.to_thread(output.read_bytes)
     except Exception:
-        shown.cancel()
+        written.set()
+        await shown
         log.exception("Export job %s failed", job_id)
         async with runtime.sessions() as session, session.begin():
             await _finish(session, job_id, FAILED, None)
@@ -122,7 +155,8 @@ async def _run(runtime: Runtime, job_id: int, nudge: Callable[[], None]) -> None
             await enqueue(session, runtime.cipher, [Outgoing(chat_id, reply=reply, priority=1)])
         nudge()
         return
-    shown.cancel()
+    written.set()
+    await shown
     replies = file_replies(t, name, data, result.rows, place, masked=request.mask_nik)
     async with runtime.sessions() as session, session.begin():
         user = await session.get(User, user_id)
@@ -160,22 +194,30 @@ async def _show_progress(
     expected: int,
     done: Callable[[], int],
     nudge: Callable[[], None],
+    written: asyncio.Event,
 ) -> None:
-    """Edit the "preparing" message with the share written, every few seconds."""
+    """Edit the "preparing" message with the share written, every few seconds, until the
+    file is `written` (checked between edits only)."""
     last = -1
     while True:
-        await asyncio.sleep(PROGRESS_SECONDS)
+        await wait_at_most(written, PROGRESS_SECONDS)
+        if written.is_set():
+            return
         percent = min(99, done() * 100 // max(expected, 1))
         if percent == last:
             continue
-        async with runtime.sessions() as session, session.begin():
-            job = await session.get(ExportJob, job_id)
-            if job is None or job.progress_message_id is None:
-                continue
-            language = json.loads(job.request)["language"]
-            text = translator(language)("export.progress", count=expected, percent=percent)
-            await enqueue(
-                session, runtime.cipher, [_edit(chat_id, job.progress_message_id, Reply(text))]
-            )
+        try:
+            async with runtime.sessions() as session, session.begin():
+                job = await session.get(ExportJob, job_id)
+                if job is None or job.progress_message_id is None:
+                    continue
+                language = json.loads(job.request)["language"]
+                text = translator(language)("export.progress", count=expected, percent=percent)
+                edit = _edit(chat_id, job.progress_message_id, Reply(text))
+                await enqueue(session, runtime.cipher, [edit])
+        except Exception:
+            # Only the progress shown: the export itself goes on.
+            log.warning("Could not show export job %s's progress", job_id, exc_info=True)
+            continue
         nudge()
         last = percent

@@ -676,9 +676,23 @@ class Registration:
         person agrees to the new one; then it goes on from where it was.
         """
         draft = turn.draft
+        if draft is None or draft.step in (CONSENT_STEP, None):
+            return True
         seen = turn.state.extra.get(CONSENT_SEEN)
-        current = seen is None or seen == questions.CONSENT_VERSION
-        if draft is None or current or draft.step in (CONSENT_STEP, None):
+        if seen is None:
+            # A draft from before the version was kept beside it: the consent row says which
+            # text was agreed to (none found: asked again, to be safe).
+            # (A correction's draft goes by the consent of the application it corrects.)
+            agreed_for = [draft.id, turn.state.extra.get(CORRECTS, draft.id)]
+            seen = await turn.session.scalar(
+                select(Consent.text_version)
+                .where(Consent.application_id.in_(agreed_for), Consent.given.is_(True))
+                .order_by(Consent.id.desc())
+                .limit(1)
+            )
+            if seen is not None:
+                turn.state.extra[CONSENT_SEEN] = seen
+        if seen == questions.CONSENT_VERSION:
             return True
         turn.state.extra[RESUME] = draft.step
         draft.step = CONSENT_STEP

@@ -19,6 +19,7 @@ from bot.core.callbacks import Erase, encode
 from bot.core.states import ApplicationStatus
 from bot.core.workflow import add_months
 from bot.db.models import Application, AuditEntry, Consent, Follow, StatusChange, User, utcnow
+from bot.services.registration import CONSENT_SEEN
 from bot.services.reminders import remind_payments
 from bot.services.roles import RoleName
 from bot.services.workflow import Actor, change_status
@@ -313,6 +314,36 @@ async def test_a_new_consent_text_is_asked_again_before_the_form_goes_on(
     async with bot.runtime.sessions() as session:
         versions = list(await session.scalars(select(Consent.text_version).order_by(Consent.id)))
     assert versions == ["2026-11-v1", "2027-01-v2"]
+
+
+async def test_a_draft_older_than_the_stored_version_is_judged_by_its_consent_row(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drafts written before the version was kept beside them: the consent row tells."""
+    person = Person(bot.fake.user(8903, "Wayan"))
+    await person.say("/daftar")
+    await person.tap("consent.yes")
+    await person.say(NIK)
+
+    async def forget_the_version() -> None:
+        async with bot.runtime.sessions() as session, session.begin():
+            draft = await session.scalar(select(Application))
+            assert draft is not None
+            state = json.loads(draft.flow_state)
+            state["extra"].pop(CONSENT_SEEN)
+            draft.flow_state = json.dumps(state)
+
+    # Agreed to the current text: it goes on.
+    await forget_the_version()
+    replies = await person.say("Wayan Sudarma")
+    assert person.t("consent.updated") not in texts(replies)
+    assert (await stored_answers(bot.runtime, 8903))["full_name"] == "Wayan Sudarma"
+    # A release with a new text: the older consent row means asking again.
+    await forget_the_version()
+    monkeypatch.setattr(questions, "CONSENT_VERSION", "2027-01-v2")
+    replies = await person.say("01-01-1990")
+    assert person.t("consent.updated") in texts(replies)
+    assert "birth_date" not in await stored_answers(bot.runtime, 8903)
 
 
 async def test_someone_under_18_is_sent_to_the_branch_with_a_parent(bot: RunningBot) -> None:
