@@ -32,9 +32,8 @@ from telegram import (
 )
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
-from telegram.request import HTTPXRequest
 
-from bot.channels.telegram_api import ApiError, BotApi
+from bot.channels.telegram_api import ApiError, BotApi, ptb_request
 from bot.channels.telegram_markup import file_url_for
 from bot.channels.telegram_sender import TelegramSender
 from bot.config import StartupError
@@ -553,8 +552,8 @@ async def serving(
     urls: dict[str, Any] = {}
     if base_url:
         urls = {"base_url": base_url, "base_file_url": file_url_for(base_url)}
-    request = HTTPXRequest(connection_pool_size=16, read_timeout=poll_timeout + 15.0)
-    bot = Bot(token, request=request, **urls)
+    request = ptb_request(connection_pool_size=16, read_timeout=poll_timeout + 15.0)
+    bot = Bot(token, request=request, get_updates_request=ptb_request(), **urls)
     sender = TelegramSender(token, base_url)
     await _connect(bot, sender, base_url)
     polling_api = BotApi(bot.base_url, connections=2, read_timeout=poll_timeout + 15.0)

@@ -24,9 +24,8 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
-from telegram.request import HTTPXRequest
 
-from bot.channels.telegram_api import ApiError, BotApi
+from bot.channels.telegram_api import ApiError, BotApi, ptb_request
 from bot.channels.telegram_markup import file_url_for, markup_for
 from bot.core.messages import Reply
 from bot.runtime import Runtime
@@ -93,7 +92,7 @@ class TelegramSender:
         read_timeout: float = 15.0,
         connections: int = 64,
     ) -> None:
-        request = HTTPXRequest(
+        request = ptb_request(
             connection_pool_size=connections,
             read_timeout=read_timeout,
             write_timeout=read_timeout,
@@ -103,7 +102,7 @@ class TelegramSender:
         urls: dict[str, Any] = {}
         if base_url:
             urls = {"base_url": base_url, "base_file_url": file_url_for(base_url)}
-        self.bot = Bot(token, request=request, **urls)
+        self.bot = Bot(token, request=request, get_updates_request=ptb_request(), **urls)
         # Texts, edits and button answers: plain JSON (see `bot.channels.telegram_api`).
         self.api = BotApi(self.bot.base_url, connections=connections, read_timeout=read_timeout)
         # A photo sent to many people is uploaded once, then sent by its file id.
