@@ -207,8 +207,13 @@ def test_desa_adat_import_reports_bad_rows(tmp_path: Path) -> None:
     assert "'name'" in refused.stderr
 
 
-async def _submitted_application(tmp_path: Path, key: str) -> None:
+def submitted_application(tmp_path: Path, key: str) -> None:
+    """A database in tmp_path holding one sent application (BC-TEST22)."""
     shutil.copyfile(migrated_database(), tmp_path / "bot.db")
+    asyncio.run(_submitted_application(tmp_path, key))
+
+
+async def _submitted_application(tmp_path: Path, key: str) -> None:
     settings = load_settings(
         _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/bot.db", data_key=key
     )
@@ -245,7 +250,7 @@ def by_column(
 def test_export_csv_and_xlsx(tmp_path: Path) -> None:
     """Exports carry the full NIK as text, the phone, village code and name, contribution."""
     key = generate_key()
-    asyncio.run(_submitted_application(tmp_path, key))
+    submitted_application(tmp_path, key)
     result = run(tmp_path, "export", "--format", "csv", key=key)
     assert result.returncode == 0, result.stderr
     assert not result.stdout.startswith("\ufeff")
@@ -291,7 +296,7 @@ def test_keygen_prints_a_usable_key(tmp_path: Path) -> None:
 def test_import_status_reports_each_row_and_refuses_an_unreadable_file(tmp_path: Path) -> None:
     """Applied and refused rows are listed; a semicolon file changes nothing; twice is once."""
     key = generate_key()
-    asyncio.run(_submitted_application(tmp_path, key))
+    submitted_application(tmp_path, key)
     sheet = tmp_path / "status.csv"
     sheet.write_text(
         "Nomor referensi,Status,Nomor KPJ,Catatan status\n"
@@ -368,7 +373,7 @@ def test_targets_import_then_report_in_every_format(tmp_path: Path) -> None:
 def test_export_filters_and_new_since_the_operators_last_export(tmp_path: Path) -> None:
     """`--new` remembers each operator apart; a village by name; a bad status in one line."""
     key = generate_key()
-    asyncio.run(_submitted_application(tmp_path, key))
+    submitted_application(tmp_path, key)
     output = tmp_path / "baru.csv"
     args = ("export", "--output", str(output), "--village", "dajan peken", "--new")
     first = run(tmp_path, *args, "--operator", "wayan", "--delimiter", ";", key=key)
