@@ -7,50 +7,31 @@ traceback (SQLite cannot bind it, PostgreSQL refuses it); here it is one line fr
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
-from bot.core.numbers import ROW_ID_MAX, TELEGRAM_ID_MAX, row_id, telegram_id, whole_number
+from bot.core.numbers import ROW_ID_MAX, TELEGRAM_ID_MAX, whole_number
 
 # demo-data: synthetic applications are made in memory batch by batch; ten million is plenty.
 COUNT_MAX = 10_000_000
 
 
-def _shown(text: str) -> str:
-    return repr(text if len(text) <= 24 else f"{text[:24]}...")
+def _whole_number(what: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: `what`, a whole number from `low` to `high` in ASCII digits."""
+
+    def read(text: str) -> int:
+        value = whole_number(text.strip(), low=low, high=high)
+        if value is None:
+            shown = text if len(text) <= 24 else f"{text[:24]}..."
+            raise argparse.ArgumentTypeError(
+                f"{shown!r} is not {what} (a whole number from {low} to {high})"
+            )
+        return value
+
+    return read
 
 
-def row_id_argument(text: str) -> int:
-    """An id of a stored row (broadcast, desa adat): 1 to the column's maximum."""
-    value = row_id(text.strip())
-    if value is None:
-        raise argparse.ArgumentTypeError(
-            f"{_shown(text)} is not an id (a whole number from 1 to {ROW_ID_MAX})"
-        )
-    return value
-
-
-def telegram_id_argument(text: str) -> int:
-    """A Telegram user id: 1 to the largest id Telegram gives."""
-    value = telegram_id(text)
-    if value is None:
-        raise argparse.ArgumentTypeError(
-            f"{_shown(text)} is not a Telegram user id (a whole number from 1 to {TELEGRAM_ID_MAX})"
-        )
-    return value
-
-
-def count_argument(text: str) -> int:
-    """A number of things to make: 0 to COUNT_MAX."""
-    value = whole_number(text.strip(), high=COUNT_MAX)
-    if value is None:
-        raise argparse.ArgumentTypeError(
-            f"{_shown(text)} is not a count (a whole number from 0 to {COUNT_MAX})"
-        )
-    return value
-
-
-def seed_argument(text: str) -> int:
-    """A random seed: any whole number from 0 to 2**63 - 1."""
-    value = whole_number(text.strip(), high=TELEGRAM_ID_MAX)
-    if value is None:
-        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a seed (a whole number)")
-    return value
+# A stored row (broadcast, desa adat), a Telegram user, a number of things to make, a seed.
+row_id_argument = _whole_number("an id", 1, ROW_ID_MAX)
+telegram_id_argument = _whole_number("a Telegram user id", 1, TELEGRAM_ID_MAX)
+count_argument = _whole_number("a count", 0, COUNT_MAX)
+seed_argument = _whole_number("a seed", 0, TELEGRAM_ID_MAX)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -164,23 +165,43 @@ async def a_branch_with_a_leader(runtime: Runtime) -> None:
         waiting.status = ApplicationStatus.SUBMITTED
 
 
-@pytest.mark.parametrize("argv", REFUSED, ids=lambda argv: " ".join(a[:30] for a in argv))
-async def test_wrong_arguments_change_nothing_and_say_why_in_one_line(
-    argv: list[str],
+@dataclass
+class CommandLine:
+    """The operator's folder, and commands run there against the test's database."""
+
+    settings: Settings
+    folder: Path
+
+    async def run(self, argv: list[str]) -> int:
+        return await _dispatch(_parser().parse_args(argv), self.settings)
+
+
+@pytest.fixture
+async def command_line(
     runtime: Runtime,
     settings: Settings,
     request: pytest.FixtureRequest,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+) -> CommandLine:
+    """A branch with a desa adat, a perbekel and a few applications; news.txt to send."""
     await a_branch_with_a_leader(runtime)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "news.txt").write_text("Kabar dari cabang.", encoding="utf-8")
-    (tmp_path / "empty.txt").write_text("  \n", encoding="utf-8")
+    return CommandLine(cli_settings(settings, request), tmp_path)
+
+
+@pytest.mark.parametrize("argv", REFUSED, ids=lambda argv: " ".join(a[:30] for a in argv))
+async def test_wrong_arguments_change_nothing_and_say_why_in_one_line(
+    argv: list[str],
+    runtime: Runtime,
+    command_line: CommandLine,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (command_line.folder / "empty.txt").write_text("  \n", encoding="utf-8")
     before = await table_counts(runtime)
     try:
-        code = await _dispatch(_parser().parse_args(argv), cli_settings(settings, request))
+        code = await command_line.run(argv)
     except ConfigError as exc:
         # `main` prints it as one "Configuration error: ..." line (tests/e2e/test_startup.py).
         code, said = 2, str(exc)
@@ -191,26 +212,19 @@ async def test_wrong_arguments_change_nothing_and_say_why_in_one_line(
     lines = [line for line in said.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in said, said
     assert await table_counts(runtime) == before
-    assert sorted(os.listdir(tmp_path)) == ["empty.txt", "news.txt"]
+    assert sorted(os.listdir(command_line.folder)) == ["empty.txt", "news.txt"]
 
 
 async def test_every_action_that_changes_or_takes_data_is_audited_as_the_command_line(
-    runtime: Runtime,
-    settings: Settings,
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    runtime: Runtime, command_line: CommandLine, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await a_branch_with_a_leader(runtime)
     async with runtime.sessions() as session:
         reference = await session.scalar(
             select(Application.reference).where(Application.status == ApplicationStatus.SUBMITTED)
         )
         assert reference is not None
         adat = await session.scalar(select(DesaAdat.id))
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "news.txt").write_text("Kabar dari cabang.", encoding="utf-8")
+    tmp_path = command_line.folder
     (tmp_path / "adat.csv").write_text(
         "name,village_code\nDesa Adat Tegal,51.02.05.2006\n", encoding="utf-8"
     )
@@ -241,7 +255,7 @@ async def test_every_action_that_changes_or_takes_data_is_audited_as_the_command
     for words, argv in runs.items():
         async with runtime.sessions() as session:
             last = int(await session.scalar(select(func.max(AuditEntry.id))) or 0)
-        code = await _dispatch(_parser().parse_args(argv), cli_settings(settings, request))
+        code = await command_line.run(argv)
         out = capsys.readouterr()
         assert code == 0, (argv, out.out, out.err)
         async with runtime.sessions() as session:
