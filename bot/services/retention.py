@@ -8,6 +8,8 @@
 - Messages that could not be delivered (failed, blocked, uncertain): deleted after
   UNDELIVERED_RETENTION_DAYS (7); sent ones are deleted as soon as they are sent.
 - The texts of closed staff requests (corrections): blanked after CLOSED_RETENTION_DAYS.
+- Leaders' own broadcast texts and photos: blanked CLOSED_RETENTION_DAYS after the broadcast
+  finished or was cancelled (its counts and audit rows stay).
 
 Every step selects only what is still due, so the job is safe to run twice, after a restart
 or from another replica; only the leader runs it. It logs counts, never data.
@@ -18,11 +20,18 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.states import ApplicationStatus
-from bot.db.models import Application, OutboxMessage, StaffRequest, StatusChange, utcnow
+from bot.core.states import ApplicationStatus, BroadcastState
+from bot.db.models import (
+    Application,
+    Broadcast,
+    OutboxMessage,
+    StaffRequest,
+    StatusChange,
+    utcnow,
+)
 from bot.runtime import Runtime
 from bot.services.inbox import purge_inbox
 from bot.services.registration import purge_stale_drafts
@@ -86,6 +95,22 @@ async def blank_closed_requests(session: AsyncSession, older_than: timedelta) ->
     return len(result.all())
 
 
+async def blank_old_broadcasts(session: AsyncSession, older_than: timedelta) -> int:
+    """Blank the own texts and photos of broadcasts ended before the cut-off."""
+    ended = (BroadcastState.DONE, BroadcastState.CANCELLED)
+    result = await session.execute(
+        update(Broadcast)
+        .where(
+            Broadcast.state.in_([state.value for state in ended]),
+            func.coalesce(Broadcast.finished_at, Broadcast.created_at) < utcnow() - older_than,
+            or_(Broadcast.text_enc.is_not(None), Broadcast.photo.is_not(None)),
+        )
+        .values(text_enc=None, photo=None)
+        .returning(Broadcast.id)
+    )
+    return len(result.all())
+
+
 async def apply_retention(runtime: Runtime) -> dict[str, int]:
     """One run of the daily retention job; returns how many of each kind went."""
     settings = runtime.settings
@@ -99,6 +124,7 @@ async def apply_retention(runtime: Runtime) -> dict[str, int]:
             "closed_applications": await erase_closed_applications(session, closed),
             "undelivered_messages": await forget_undelivered(session, undelivered),
             "request_texts": await blank_closed_requests(session, closed),
+            "broadcast_texts": await blank_old_broadcasts(session, closed),
         }
 
     counts = await run_unit_of_work(runtime.sessions, work)
