@@ -363,7 +363,12 @@ def raw_column(key: str) -> Column:
             value = answers.get(key)
             # Most answers are plain text or numbers: no call for them.
             kind = type(value)
-            return value if kind is str or kind is int else get(value)
+            if kind is str or kind is int:
+                return value
+            if type(value) is list and all(type(v) is str for v in value):
+                # Upper case is decided letter by letter, and "+" has none: the same text.
+                return "+".join(value).upper()
+            return get(value)
 
         return cell
 

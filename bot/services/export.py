@@ -278,8 +278,8 @@ async def export_cells(
     source = await row_source(session, areas, settings, request)
     cells = cell_maker(source, request.form, cipher.bulk_decryptor())
     async for batch in stored_rows(session, settings, request, as_of):
-        for stored in batch:
-            yield cells(stored)
+        for row in cells(batch):
+            yield row
 
 
 async def export_rows(
@@ -501,7 +501,7 @@ async def _fill(
                 await pool.put(batch)
             else:
                 for start in range(0, len(batch), YIELD_EVERY):
-                    writer.write_block([cells(row) for row in batch[start : start + YIELD_EVERY]])
+                    writer.write_block(cells(batch[start : start + YIELD_EVERY]))
                     # Let the rest of the process (the bot's other work) run now and then.
                     await asyncio.sleep(0)
             if progress is not None:

@@ -9,9 +9,10 @@ import os
 import random
 import signal
 import zipfile
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -27,6 +28,7 @@ from bot.runtime import Runtime
 from bot.security import Cipher, generate_key
 from bot.services.demo import add_demo_data
 from bot.services.export import ExportRequest, run_export
+from bot.services.export_rows import RowSource, cell_maker
 
 ODD_NAMES = ("i made sukadana", "NI LUH SARI", "Ni Ketut Ayu", "ni kadek ÇINTA", "42", "I Wayan")
 ODD_NIKS = (
@@ -233,3 +235,19 @@ async def test_a_cancelled_export_stops_its_workers_and_leaves_no_file(
         await task
     assert list(output.parent.iterdir()) == []
     assert await no_workers_left()
+
+
+@pytest.mark.parametrize("zone", ["Asia/Makassar", "America/St_Johns", "Australia/Lord_Howe"])
+async def test_times_are_the_branch_wall_clock_across_changes_of_offset(
+    runtime: Runtime, zone: str
+) -> None:
+    """Every minute around a change of offset (half-hour ones included) reads as astimezone."""
+    tz = ZoneInfo(zone)
+    source = RowSource("id", True, tz, DEFAULT_RATES, runtime.areas, {}, date.today())
+    rows = cell_maker(source, REGISTRATION, runtime.cipher.bulk_decryptor())
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    moments = [start + timedelta(minutes=7 * n, seconds=n % 60) for n in range(80_000)]
+    stored = [("BC-1", "submitted", m, None, None, None, m, None, None, m) for m in moments]
+    for moment, cells in zip(moments, rows(stored), strict=True):
+        expected = moment.astimezone(tz).replace(tzinfo=None)
+        assert cells[2] == cells[-4] == cells[-1] == expected, moment
