@@ -33,7 +33,8 @@ from bot.security import Cipher
 from bot.services.areas import AreaDirectory
 
 # A row as `_statement` selects it: reference, status, submitted_at, answers_enc,
-# assisted_by, consent version and time, kpj_number, status_note, status_changed_at.
+# assisted_by, consent version and time, kpj_number, status_note, status_changed_at (times
+# as the driver gives them: text on SQLite).
 StoredRow = tuple[Any, ...]
 
 
@@ -80,10 +81,18 @@ def cell_maker(
             offsets[hour] = offset
         return offset
 
-    def local(moment: datetime | None) -> datetime | None:
+    parse = datetime.fromisoformat
+
+    def local(moment: datetime | str | None) -> datetime | None:
         # Spreadsheets know no time zones: times are written as the branch's wall clock.
         if not moment:
             return None
+        if type(moment) is str:
+            # As SQLite stores a UtcDateTime: the UTC wall clock, without an offset.
+            moment = parse(moment)
+        assert isinstance(moment, datetime)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
         if moment.tzinfo is UTC:
             hour = (moment.year, moment.month, moment.day, moment.hour)
             offset = offsets[hour] if hour in offsets else offset_in(hour)
