@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -460,9 +459,9 @@ async def run_export(
 ) -> ExportResult:
     """Write one export to a file (or CSV to an open text stream); the caller records it.
 
-    `workers` processes (default: the EXPORT_WORKERS setting, else one per core) decrypt
-    and format the rows of a large export while this one reads them; `parallel_from` rows
-    are made here first, so a small export starts none.
+    `workers` processes (default: the EXPORT_WORKERS setting) decrypt and format the rows
+    of a large export while this one reads them; `parallel_from` rows are made here first,
+    so a small export starts none.
     """
     started = time.perf_counter()
     as_of = datetime.now(UTC)
@@ -475,8 +474,6 @@ async def run_export(
         return ExportResult(count, time.perf_counter() - started, as_of)
     if workers is None:
         workers = settings.export_workers
-    if workers is None:
-        workers = len(os.sched_getaffinity(0))
     with _file_writer(fmt, output, header, columns_of(request.form), delimiter) as sink:
         count = await _fill(
             batches, sink, cipher, source, request.form, progress, workers, parallel_from
