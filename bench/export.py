@@ -129,7 +129,7 @@ def main() -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        help="worker processes per export (default: EXPORT_WORKERS)",
+        help="worker processes per export (default: EXPORT_WORKERS, else one per core)",
     )
     parser.add_argument(
         "--one", nargs=3, metavar=("FORMAT", "DB", "OUTPUT"), help=argparse.SUPPRESS

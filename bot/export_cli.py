@@ -80,7 +80,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
         type=count_argument,
         metavar="N",
         help="processes that decrypt and format the rows beside the reading one "
-        "(default: EXPORT_WORKERS)",
+        "(default: EXPORT_WORKERS, else one per core)",
     )
 
 

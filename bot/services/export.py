@@ -5,16 +5,18 @@ own fields (reference, status, when it was sent) and the status workflow's (KPJ 
 note, last change). Headers are texts of the operator's language (`export.column.<name>`).
 
 The read path is built for a million rows: one Core select of only the columns needed,
-streamed in partitions (never ORM objects), one decryption per row, the area names from the
-directory already in memory, and the leaders who assisted looked up once. Rows go to the
-writer as they come, so memory stays flat whatever the count; the file is written beside its
-final name and renamed once complete (`replaced_when_complete`).
+streamed in partitions (never ORM objects), decrypted a batch at a time, turned into cells
+by columns bound once per export (`bot.services.export_rows`), and formatted a block at a
+time; optionally in worker processes (EXPORT_WORKERS). Rows go to the writer as they come, so
+memory stays flat whatever the count; the file is written beside its final name and renamed
+once complete (`replaced_when_complete`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -459,9 +461,9 @@ async def run_export(
 ) -> ExportResult:
     """Write one export to a file (or CSV to an open text stream); the caller records it.
 
-    `workers` processes (default: the EXPORT_WORKERS setting) decrypt and format the rows
-    of a large export while this one reads them; `parallel_from` rows are made here first,
-    so a small export starts none.
+    `workers` processes (default: the EXPORT_WORKERS setting, else one per core) decrypt
+    and format the rows of a large export while this one reads them; `parallel_from` rows
+    are made here first, so a small export starts none.
     """
     started = time.perf_counter()
     as_of = datetime.now(UTC)
@@ -474,6 +476,8 @@ async def run_export(
         return ExportResult(count, time.perf_counter() - started, as_of)
     if workers is None:
         workers = settings.export_workers
+    if workers is None:
+        workers = len(os.sched_getaffinity(0))
     with _file_writer(fmt, output, header, columns_of(request.form), delimiter) as sink:
         count = await _fill(
             batches, sink, cipher, source, request.form, progress, workers, parallel_from
