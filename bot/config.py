@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     export_background_rows: int = 5000
     # Processes that decrypt and format the rows of an export over 5 000 rows beside the one
     # reading them (unset: one per CPU core; 0: all in the reading process). They cost CPU
-    # time (about 1,3 times in all) to save wall time: docs/BENCHMARKS.md.
+    # time (1,1 to 1,8 times in all) to save wall time: docs/BENCHMARKS.md.
     export_workers: int | None = Field(default=None, ge=0, le=64)
     # Chats whose updates are handled at the same time (each chat's own in order).
     inbox_workers: int = 8

@@ -41,7 +41,7 @@ StoredRow = tuple[Any, ...]
 @dataclass(frozen=True)
 class RowSource:
     """What turns stored rows into cells, the key apart. Plain data: an export's worker
-    processes each get it once (`bot.services.export_workers`)."""
+    processes each get it once (`RowWorkers`)."""
 
     language: str
     own_screen: bool
