@@ -114,7 +114,7 @@ async def _run(runtime: Runtime, job_id: int, nudge: Callable[[], None]) -> None
                 )
             data = await asyncio.to_thread(output.read_bytes)
     except Exception:
-        await _stop(shown)
+        shown.cancel()
         log.exception("Export job %s failed", job_id)
         async with runtime.sessions() as session, session.begin():
             await _finish(session, job_id, FAILED, None)
@@ -122,7 +122,7 @@ async def _run(runtime: Runtime, job_id: int, nudge: Callable[[], None]) -> None
             await enqueue(session, runtime.cipher, [Outgoing(chat_id, reply=reply, priority=1)])
         nudge()
         return
-    await _stop(shown)
+    shown.cancel()
     replies = file_replies(t, name, data, result.rows, place, masked=request.mask_nik)
     async with runtime.sessions() as session, session.begin():
         user = await session.get(User, user_id)
@@ -136,21 +136,6 @@ async def _run(runtime: Runtime, job_id: int, nudge: Callable[[], None]) -> None
             items.append(_edit(chat_id, job.progress_message_id, ready))
         await enqueue(session, runtime.cipher, items)
     nudge()
-
-
-async def _stop(shown: asyncio.Task[None]) -> None:
-    """Stop the progress task and wait until it has rolled back what it was writing: a
-    transaction of its left open would hold SQLite's write lock from the job's last one."""
-    shown.cancel()
-    try:
-        await shown
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise  # this job itself is being stopped
-    except Exception:
-        # The progress message is cosmetic: the file is sent all the same.
-        log.exception("The progress message of an export failed")
 
 
 def _edit(chat_id: int, message_id: int, reply: Reply) -> Outgoing:
