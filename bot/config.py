@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # /ekspor: exports of more rows than this are written in the background and sent when
     # ready, so the person (and their chat's other updates) never wait on a long export.
     export_background_rows: int = 5000
+    # Processes that decrypt and format the rows of an export over 5 000 rows beside the one
+    # reading them (unset: one per CPU core; 0: all in the reading process). They cost CPU
+    # time (1,1 to 1,8 times in all) to save wall time: docs/BENCHMARKS.md.
+    export_workers: int | None = Field(default=None, ge=0, le=64)
     # Chats whose updates are handled at the same time (each chat's own in order).
     inbox_workers: int = 8
     # Flood control per person: a burst of this many updates, refilled at this many a minute;

@@ -75,6 +75,13 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
         choices=(",", ";"),
         help="CSV field separator; ';' for Excel set to Indonesian",
     )
+    parser.add_argument(
+        "--workers",
+        type=count_argument,
+        metavar="N",
+        help="processes that decrypt and format the rows beside the reading one "
+        "(default: EXPORT_WORKERS, else one per core)",
+    )
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -179,6 +186,7 @@ async def run_export_command(runtime: Runtime, args: argparse.Namespace) -> int:
             args.output if args.output is not None else sys.stdout,
             delimiter=args.delimiter,
             progress=bar,
+            workers=args.workers,
         )
         bar.end()
     async with runtime.sessions() as session, session.begin():

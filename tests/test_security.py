@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from hypothesis import assume, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -135,16 +136,24 @@ def test_json_log_lines_are_one_object_each_and_redacted() -> None:
 
 def test_the_bulk_decryptor_reads_what_encrypt_wrote_and_refuses_the_rest() -> None:
     """Exports decrypt a million rows with it: same answers as Fernet, same refusals."""
-    cipher = Cipher(generate_key().encode())
+    key = generate_key().encode()
+    cipher = Cipher(key)
     values = [{"nik": "5102051708850003", "n": n, "name": "Ni Luh Ayu " * n} for n in range(40)]
     tokens = [cipher.encrypt(v) for v in values]
     decrypt = cipher.bulk_decryptor()
-    assert [decrypt(t) for t in tokens] == values == [cipher.decrypt(t) for t in tokens]
+    assert decrypt(tokens) == values == [cipher.decrypt(t) for t in tokens]
+    assert [decrypt([t])[0] for t in tokens] == values
+    assert decrypt([]) == []
     other = Cipher(generate_key().encode()).bulk_decryptor()
     flipped = tokens[3][:40] + ("A" if tokens[3][40] != "A" else "B") + tokens[3][41:]
     for bad, reader in ((tokens[0], other), (flipped, decrypt), ("not a token", decrypt)):
         with pytest.raises(ConfigError, match="DATA_KEY"):
-            reader(bad)
+            reader([bad])
+        # One bad token refuses its whole batch.
+        with pytest.raises(ConfigError, match="DATA_KEY"):
+            reader([*tokens[:5], bad])
+    with pytest.raises(ValueError, match="not a mapping"):
+        decrypt([Fernet(key).encrypt(b"[1, 2]").decode()])
 
 
 def test_during_a_rotation_both_keys_read_and_only_the_new_one_writes() -> None:
@@ -154,7 +163,13 @@ def test_during_a_rotation_both_keys_read_and_only_the_new_one_writes() -> None:
     both = Cipher(new, [old])
     assert both.rotating and not before.rotating
     assert both.decrypt(token) == {"nik": "5102051708850003"}
-    assert both.bulk_decryptor()(token) == {"nik": "5102051708850003"}
+    # A batch written partly under each key, as during a rotation.
+    mixed = [token, both.encrypt({"nik": "5171015107926183"}), token]
+    assert both.bulk_decryptor()(mixed) == [
+        {"nik": "5102051708850003"},
+        {"nik": "5171015107926183"},
+        {"nik": "5102051708850003"},
+    ]
     assert not both.is_current(token)
     fresh = both.encrypt({"nik": "5102051708850003"})
     assert both.is_current(fresh)
@@ -167,7 +182,7 @@ def test_during_a_rotation_both_keys_read_and_only_the_new_one_writes() -> None:
     with pytest.raises(ConfigError):
         Cipher(new).decrypt(token)
     with pytest.raises(ConfigError):
-        Cipher(new).bulk_decryptor()(token)
+        Cipher(new).bulk_decryptor()([token])
 
 
 # ---------------------------------------------------------------- every form the parsers take

@@ -9,10 +9,11 @@ moves and its date part may differ from the true birth date.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from functools import lru_cache
 
 from bot.core.errors import InvalidInput
 
@@ -81,6 +82,42 @@ def parse_nik(text: str, *, known_provinces: Collection[str], today: date) -> Ni
         gender=gender,
         serial=serial,
     )
+
+
+def nik_reader(
+    known_provinces: Collection[str], today: date
+) -> Callable[[object], tuple[date | None, Gender] | None]:
+    """`parse_nik`'s birth date and gender for many stored NIKs (exports): None if invalid.
+
+    A stored NIK is already sixteen digits; for one, the checks of `parse_nik` are made here
+    without building a `NikInfo`, and the dates are remembered (a few thousand at most).
+    Anything else goes through `parse_nik` itself.
+    """
+    provinces = frozenset(known_provinces)
+    birth_date = lru_cache(maxsize=8192)(
+        lambda day, month, year: _birth_date(day, month, year, today)
+    )
+    male, female = Gender.MALE, Gender.FEMALE
+
+    def read(nik: object) -> tuple[date | None, Gender] | None:
+        if type(nik) is not str or len(nik) != NIK_LENGTH or not (nik.isascii() and nik.isdigit()):
+            try:
+                info = parse_nik(str(nik), known_provinces=provinces, today=today)
+            except InvalidInput:
+                return None
+            return info.birth_date, info.gender
+        if nik[:2] not in provinces or nik[12:] == "0000":
+            return None
+        day, month = int(nik[6:8]), int(nik[8:10])
+        gender = male
+        if day > FEMALE_DAY_OFFSET:
+            day -= FEMALE_DAY_OFFSET
+            gender = female
+        if not (1 <= month <= 12 and 1 <= day <= 31):
+            return None
+        return birth_date(day, month, int(nik[10:12])), gender
+
+    return read
 
 
 def _birth_date(day: int, month: int, two_digit_year: int, today: date) -> date | None:

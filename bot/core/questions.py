@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -33,15 +33,16 @@ from bot.core.form import (
     Display,
     Form,
     FormContext,
+    Getter,
     Indexed,
     Kind,
     Lookup,
     Option,
     Question,
-    raw_cell,
+    raw_column,
 )
 from bot.core.money import format_rupiah, parse_rupiah
-from bot.core.nik import Gender, NikInfo, mask_nik, parse_nik
+from bot.core.nik import Gender, NikInfo, mask_nik, nik_reader, parse_nik
 from bot.core.phone import format_phone_local, normalise_phone
 from bot.core.text import read_typed
 
@@ -273,6 +274,18 @@ def _nik_cell(answers: Answers, ctx: FormContext) -> Any:
     return _show_nik(value, ctx) if value else ""
 
 
+def _bind_nik(ctx: FormContext) -> Getter:
+    full = ctx.own_screen
+
+    def cell(answers: Answers) -> Any:
+        value = answers.get("nik")
+        if not value:
+            return ""
+        return str(value) if full else mask_nik(str(value))
+
+    return cell
+
+
 # ---------------------------------------------------------------------- names
 
 
@@ -289,7 +302,18 @@ def _name_columns(key: str) -> tuple[Column, ...]:
         value = answers.get(key)
         return display_name(str(value)) if value else ""
 
-    return (Column(key, cell),)
+    def bind(_ctx: FormContext) -> Getter:
+        def fast(answers: Answers) -> Any:
+            value = answers.get(key)
+            # An ASCII name in mixed case is kept as typed: two string methods decide that
+            # without looking at each letter (for ASCII, "cased" and "letter" are the same).
+            if type(value) is str and value.isascii() and not (value.islower() or value.isupper()):
+                return value
+            return display_name(str(value)) if value else ""
+
+        return fast
+
+    return (Column(key, cell, bind),)
 
 
 # ---------------------------------------------------------------------- birth date and gender
@@ -338,6 +362,16 @@ def _birth_date_cell(answers: Answers, _ctx: FormContext) -> Any:
     return date.fromisoformat(str(value)) if value else None
 
 
+def _bind_birth_date(_ctx: FormContext) -> Getter:
+    parse = date.fromisoformat
+
+    def cell(answers: Answers) -> Any:
+        value = answers.get("birth_date")
+        return parse(str(value)) if value else None
+
+    return cell
+
+
 def _show_birth_date(value: Any, ctx: FormContext) -> str:
     shown = format_date(date.fromisoformat(str(value)), ctx.t.language)
     if _date_differs_from_nik(value, ctx) is not None:
@@ -376,6 +410,29 @@ def _show_gender(value: Any, ctx: FormContext) -> str:
 
 def _mismatch_cell(answers: Answers, ctx: FormContext) -> Any:
     return ctx.t("export.yes") if differs_from_nik(answers, ctx) else ""
+
+
+def _bind_mismatch(ctx: FormContext) -> Getter:
+    yes = ctx.t("export.yes")
+    read = nik_reader(ctx.areas.province_codes, ctx.today)
+    parse = date.fromisoformat
+
+    def cell(answers: Answers) -> Any:
+        nik = answers.get("nik")
+        info = read(nik) if nik else None
+        if info is None:
+            return ""
+        born, gender = info
+        chosen = answers.get("birth_date")
+        if chosen is not None and born is not None:
+            # The stored answer is an ISO date: equal text is an equal date.
+            text = str(chosen)
+            if text != born.isoformat() and parse(text) != born:
+                return yes
+        value = answers.get("gender")
+        return yes if value is not None and str(value) != gender.value else ""
+
+    return cell
 
 
 # ---------------------------------------------------------------------- phones
@@ -550,9 +607,25 @@ def _area_columns(level: str) -> tuple[Column, ...]:
         found: tuple[str, str] = known[level]
         return found
 
+    def bind(part: int) -> Callable[[FormContext], Getter]:
+        def bound(ctx: FormContext) -> Getter:
+            # One table per level and part, shared by the export's rows: village -> cell.
+            known: dict[str, str] = ctx.cache.setdefault(("area cells", level, part), {})
+
+            def cell(answers: Answers) -> Any:
+                village = str(answers.get("village"))
+                found = known.get(village)
+                if found is None:
+                    found = known[village] = area(answers, ctx)[part]
+                return found
+
+            return cell
+
+        return bound
+
     return (
-        Column(f"{level}_code", lambda a, c: area(a, c)[0]),
-        Column(f"{level}_name", lambda a, c: area(a, c)[1]),
+        Column(f"{level}_code", lambda a, c: area(a, c)[0], bind(0)),
+        Column(f"{level}_name", lambda a, c: area(a, c)[1], bind(1)),
     )
 
 
@@ -597,6 +670,10 @@ def _desa_adat_cell(answers: Answers, _ctx: FormContext) -> Any:
     return value.get("name", "") if isinstance(value, dict) else ""
 
 
+def _bind_desa_adat(_ctx: FormContext) -> Getter:
+    return lambda answers: _desa_adat_cell(answers, _ctx)
+
+
 def _desa_adat_id(value: Any) -> Any:
     return value.get("id") if isinstance(value, dict) else None
 
@@ -619,7 +696,22 @@ def _label_cell(key: str, show: Display) -> Column:
         value = answers.get(key)
         return show(value, ctx) if value else ""
 
-    return Column(key, cell)
+    def bind(ctx: FormContext) -> Getter:
+        # The words of each code, translated once per export (the codes are a short list).
+        words: dict[str, Any] = {}
+
+        def fast(answers: Answers) -> Any:
+            value = answers.get(key)
+            if type(value) is not str or len(words) > 1000:
+                return show(value, ctx) if value else ""
+            found = words.get(value)
+            if found is None:
+                found = words[value] = show(value, ctx) if value else ""
+            return found
+
+        return fast
+
+    return Column(key, cell, bind)
 
 
 def _relationship_options(ctx: FormContext) -> Sequence[Option]:
@@ -768,9 +860,41 @@ def _row_contribution(answers: Answers, ctx: FormContext) -> Contribution:
     return found
 
 
+def _bind_contribution(attribute: str) -> Callable[[FormContext], Getter]:
+    def bound(ctx: FormContext) -> Getter:
+        # The five columns of a row share its contribution through the row's answers, and
+        # rows alike (same income, programs and period) share one computation.
+        shared: dict[Any, Any] = ctx.cache.setdefault("contribution cells", {"row": None})
+        rates = ctx.rates
+
+        def cell(answers: Answers) -> Any:
+            if shared["row"] is not answers:
+                programs = answers.get("programs")
+                key = (
+                    answers.get("income"),
+                    tuple(programs) if type(programs) is list else programs,
+                    answers.get("period"),
+                )
+                found = shared.get(key)
+                if found is None:
+                    found = contribution_of(answers, rates)
+                    if len(shared) < 10_000:
+                        shared[key] = found
+                shared["row"], shared["found"] = answers, found
+            return getattr(shared["found"], attribute)
+
+        return cell
+
+    return bound
+
+
 def _contribution_columns() -> tuple[Column, ...]:
     def part(name: str, attribute: str) -> Column:
-        return Column(name, lambda a, c: getattr(_row_contribution(a, c), attribute))
+        return Column(
+            name,
+            lambda a, c: getattr(_row_contribution(a, c), attribute),
+            _bind_contribution(attribute),
+        )
 
     return (
         part("jkk", "jkk"),
@@ -789,7 +913,7 @@ QUESTIONS: tuple[Question, ...] = (
         parse=_parse_nik,
         display=_show_nik,
         clears=("birth_date", "gender"),
-        columns=(Column("nik", _nik_cell),),
+        columns=(Column("nik", _nik_cell, _bind_nik),),
         indexed=Indexed("nik_hash", hashed=True, unique=True),
     ),
     Question(
@@ -810,7 +934,7 @@ QUESTIONS: tuple[Question, ...] = (
         confirm=_confirm_birth_date,
         display=_show_birth_date,
         per_row=1,
-        columns=(Column("birth_date", _birth_date_cell),),
+        columns=(Column("birth_date", _birth_date_cell, _bind_birth_date),),
     ),
     Question(
         "gender",
@@ -822,8 +946,8 @@ QUESTIONS: tuple[Question, ...] = (
         params=_gender_params,
         synonyms=GENDER_SYNONYMS,
         columns=(
-            Column("gender", lambda a, _c: raw_cell(a.get("gender"))),
-            Column("differs_from_nik", _mismatch_cell),
+            raw_column("gender"),
+            Column("differs_from_nik", _mismatch_cell, _bind_mismatch),
         ),
     ),
     Question(
@@ -890,7 +1014,7 @@ QUESTIONS: tuple[Question, ...] = (
         lookups=frozenset({Lookup.DESA_ADAT}),
         near=_answered_village,
         per_row=1,
-        columns=(Column("desa_adat", _desa_adat_cell),),
+        columns=(Column("desa_adat", _desa_adat_cell, _bind_desa_adat),),
         indexed=Indexed("desa_adat_id", value=_desa_adat_id),
     ),
     Question(

@@ -22,11 +22,13 @@ dates, one style table) is small.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Protocol, cast
@@ -59,6 +61,40 @@ class RowWriter(Protocol):
     def write(self, row: Sequence[Cell]) -> None: ...
 
 
+@dataclass(frozen=True)
+class RowFormat:
+    """How a writer turns rows into the text it appends: pure data, so another process
+    (an export's workers) can format rows and the writer only appends the text, in order."""
+
+    kind: str  # "csv" or "xlsx"
+    letters: tuple[str, ...] = ()
+    delimiter: str = ","
+
+    def text(self, rows: Sequence[Sequence[Cell]], first_number: int) -> str:
+        """Rows as CSV lines, or as sheet XML numbered from `first_number` (XLSX)."""
+        if self.kind == "csv":
+            return csv_lines(rows, self.delimiter)
+        return sheet_rows_xml(rows, first_number, self.letters)
+
+
+class BlockWriter(RowWriter, Protocol):
+    """A writer that also takes rows already formatted by its `RowFormat`."""
+
+    format: RowFormat
+
+    def number_rows(self, count: int) -> list[tuple[int, int]]:
+        """Reserve the next `count` rows: (first row number, how many) per sheet they fill."""
+        ...
+
+    def append(self, text: str, count: int) -> None:
+        """Append `count` rows formatted by `format` for numbers `number_rows` gave."""
+        ...
+
+    def write_block(self, rows: Sequence[Sequence[Cell]]) -> None:
+        """Write rows formatted here (the same bytes as `write` for each)."""
+        ...
+
+
 @contextmanager
 def replaced_when_complete(output: Path) -> Iterator[Path]:
     """A temporary path beside `output` that becomes `output` only if the block succeeds.
@@ -82,8 +118,10 @@ class CsvWriter:
     """CSV for machines: UTF-8 with a byte-order mark, ISO dates, neutralised texts."""
 
     def __init__(self, handle: IO[str], header: Sequence[str], delimiter: str = ",") -> None:
+        self._handle = handle
         self._writer = csv.writer(handle, delimiter=delimiter, lineterminator="\r\n")
         self._writer.writerow([neutralise_csv(h) for h in header])
+        self.format = RowFormat("csv", delimiter=delimiter)
         self.rows_written = 0
 
     def write(self, row: Sequence[Cell]) -> None:
@@ -91,8 +129,36 @@ class CsvWriter:
         self._writer.writerow([_csv_cell(v) for v in row])
         self.rows_written += 1
 
+    def number_rows(self, count: int) -> list[tuple[int, int]]:
+        """CSV rows carry no numbers: one piece."""
+        return [(0, count)] if count else []
+
+    def append(self, text: str, count: int) -> None:
+        """Append rows `format` made."""
+        self._handle.write(text)
+        self.rows_written += count
+
+    def write_block(self, rows: Sequence[Sequence[Cell]]) -> None:
+        """Write rows (the same bytes as `write` for each, in a fraction of the time)."""
+        self.append(csv_lines(rows, self.format.delimiter), len(rows))
+
 
 _TRIGGER_SET = frozenset(TRIGGERS)
+
+
+def csv_lines(rows: Sequence[Sequence[Cell]], delimiter: str = ",") -> str:
+    """Rows as the lines `CsvWriter.write` writes for them."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    cell, triggers = _csv_cell, _TRIGGER_SET
+    # Texts are most cells: converted inline, the rest through `_csv_cell`.
+    writer.writerows(
+        [
+            [("'" + v if v[:1] in triggers else v) if type(v) is str else cell(v) for v in row]
+            for row in rows
+        ]
+    )
+    return out.getvalue()
 
 
 def _csv_cell(value: Cell) -> str | int | float:
@@ -213,6 +279,9 @@ class XlsxWriter:
         self._stream: IO[bytes] | None = None
         self._buffer: list[str] = []
         self._row = 0
+        # Rows given numbers so far (`number_rows`), written or still being formatted.
+        self._numbered = 0
+        self.format = RowFormat("xlsx", tuple(self._letters))
         self.rows_written = 0
 
     def write(self, row: Sequence[Cell]) -> None:
@@ -220,37 +289,41 @@ class XlsxWriter:
         if self._stream is None or self._row >= self._sheet_rows:
             self._next_sheet()
         self._row += 1
-        number = str(self._row)
-        parts = [f'<row r="{number}">']
-        for letter, value in zip(self._letters, row, strict=False):
-            if value is None or value == "":
-                continue
-            ref = letter + number
-            if isinstance(value, str):
-                style = ' s="3"' if value.startswith(TRIGGERS) else ""
-                parts.append(
-                    f'<c r="{ref}"{style} t="inlineStr"><is><t>{_escape(value)}</t></is></c>'
-                )
-            elif isinstance(value, bool):
-                parts.append(f'<c r="{ref}" t="b"><v>{int(value)}</v></c>')
-            elif isinstance(value, int | float):
-                parts.append(f'<c r="{ref}"><v>{value}</v></c>')
-            elif isinstance(value, datetime):
-                serial = (
-                    value.toordinal()
-                    - _EXCEL_EPOCH
-                    + (value.hour * 3600 + value.minute * 60 + value.second) / 86400
-                )
-                parts.append(f'<c r="{ref}" s="{_DATETIME}"><v>{serial!r}</v></c>')
-            else:
-                parts.append(
-                    f'<c r="{ref}" s="{_DATE}"><v>{value.toordinal() - _EXCEL_EPOCH}</v></c>'
-                )
-        parts.append("</row>")
-        self._buffer.append("".join(parts))
+        self._buffer.append(sheet_rows_xml((row,), self._row, self._letters))
         if len(self._buffer) >= 512:
             self._flush()
         self.rows_written += 1
+        self._numbered = self.rows_written
+
+    def number_rows(self, count: int) -> list[tuple[int, int]]:
+        """Reserve the next `count` rows: (first row number, how many) on each sheet."""
+        per_sheet = self._sheet_rows - 1
+        pieces = []
+        while count:
+            index = self._numbered % per_sheet
+            piece = min(count, per_sheet - index)
+            pieces.append((index + 2, piece))
+            self._numbered += piece
+            count -= piece
+        return pieces
+
+    def append(self, text: str, count: int) -> None:
+        """Append rows `format` made for the numbers `number_rows` gave, in that order."""
+        if self._stream is None or self._row >= self._sheet_rows:
+            self._next_sheet()
+        self._row += count
+        assert self._row <= self._sheet_rows, "rows numbered for one sheet spill over"
+        self._buffer.append(text)
+        self._flush()
+        self.rows_written += count
+
+    def write_block(self, rows: Sequence[Sequence[Cell]]) -> None:
+        """Write rows (the same bytes as `write` for each, in a fraction of the time)."""
+        done = 0
+        for first, count in self.number_rows(len(rows)):
+            piece = rows[done : done + count]
+            self.append(sheet_rows_xml(piece, first, self._letters), count)
+            done += count
 
     def close(self) -> None:
         """Finish the last sheet and write the workbook's parts."""
@@ -346,6 +419,55 @@ class XlsxWriter:
         self._filters.append(f"$A$1:${last}${self._row}")
         self._stream.write(f'</sheetData><autoFilter ref="{ref}"/></worksheet>'.encode())
         self._stream.close()
+
+
+def sheet_rows_xml(
+    rows: Iterable[Sequence[Cell]], first_number: int, letters: Sequence[str]
+) -> str:
+    """Sheet XML of rows numbered from `first_number` (what `XlsxWriter` writes for them)."""
+    parts: list[str] = []
+    add = parts.append
+    triggers, escape = _TRIGGER_SET, _escape
+    number = first_number
+    for row in rows:
+        n = str(number)
+        add(f'<row r="{n}">')
+        for letter, value in zip(letters, row, strict=False):
+            kind = type(value)
+            # Exact types first: this runs for every cell of a million rows.
+            if kind is str:
+                if value:
+                    style = ' s="3"' if value[:1] in triggers else ""  # type: ignore[index]
+                    add(
+                        f'<c r="{letter}{n}"{style} t="inlineStr"><is><t>'
+                        f"{escape(value)}</t></is></c>"  # type: ignore[arg-type]
+                    )
+            elif kind is int:
+                add(f'<c r="{letter}{n}"><v>{value}</v></c>')
+            elif value is not None and value != "":
+                add(_xlsx_cell(letter + n, value))
+        add("</row>")
+        number += 1
+    return "".join(parts)
+
+
+def _xlsx_cell(ref: str, value: Cell) -> str:
+    if isinstance(value, str):
+        style = ' s="3"' if value.startswith(TRIGGERS) else ""
+        return f'<c r="{ref}"{style} t="inlineStr"><is><t>{_escape(value)}</t></is></c>'
+    if isinstance(value, bool):
+        return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
+    if isinstance(value, int | float):
+        return f'<c r="{ref}"><v>{value}</v></c>'
+    if isinstance(value, datetime):
+        serial = (
+            value.toordinal()
+            - _EXCEL_EPOCH
+            + (value.hour * 3600 + value.minute * 60 + value.second) / 86400
+        )
+        return f'<c r="{ref}" s="{_DATETIME}"><v>{serial!r}</v></c>'
+    assert isinstance(value, date)
+    return f'<c r="{ref}" s="{_DATE}"><v>{value.toordinal() - _EXCEL_EPOCH}</v></c>'
 
 
 def write_rows(writer: RowWriter, rows: Iterable[Sequence[Cell]]) -> int:

@@ -5,38 +5,48 @@ own fields (reference, status, when it was sent) and the status workflow's (KPJ 
 note, last change). Headers are texts of the operator's language (`export.column.<name>`).
 
 The read path is built for a million rows: one Core select of only the columns needed,
-streamed in partitions (never ORM objects), one decryption per row, the area names from the
-directory already in memory, and the leaders who assisted looked up once. Rows go to the
-writer as they come, so memory stays flat whatever the count; the file is written beside its
-final name and renamed once complete (`replaced_when_complete`).
+streamed in partitions (never ORM objects), decrypted a batch at a time, turned into cells
+by columns bound once per export (`bot.services.export_rows`), and formatted a block at a
+time; optionally in worker processes (EXPORT_WORKERS). Rows go to the writer as they come, so
+memory stays flat whatever the count; the file is written beside its final name and renamed
+once complete (`replaced_when_complete`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, String, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.core.form import Form, FormContext
+from bot.core.form import Form
 from bot.core.questions import REGISTRATION
-from bot.core.spreadsheet import Cell, CsvWriter, RowWriter, XlsxWriter, replaced_when_complete
+from bot.core.spreadsheet import (
+    BlockWriter,
+    Cell,
+    CsvWriter,
+    RowWriter,
+    XlsxWriter,
+    replaced_when_complete,
+)
 from bot.core.states import ApplicationStatus
-from bot.core.workflow import STATUS_NAMES
 from bot.db.models import Application, AuditEntry, Consent, DesaAdat, Role, User
 from bot.i18n import translator
 from bot.security import Cipher
 from bot.services import audit
 from bot.services.areas import AreaDirectory
+from bot.services.export_rows import RowSource, RowWorkers, StoredRow, cell_maker
 
 FORMATS = ("xlsx", "csv")
 EXPORT_ACTION = "export"
@@ -89,6 +99,9 @@ STATUS_WORDS: dict[str, ApplicationStatus] = {
 BATCH = 2000
 # Rows written between two chances for other work in the process to run (a few milliseconds).
 YIELD_EVERY = 200
+# Rows made in this process before worker processes take over: starting them (an
+# interpreter each, about half a CPU second) costs more than a small export takes.
+PARALLEL_FROM = 5_000
 
 
 def columns_of(form: Form) -> tuple[str, ...]:
@@ -154,6 +167,12 @@ def headers(language: str, form: Form = REGISTRATION) -> list[str]:
     return [t(f"export.column.{name}") for name in columns_of(form)]
 
 
+def _as_stored(moment: Any) -> Any:
+    # Times as the driver gives them (SQLite: text, PostgreSQL: datetime): the reading
+    # process then spends nothing on parsing them, and `cell_maker` reads either.
+    return type_coerce(moment, String)
+
+
 def _statement(
     request: ExportRequest, settings: Settings, as_of: datetime
 ) -> Select[*tuple[Any, ...]]:
@@ -168,14 +187,14 @@ def _statement(
         select(
             a.reference,
             a.status,
-            a.submitted_at,
+            _as_stored(a.submitted_at),
             a.answers_enc,
             a.assisted_by,
             Consent.text_version,
-            Consent.created_at,
+            _as_stored(Consent.created_at),
             a.kpj_number,
             a.status_note,
-            a.status_changed_at,
+            _as_stored(a.status_changed_at),
         )
         .outerjoin(given, given.c.application_id == a.id)
         .outerjoin(Consent, Consent.id == given.c.consent_id)
@@ -226,9 +245,30 @@ async def _assistants(session: AsyncSession, areas: AreaDirectory, language: str
     return labels
 
 
-def _local(moment: datetime | None, settings: Settings) -> datetime | None:
-    # Spreadsheets know no time zones: times are written as the branch's wall clock (WITA).
-    return moment.astimezone(settings.tz).replace(tzinfo=None) if moment else None
+async def row_source(
+    session: AsyncSession, areas: AreaDirectory, settings: Settings, request: ExportRequest
+) -> RowSource:
+    """The `RowSource` of one export."""
+    return RowSource(
+        language=request.language,
+        own_screen=not request.mask_nik,
+        tz=settings.tz,
+        rates=settings.rates,
+        areas=areas,
+        assistants=await _assistants(session, areas, request.language),
+        today=date.today(),
+    )
+
+
+async def stored_rows(
+    session: AsyncSession, settings: Settings, request: ExportRequest, as_of: datetime
+) -> AsyncIterator[list[StoredRow]]:
+    """The selected rows as stored, a partition (`BATCH` rows) at a time."""
+    result = await session.stream(
+        _statement(request, settings, as_of).execution_options(yield_per=BATCH)
+    )
+    async for batch in result.partitions(BATCH):
+        yield [tuple(row) for row in batch]
 
 
 async def export_cells(
@@ -242,53 +282,10 @@ async def export_cells(
 ) -> AsyncIterator[list[Cell]]:
     """Every application the request selects, as a row of cells in `columns_of` order."""
     as_of = as_of or datetime.now(UTC)
-    t = translator(request.language)
-    form = request.form
-    ctx = FormContext(
-        answers={},
-        t=t,
-        areas=areas,
-        rates=settings.rates,
-        today=date.today(),
-        own_screen=not request.mask_nik,
-    )
-    status_label = {status: t(key) for status, key in STATUS_NAMES.items()}
-    assistants = await _assistants(session, areas, request.language)
-    columns = [c.value for c in form.columns()]
-    decrypt = cipher.bulk_decryptor()
-    result = await session.stream(
-        _statement(request, settings, as_of).execution_options(yield_per=BATCH)
-    )
-    async for batch in result.partitions(BATCH):
-        for (
-            reference,
-            status,
-            submitted_at,
-            answers_enc,
-            assisted_by,
-            consent_version,
-            consent_at,
-            kpj_number,
-            status_note,
-            status_changed_at,
-        ) in batch:
-            answers = decrypt(answers_enc) if answers_enc else {}
-            ctx.answers = answers
-            ctx.memo.clear()
-            row: list[Cell] = [
-                reference or "",
-                status_label.get(status, status),
-                _local(submitted_at, settings),
-            ]
-            row.extend(value(answers, ctx) for value in columns)
-            row += [
-                assistants.get(assisted_by, f"#{assisted_by}") if assisted_by else "",
-                consent_version or "",
-                _local(consent_at, settings),
-                kpj_number or "",
-                status_note or "",
-                _local(status_changed_at, settings),
-            ]
+    source = await row_source(session, areas, settings, request)
+    cells = cell_maker(source, request.form, cipher.bulk_decryptor())
+    async for batch in stored_rows(session, settings, request, as_of):
+        for row in cells(batch):
             yield row
 
 
@@ -309,7 +306,7 @@ async def export_rows(
 
 def open_writer(
     fmt: str, handle: Any, header: Sequence[str], *, delimiter: str = ",", names: Sequence[str]
-) -> RowWriter:
+) -> BlockWriter:
     """A CSV or XLSX writer on an open handle (text for CSV, binary for XLSX)."""
     if fmt == "csv":
         return CsvWriter(handle, header, delimiter=delimiter)
@@ -338,22 +335,30 @@ async def write_export(
     Rows may be cell lists in `columns` order or mappings by column name.
     """
     header = list(header if header is not None else columns)
+    with _file_writer(fmt, output, header, columns, delimiter) as writer:
+        return await _pump(cells, writer, columns, progress)
+
+
+@contextmanager
+def _file_writer(
+    fmt: str, output: Path, header: Sequence[str], names: Sequence[str], delimiter: str
+) -> Iterator[BlockWriter]:
+    """A writer on a file that appears at `output` only if the block succeeds."""
     with replaced_when_complete(output) as partial:
         if fmt == "csv":
             # The byte-order mark makes Excel read the file as UTF-8 (names with accents).
             with partial.open("w", newline="", encoding="utf-8-sig") as handle:
-                writer = open_writer(fmt, handle, header, delimiter=delimiter, names=columns)
-                return await _pump(cells, writer, columns, progress)
+                yield open_writer(fmt, handle, header, delimiter=delimiter, names=names)
+            return
         with partial.open("wb") as binary:
-            xlsx = open_writer(fmt, binary, header, names=columns)
+            xlsx = open_writer(fmt, binary, header, names=names)
             assert isinstance(xlsx, XlsxWriter)
             try:
-                count = await _pump(cells, xlsx, columns, progress)
+                yield xlsx
             except BaseException:
                 xlsx.abort()
                 raise
             xlsx.close()
-            return count
 
 
 async def write_csv(
@@ -451,23 +456,69 @@ async def run_export(
     *,
     delimiter: str = ",",
     progress: Progress | None = None,
+    workers: int | None = None,
+    parallel_from: int = PARALLEL_FROM,
 ) -> ExportResult:
-    """Write one export to a file (or CSV to an open text stream); the caller records it."""
+    """Write one export to a file (or CSV to an open text stream); the caller records it.
+
+    `workers` processes (default: the EXPORT_WORKERS setting, else one per core) decrypt
+    and format the rows of a large export while this one reads them; `parallel_from` rows
+    are made here first, so a small export starts none.
+    """
     started = time.perf_counter()
     as_of = datetime.now(UTC)
-    cells = export_cells(session, cipher, areas, settings, request, as_of=as_of)
     header = headers(request.language, request.form)
+    source = await row_source(session, areas, settings, request)
+    batches = stored_rows(session, settings, request, as_of)
     if not isinstance(output, Path):
         writer = CsvWriter(output, header, delimiter=delimiter)
-        count = await _pump(cells, writer, (), progress)
+        count = await _fill(batches, writer, cipher, source, request.form, progress, 0, 0)
         return ExportResult(count, time.perf_counter() - started, as_of)
-    count = await write_export(
-        cells,
-        fmt,
-        output,
-        columns_of(request.form),
-        header=header,
-        delimiter=delimiter,
-        progress=progress,
-    )
+    if workers is None:
+        workers = settings.export_workers
+    if workers is None:
+        workers = len(os.sched_getaffinity(0))
+    with _file_writer(fmt, output, header, columns_of(request.form), delimiter) as sink:
+        count = await _fill(
+            batches, sink, cipher, source, request.form, progress, workers, parallel_from
+        )
     return ExportResult(count, time.perf_counter() - started, as_of, output)
+
+
+async def _fill(
+    batches: AsyncIterator[list[StoredRow]],
+    writer: BlockWriter,
+    cipher: Cipher,
+    source: RowSource,
+    form: Form,
+    progress: Progress | None,
+    workers: int,
+    parallel_from: int,
+) -> int:
+    """Write every batch: here at first, in worker processes once the export is large."""
+    cells = cell_maker(source, form, cipher.bulk_decryptor())
+    # Worker processes know only the registration form (see RowWorkers).
+    parallel = workers > 0 and form is REGISTRATION
+    pool: RowWorkers | None = None
+    try:
+        async for batch in batches:
+            if pool is None and parallel and writer.rows_written + len(batch) > parallel_from:
+                pool = RowWorkers(workers, cipher, source, writer)
+            if pool is not None:
+                await pool.put(batch)
+            else:
+                for start in range(0, len(batch), YIELD_EVERY):
+                    writer.write_block(cells(batch[start : start + YIELD_EVERY]))
+                    # Let the rest of the process (the bot's other work) run now and then.
+                    await asyncio.sleep(0)
+            if progress is not None:
+                progress(writer.rows_written)
+        if pool is not None:
+            await pool.finish()
+            if progress is not None:
+                progress(writer.rows_written)
+    except BaseException:
+        if pool is not None:
+            pool.stop()
+        raise
+    return writer.rows_written

@@ -14,6 +14,7 @@ from openpyxl import load_workbook
 
 from bot.core.spreadsheet import (
     XLSX_MAX_ROWS,
+    Cell,
     CsvWriter,
     XlsxWriter,
     column_letter,
@@ -116,6 +117,50 @@ def test_rows_continue_on_a_new_sheet_when_one_is_full() -> None:
         assert sheet.freeze_panes == "A2"
         seen += [row[0] for row in body]
     assert seen == list(range(1, 8))
+
+
+MIXED: list[list[Cell]] = [
+    [n, f"orang {n}", date(1985, 8, 17), datetime(2026, 12, 1, 9, 30, 5), None, "", *DANGEROUS]
+    for n in range(1, 12)
+]
+MIXED.append([True, 2.5, "Desa\x01 <Kuta> & co", "'quoted", 0])
+
+
+def sheets_of(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+@pytest.mark.parametrize("sheet_rows", [3, 5, XLSX_MAX_ROWS])
+def test_rows_formatted_in_blocks_are_the_bytes_written_one_by_one(sheet_rows: int) -> None:
+    """Blocks (as an export's workers make them) give the same workbook as row by row,
+    sheet breaks inside a block included."""
+    header = [f"k{i}" for i in range(len(MIXED[0]))]
+    one_by_one = sheets_of(xlsx_of(header, [list(row) for row in MIXED], sheet_rows=sheet_rows))
+    buffer = io.BytesIO()
+    writer = XlsxWriter(buffer, header, sheet_rows=sheet_rows)
+    writer.write(MIXED[0])
+    writer.write_block(MIXED[1:4])
+    # Numbered first, formatted elsewhere, appended in order.
+    rest, done, texts = MIXED[4:], 0, []
+    for first, count in writer.number_rows(len(rest)):
+        texts.append((writer.format.text(rest[done : done + count], first), count))
+        done += count
+    for text, count in texts:
+        writer.append(text, count)
+    writer.close()
+    assert sheets_of(buffer.getvalue()) == one_by_one
+    assert writer.rows_written == len(MIXED)
+
+
+def test_csv_lines_in_blocks_are_the_bytes_written_one_by_one() -> None:
+    header = [f"k{i}" for i in range(len(MIXED[0]))]
+    one, block = io.StringIO(), io.StringIO()
+    single = CsvWriter(one, header, delimiter=";")
+    for row in MIXED:
+        single.write(row)
+    CsvWriter(block, header, delimiter=";").write_block(MIXED)
+    assert block.getvalue() == one.getvalue()
 
 
 def test_1_048_577_rows_continue_on_a_second_sheet(tmp_path: Path) -> None:

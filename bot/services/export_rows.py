@@ -1,0 +1,202 @@
+"""An export's stored rows turned into cells and into a writer's text, here or in workers.
+
+`cell_maker` binds everything that does not change between rows once per export (the form's
+columns, translations, the area names) and makes a row's cells from the row as stored.
+`RowWorkers` runs that, and the formatting of CSV lines or sheet XML, in worker processes:
+the reading process sends batches of stored rows, the workers decrypt and format them, and
+the texts come back to be written in the order the rows were read. At most two batches per
+worker are in flight, so memory stays flat whatever the count.
+
+The key reaches a worker only through the pipe that starts it (the pool's initializer),
+never on a command line or in a log. A worker that dies makes the export fail (the caller's
+`replaced_when_complete` then leaves no file); a cancelled export stops its workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from multiprocessing import get_context
+from typing import Any
+
+from bot.core.contribution import Rates
+from bot.core.form import Form, FormContext, row_maker
+from bot.core.questions import REGISTRATION
+from bot.core.spreadsheet import BlockWriter, Cell, RowFormat
+from bot.core.workflow import STATUS_NAMES
+from bot.i18n import translator
+from bot.security import Cipher
+from bot.services.areas import AreaDirectory
+
+# A row as `_statement` selects it: reference, status, submitted_at, answers_enc,
+# assisted_by, consent version and time, kpj_number, status_note, status_changed_at (times
+# as the driver gives them: text on SQLite).
+StoredRow = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class RowSource:
+    """What turns stored rows into cells, the key apart. Plain data: an export's worker
+    processes each get it once (`RowWorkers`)."""
+
+    language: str
+    own_screen: bool
+    tz: tzinfo
+    rates: Rates
+    areas: AreaDirectory
+    assistants: dict[int, str]
+    today: date
+
+
+def cell_maker(
+    source: RowSource, form: Form, decrypt: Callable[[Sequence[str]], list[dict[str, Any]]]
+) -> Callable[[Sequence[StoredRow]], list[list[Cell]]]:
+    """Stored rows' cells in `columns_of` order; everything row-independent bound once."""
+    t = translator(source.language)
+    ctx = FormContext(
+        answers={},
+        t=t,
+        areas=source.areas,
+        rates=source.rates,
+        today=source.today,
+        own_screen=source.own_screen,
+    )
+    status_label = {status: t(key) for status, key in STATUS_NAMES.items()}
+    answered = row_maker(form.columns(), ctx)
+    assistants, tz = source.assistants, source.tz
+    # The branch's UTC offset by the UTC hour a moment falls in (None: the offset changes
+    # within that hour), a few thousand hours for a whole export.
+    offsets: dict[tuple[int, int, int, int], timedelta | None] = {}
+
+    def offset_in(hour: tuple[int, int, int, int]) -> timedelta | None:
+        start = datetime(*hour, tzinfo=UTC)
+        offset = start.astimezone(tz).utcoffset()
+        if offset != (start + timedelta(hours=1)).astimezone(tz).utcoffset():
+            offset = None
+        if len(offsets) < 100_000:
+            offsets[hour] = offset
+        return offset
+
+    parse = datetime.fromisoformat
+
+    def local(moment: datetime | str | None) -> datetime | None:
+        # Spreadsheets know no time zones: times are written as the branch's wall clock.
+        if not moment:
+            return None
+        if type(moment) is str:
+            # As SQLite stores a UtcDateTime: the UTC wall clock, without an offset.
+            moment = parse(moment)
+        assert isinstance(moment, datetime)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if moment.tzinfo is UTC:
+            hour = (moment.year, moment.month, moment.day, moment.hour)
+            offset = offsets[hour] if hour in offsets else offset_in(hour)
+            if offset is not None:
+                return (moment + offset).replace(tzinfo=None)
+        return moment.astimezone(tz).replace(tzinfo=None)
+
+    def cells(stored: StoredRow, answers: dict[str, Any]) -> list[Cell]:
+        (
+            reference,
+            status,
+            submitted_at,
+            _answers_enc,
+            assisted_by,
+            consent_version,
+            consent_at,
+            kpj_number,
+            status_note,
+            status_changed_at,
+        ) = stored
+        row: list[Cell] = [
+            reference or "",
+            status_label.get(status, status),
+            local(submitted_at),
+        ]
+        row += answered(answers)
+        row += [
+            assistants.get(assisted_by, f"#{assisted_by}") if assisted_by else "",
+            consent_version or "",
+            local(consent_at),
+            kpj_number or "",
+            status_note or "",
+            local(status_changed_at),
+        ]
+        return row
+
+    def rows(batch: Sequence[StoredRow]) -> list[list[Cell]]:
+        # Decrypted a batch at a time (see Cipher.bulk_decryptor); erased answers are empty.
+        found = iter(decrypt([stored[3] for stored in batch if stored[3]]))
+        return [cells(stored, next(found) if stored[3] else {}) for stored in batch]
+
+    return rows
+
+
+# What a worker process holds: the row maker and the format of its writer.
+_worker: tuple[Callable[[Sequence[StoredRow]], list[list[Cell]]], RowFormat] | None = None
+
+
+def _start_worker(cipher: Cipher, source: RowSource, row_format: RowFormat) -> None:
+    global _worker
+    _worker = (cell_maker(source, REGISTRATION, cipher.bulk_decryptor()), row_format)
+
+
+def _format_rows(rows: Sequence[StoredRow], first_number: int) -> str:
+    assert _worker is not None, "worker process not started by RowWorkers"
+    cells, row_format = _worker
+    return row_format.text(cells(rows), first_number)
+
+
+class RowWorkers:
+    """Worker processes that turn stored rows into a writer's text, written in order.
+
+    Only for the registration form: a worker builds its columns from the declaration it
+    imports (a form's functions cannot be sent to another process).
+    """
+
+    def __init__(self, count: int, cipher: Cipher, source: RowSource, writer: BlockWriter) -> None:
+        # "spawn": a fresh interpreter, not a copy of this one with its event loop, threads
+        # and open database connections.
+        self._pool = ProcessPoolExecutor(
+            count,
+            mp_context=get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(cipher, source, writer.format),
+        )
+        self._writer = writer
+        self._pending: deque[tuple[asyncio.Future[str], int]] = deque()
+        self._limit = 2 * count
+
+    async def put(self, rows: Sequence[StoredRow]) -> None:
+        """Send rows to the workers; write what is ready when too much is in flight."""
+        loop = asyncio.get_running_loop()
+        done = 0
+        for first, count in self._writer.number_rows(len(rows)):
+            piece = rows[done : done + count]
+            done += count
+            future = loop.run_in_executor(self._pool, _format_rows, piece, first)
+            self._pending.append((future, count))
+            while len(self._pending) >= self._limit:
+                await self._write_oldest()
+
+    async def finish(self) -> None:
+        """Write everything still in flight, then let the workers go."""
+        while self._pending:
+            await self._write_oldest()
+        await asyncio.to_thread(self._pool.shutdown, wait=True)
+
+    def stop(self) -> None:
+        """Stop after a failure or a cancellation: drop queued batches, end the workers."""
+        for future, _count in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _write_oldest(self) -> None:
+        future, count = self._pending.popleft()
+        self._writer.append(await future, count)
