@@ -28,8 +28,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy bot tests scripts bench
 
+# Four workers on two cores: most e2e tests wait (on Telegram's per-chat pace, on restarted
+# processes), and work stealing keeps the longest tests from ending the run alone.
 pytest: $(STAMP)
-	$(BIN)/pytest -q -n 3
+	$(BIN)/pytest -q -n 4 --dist worksteal
 
 test: lint typecheck pytest
 
