@@ -49,6 +49,7 @@ async def run_export_jobs(
     poll_seconds: float = 2.0,
 ) -> None:
     """Write pending export jobs one at a time until `stop` is set."""
+    poke = nudge or (lambda: None)
     recovered = False
     failures: dict[int, int] = {}
     while not stop.is_set():
@@ -61,13 +62,13 @@ async def run_export_jobs(
             if job_id is None:
                 await wait_at_most(stop, poll_seconds)
                 continue
-            await _run(runtime, job_id, nudge or (lambda: None))
+            await _run(runtime, job_id, poke)
         except Exception:
             log.exception("An export job failed; the loop goes on")
             if job_id is not None:
                 failures[job_id] = failures.get(job_id, 0) + 1
                 await _again_or_failed(runtime, job_id, failures[job_id] >= TRIES)
-                (nudge or (lambda: None))()
+                poke()
             await wait_at_most(stop, poll_seconds)
 
 

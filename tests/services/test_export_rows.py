@@ -27,7 +27,7 @@ from bot.i18n import translator
 from bot.runtime import Runtime
 from bot.security import Cipher, generate_key
 from bot.services.demo import add_demo_data
-from bot.services.export import ExportRequest, run_export
+from bot.services.export import ExportRequest, ExportResult, run_export
 from bot.services.export_rows import RowSource, cell_maker
 
 ODD_NAMES = ("i made sukadana", "NI LUH SARI", "Ni Ketut Ayu", "ni kadek ÇINTA", "42", "I Wayan")
@@ -117,10 +117,12 @@ async def test_every_bound_column_makes_the_cell_its_definition_makes(
     assert all(column.bind is not None for column in columns)
 
 
-async def exported_bytes(runtime: Runtime, output: Path, fmt: str, workers: int) -> bytes:
-    """The file an export writes (for XLSX its sheet), with `workers` worker processes."""
+async def export_from_first_row(
+    runtime: Runtime, output: Path, fmt: str, **options: Any
+) -> ExportResult:
+    """Every application exported, in worker processes (when given) from the first row."""
     async with runtime.sessions() as session:
-        result = await run_export(
+        return await run_export(
             session,
             runtime.cipher,
             runtime.areas,
@@ -128,9 +130,14 @@ async def exported_bytes(runtime: Runtime, output: Path, fmt: str, workers: int)
             ExportRequest(),
             fmt,
             output,
-            workers=workers,
             parallel_from=0,
+            **options,
         )
+
+
+async def exported_bytes(runtime: Runtime, output: Path, fmt: str, workers: int) -> bytes:
+    """The file an export writes (for XLSX its sheet), with `workers` worker processes."""
+    result = await export_from_first_row(runtime, output, fmt, workers=workers)
     assert result.rows == 2600
     if fmt == "csv":
         return await asyncio.to_thread(output.read_bytes)
@@ -162,19 +169,7 @@ async def no_workers_left() -> bool:
 
 async def run_in_workers(runtime: Runtime, output: Path, **options: Any) -> None:
     """An XLSX export made in two worker processes from the first row."""
-    async with runtime.sessions() as session:
-        await run_export(
-            session,
-            runtime.cipher,
-            runtime.areas,
-            runtime.settings,
-            ExportRequest(),
-            "xlsx",
-            output,
-            workers=2,
-            parallel_from=0,
-            **options,
-        )
+    await export_from_first_row(runtime, output, "xlsx", workers=2, **options)
 
 
 async def test_a_worker_that_dies_fails_the_export_and_leaves_no_file(
