@@ -97,38 +97,62 @@ class Cipher:
             binascii.a2b_base64,
             json.loads,
         )
-        urlsafe = str.maketrans("-_", "+/")
 
         def authentic(token: str) -> tuple[bytes, int]:
             """The token's bytes and the index of the key whose MAC it carries."""
             try:
-                raw = a2b(token.translate(urlsafe))
+                # str.translate looks every character up: replace is several times cheaper.
+                raw = a2b(token.replace("-", "+").replace("_", "/"))
             except (ValueError, TypeError, AttributeError):  # binascii.Error is a ValueError
                 raw = b""
             if len(raw) >= 73 and raw[0] == 0x80:
                 body, mac = raw[:-32], raw[-32:]
                 for index, (signing, _block) in enumerate(keys):
                     if compare(digest(signing, body, "sha256"), mac):
-                        return body, index
+                        return raw, index
             raise ConfigError("DATA_KEY: does not decrypt the stored data (wrong key?)")
 
+        def under_one_key(tokens: Sequence[str]) -> tuple[list[bytes], int] | None:
+            """Every token's bytes and the key all their MACs check with, if there is one.
+
+            The MACs of the whole batch are compared at once (in constant time, as one
+            string): a batch usually holds only tokens of the current key.
+            """
+            try:
+                raws = [a2b(token.replace("-", "+").replace("_", "/")) for token in tokens]
+            except (ValueError, TypeError, AttributeError):
+                return None
+            if min(map(len, raws)) < 73 or any(raw[0] != 0x80 for raw in raws):
+                return None
+            carried = b"".join([raw[-32:] for raw in raws])
+            for index, (signing, _block) in enumerate(keys):
+                made = b"".join([digest(signing, raw[:-32], "sha256") for raw in raws])
+                if compare(made, carried):
+                    return raws, index
+            return None
+
         def decrypt(tokens: Sequence[str]) -> list[dict[str, Any]]:
-            checked = [authentic(token) for token in tokens]
-            if not checked:
+            if not tokens:
                 return []
-            by_key = {index for _body, index in checked}
-            if len(by_key) > 1:
-                # A batch written under several keys (a rotation): one key at a time.
-                return [decrypt([token])[0] for token in tokens]
-            block = keys[by_key.pop()][1]
-            encrypted = b"".join(body[25:] for body, _index in checked)
-            chained = b"".join(body[9:-16] for body, _index in checked)
+            found = under_one_key(tokens)
+            if found is None:
+                # A malformed or foreign token (its own error), or a batch written under
+                # several keys during a rotation: token by token, one key at a time.
+                checked = [authentic(token) for token in tokens]
+                if len({index for _raw, index in checked}) > 1:
+                    return [decrypt([token])[0] for token in tokens]
+                found = [raw for raw, _index in checked], checked[0][1]
+            raws, index = found
+            block = keys[index][1]
+            # Version (1), time (8), IV (16), ciphertext, MAC (32).
+            encrypted = b"".join([raw[25:-32] for raw in raws])
+            chained = b"".join([raw[9:-48] for raw in raws])
             plain = (
                 int.from_bytes(block.update(encrypted), "big") ^ int.from_bytes(chained, "big")
             ).to_bytes(len(encrypted), "big")
             documents, start = [], 0
-            for body, _index in checked:
-                end = start + len(body) - 25
+            for raw in raws:
+                end = start + len(raw) - 57
                 documents.append(plain[start : end - plain[end - 1]])
                 start = end
             data: list[dict[str, Any]] = loads(b"[" + b",".join(documents) + b"]")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
 import json
 import logging
 import re
@@ -154,6 +156,12 @@ def test_the_bulk_decryptor_reads_what_encrypt_wrote_and_refuses_the_rest() -> N
             reader([*tokens[:5], bad])
     with pytest.raises(ValueError, match="not a mapping"):
         decrypt([Fernet(key).encrypt(b"[1, 2]").decode()])
+    # A token whose MAC checks but whose version is not Fernet's is refused too.
+    raw = base64.urlsafe_b64decode(tokens[1])
+    body = b"\x81" + raw[1:-32]
+    signed = body + hmac.digest(base64.urlsafe_b64decode(key)[:16], body, "sha256")
+    with pytest.raises(ConfigError, match="DATA_KEY"):
+        decrypt([*tokens[:3], base64.urlsafe_b64encode(signed).decode()])
 
 
 def test_during_a_rotation_both_keys_read_and_only_the_new_one_writes() -> None:
@@ -163,7 +171,8 @@ def test_during_a_rotation_both_keys_read_and_only_the_new_one_writes() -> None:
     both = Cipher(new, [old])
     assert both.rotating and not before.rotating
     assert both.decrypt(token) == {"nik": "5102051708850003"}
-    # A batch written partly under each key, as during a rotation.
+    # A batch written under the old key only, and one partly under each, as during a rotation.
+    assert both.bulk_decryptor()([token, token]) == [{"nik": "5102051708850003"}] * 2
     mixed = [token, both.encrypt({"nik": "5171015107926183"}), token]
     assert both.bulk_decryptor()(mixed) == [
         {"nik": "5102051708850003"},

@@ -146,15 +146,25 @@ class CsvWriter:
 _TRIGGER_SET = frozenset(TRIGGERS)
 
 
+# Cells the csv module itself writes as `_csv_cell` would: numbers, nothing (an empty
+# field) and dates (their ISO form). A datetime needs its seconds cut, a text its check.
+_AS_THEY_ARE = frozenset((int, float, type(None), date))
+
+
 def csv_lines(rows: Sequence[Sequence[Cell]], delimiter: str = ",") -> str:
     """Rows as the lines `CsvWriter.write` writes for them."""
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
-    cell, triggers = _csv_cell, _TRIGGER_SET
+    cell, triggers, plain = _csv_cell, _TRIGGER_SET, _AS_THEY_ARE
     # Texts are most cells: converted inline, the rest through `_csv_cell`.
     writer.writerows(
         [
-            [("'" + v if v[:1] in triggers else v) if type(v) is str else cell(v) for v in row]
+            [
+                ("'" + v if v[:1] in triggers else v)
+                if type(v) is str
+                else (v if type(v) in plain else cell(v))
+                for v in row
+            ]
             for row in rows
         ]
     )

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
-from sqlalchemy import Select, String, func, or_, select, type_coerce
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -41,12 +41,18 @@ from bot.core.spreadsheet import (
     replaced_when_complete,
 )
 from bot.core.states import ApplicationStatus
-from bot.db.models import Application, AuditEntry, Consent, DesaAdat, Role, User
+from bot.db.models import Application, AuditEntry, DesaAdat, Role, User
 from bot.i18n import translator
 from bot.security import Cipher
 from bot.services import audit
 from bot.services.areas import AreaDirectory
-from bot.services.export_rows import RowSource, RowWorkers, StoredRow, cell_maker
+from bot.services.export_rows import (
+    RowSource,
+    RowWorkers,
+    StoredRow,
+    cell_maker,
+    stored_select,
+)
 
 FORMATS = ("xlsx", "csv")
 EXPORT_ACTION = "export"
@@ -110,6 +116,8 @@ def columns_of(form: Form) -> tuple[str, ...]:
 
 
 COLUMNS = columns_of(REGISTRATION)
+# A statement the export's filters and order are added to.
+Selectable = TypeVar("Selectable", bound=Select[Any])
 
 
 def parse_status(text: str) -> ApplicationStatus:
@@ -167,44 +175,30 @@ def headers(language: str, form: Form = REGISTRATION) -> list[str]:
     return [t(f"export.column.{name}") for name in columns_of(form)]
 
 
-def _as_stored(moment: Any) -> Any:
-    # Times as the driver gives them (SQLite: text, PostgreSQL: datetime): the reading
-    # process then spends nothing on parsing them, and `cell_maker` reads either.
-    return type_coerce(moment, String)
-
-
 def _statement(
     request: ExportRequest, settings: Settings, as_of: datetime
 ) -> Select[*tuple[Any, ...]]:
+    """The selected applications' stored rows (`StoredRow`), in the export's order."""
+    return _selection(stored_select(), request, settings, as_of)
+
+
+def _key_statement(request: ExportRequest, settings: Settings, as_of: datetime) -> Select[int]:
+    """The selected applications' ids, in the export's order (worker processes read the rows)."""
+    return _selection(select(Application.id), request, settings, as_of)
+
+
+def _selection(
+    statement: Selectable, request: ExportRequest, settings: Settings, as_of: datetime
+) -> Selectable:
     a = Application
-    given = (
-        select(Consent.application_id, func.max(Consent.id).label("consent_id"))
-        .where(Consent.given.is_(True), Consent.application_id.is_not(None))
-        .group_by(Consent.application_id)
-        .subquery()
-    )
     statement = (
-        select(
-            a.reference,
-            a.status,
-            _as_stored(a.submitted_at),
-            a.answers_enc,
-            a.assisted_by,
-            Consent.text_version,
-            _as_stored(Consent.created_at),
-            a.kpj_number,
-            a.status_note,
-            _as_stored(a.status_changed_at),
-        )
-        .outerjoin(given, given.c.application_id == a.id)
-        .outerjoin(Consent, Consent.id == given.c.consent_id)
+        statement
         # Only what was sent before the export began: "new since my last export" then
         # misses nothing sent while it ran. (An application without a time is kept.)
         .where(
             a.status != ApplicationStatus.DRAFT,
             or_(a.submitted_at.is_(None), a.submitted_at <= as_of),
-        )
-        .order_by(a.submitted_at, a.id)
+        ).order_by(a.submitted_at, a.id)
     )
     wanted = request.filter
     for code in (wanted.regency, wanted.district):
@@ -462,16 +456,17 @@ async def run_export(
     """Write one export to a file (or CSV to an open text stream); the caller records it.
 
     `workers` processes (default: the EXPORT_WORKERS setting, else one per core) decrypt
-    and format the rows of a large export while this one reads them; `parallel_from` rows
-    are made here first, so a small export starts none.
+    and format the rows of a large export, on SQLite reading them too (`_fill_by_ids`),
+    elsewhere while this one reads them; `parallel_from` rows are made here first, so a
+    small export starts none.
     """
     started = time.perf_counter()
     as_of = datetime.now(UTC)
     header = headers(request.language, request.form)
     source = await row_source(session, areas, settings, request)
-    batches = stored_rows(session, settings, request, as_of)
     if not isinstance(output, Path):
         writer = CsvWriter(output, header, delimiter=delimiter)
+        batches = stored_rows(session, settings, request, as_of)
         count = await _fill(batches, writer, cipher, source, request.form, progress, 0, 0)
         return ExportResult(count, time.perf_counter() - started, as_of)
     if workers is None:
@@ -479,10 +474,87 @@ async def run_export(
     if workers is None:
         workers = len(os.sched_getaffinity(0))
     with _file_writer(fmt, output, header, columns_of(request.form), delimiter) as sink:
-        count = await _fill(
-            batches, sink, cipher, source, request.form, progress, workers, parallel_from
-        )
+        database = _sqlite_file(session)
+        if workers > 0 and request.form is REGISTRATION and database is not None:
+            count = await _fill_by_ids(
+                _selected_ids(session, settings, request, as_of),
+                lambda: stored_rows(session, settings, request, as_of),
+                sink,
+                cipher,
+                source,
+                progress,
+                workers,
+                parallel_from,
+                database,
+            )
+        else:
+            batches = stored_rows(session, settings, request, as_of)
+            count = await _fill(
+                batches, sink, cipher, source, request.form, progress, workers, parallel_from
+            )
     return ExportResult(count, time.perf_counter() - started, as_of, output)
+
+
+def _sqlite_file(session: AsyncSession) -> Path | None:
+    """The SQLite file the session reads (None: another database, or one in memory)."""
+    url = session.get_bind().engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+async def _selected_ids(
+    session: AsyncSession, settings: Settings, request: ExportRequest, as_of: datetime
+) -> AsyncIterator[Sequence[int]]:
+    """The selected applications' ids in the export's order, `BATCH` at a time."""
+    result = await session.stream_scalars(
+        _key_statement(request, settings, as_of).execution_options(yield_per=BATCH)
+    )
+    async for batch in result.partitions(BATCH):
+        yield batch
+
+
+async def _fill_by_ids(
+    keys: AsyncIterator[Sequence[int]],
+    small: Callable[[], AsyncIterator[list[StoredRow]]],
+    writer: BlockWriter,
+    cipher: Cipher,
+    source: RowSource,
+    progress: Progress | None,
+    workers: int,
+    parallel_from: int,
+    database: Path,
+) -> int:
+    """Write an SQLite export whose worker processes read the rows themselves.
+
+    This process reads only the ids (in one consistent read, which decides what the export
+    holds); a small export, `parallel_from` rows or fewer, is read by `small` and made here.
+    """
+    waiting: list[int] = []
+    pool: RowWorkers | None = None
+    try:
+        async for batch in keys:
+            if pool is None:
+                waiting += batch
+                if len(waiting) <= parallel_from:
+                    continue
+                pool = RowWorkers(
+                    workers, cipher, source, writer, database=database, progress=progress
+                )
+                batch, waiting = waiting, []
+            for start in range(0, len(batch), BATCH):
+                await pool.put_ids(batch[start : start + BATCH])
+            if progress is not None:
+                progress(writer.rows_written)
+        if pool is None:
+            # Too few for workers: read and made here, as any small export.
+            return await _fill(small(), writer, cipher, source, REGISTRATION, progress, 0, 0)
+        await pool.finish()
+    except BaseException:
+        if pool is not None:
+            pool.stop()
+        raise
+    return writer.rows_written
 
 
 async def _fill(
@@ -503,7 +575,7 @@ async def _fill(
     try:
         async for batch in batches:
             if pool is None and parallel and writer.rows_written + len(batch) > parallel_from:
-                pool = RowWorkers(workers, cipher, source, writer)
+                pool = RowWorkers(workers, cipher, source, writer, progress=progress)
             if pool is not None:
                 await pool.put(batch)
             else:

@@ -21,21 +21,69 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Engine, String, bindparam, create_engine, event, func, select, type_coerce
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import BindParameter
 
 from bot.core.contribution import Rates
 from bot.core.form import Form, FormContext, row_maker
 from bot.core.questions import REGISTRATION
 from bot.core.spreadsheet import BlockWriter, Cell, RowFormat
 from bot.core.workflow import STATUS_NAMES
+from bot.db.models import Application, Consent
 from bot.i18n import translator
 from bot.security import Cipher
 from bot.services.areas import AreaDirectory
 
-# A row as `_statement` selects it: reference, status, submitted_at, answers_enc,
+# A row as `stored_select` selects it: reference, status, submitted_at, answers_enc,
 # assisted_by, consent version and time, kpj_number, status_note, status_changed_at (times
-# as the driver gives them: text on SQLite).
+# as the driver gives them: text on SQLite), and last the application's id.
 StoredRow = tuple[Any, ...]
+
+
+def _as_stored(moment: Any) -> Any:
+    # Times as the driver gives them (SQLite: text, PostgreSQL: datetime): the reading
+    # process then spends nothing on parsing them, and `cell_maker` reads either.
+    return type_coerce(moment, String)
+
+
+def stored_select(ids: BindParameter[Any] | None = None) -> Select[*tuple[Any, ...]]:
+    """Applications as `StoredRow`s, each with the consent it was sent with.
+
+    Without `ids`, every application (the caller filters); with them, those applications
+    only, and only their consents are grouped (not every consent again for each block).
+    """
+    a = Application
+    consents = [Consent.given.is_(True), Consent.application_id.is_not(None)]
+    if ids is not None:
+        consents.append(Consent.application_id.in_(ids))
+    given = (
+        select(Consent.application_id, func.max(Consent.id).label("consent_id"))
+        .where(*consents)
+        .group_by(Consent.application_id)
+        .subquery()
+    )
+    statement = (
+        select(
+            a.reference,
+            a.status,
+            _as_stored(a.submitted_at),
+            a.answers_enc,
+            a.assisted_by,
+            Consent.text_version,
+            _as_stored(Consent.created_at),
+            a.kpj_number,
+            a.status_note,
+            _as_stored(a.status_changed_at),
+            a.id,
+        )
+        .outerjoin(given, given.c.application_id == a.id)
+        .outerjoin(Consent, Consent.id == given.c.consent_id)
+    )
+    return statement if ids is None else statement.where(a.id.in_(ids))
 
 
 @dataclass(frozen=True)
@@ -82,17 +130,28 @@ def cell_maker(
         return offset
 
     parse = datetime.fromisoformat
+    # The same by the hour as SQLite's text gives it ("2026-06-08 02"), where whole.
+    by_text: dict[str, timedelta] = {}
 
     def local(moment: datetime | str | None) -> datetime | None:
-        # Spreadsheets know no time zones: times are written as the branch's wall clock.
+        # Spreadsheets know no time zones: times are written as the branch's wall clock, to
+        # the second (what a person reads; CSV then writes them as they are).
         if not moment:
             return None
         if type(moment) is str:
             # As SQLite stores a UtcDateTime: the UTC wall clock, without an offset.
-            moment = parse(moment)
+            known = by_text.get(moment[:13])
+            if known is not None:
+                return parse(moment[:19]) + known
+            text, moment = moment[:13], parse(moment[:19]).replace(tzinfo=UTC)
+            offset = offset_in((moment.year, moment.month, moment.day, moment.hour))
+            if offset is not None and len(by_text) < 100_000:
+                by_text[text] = offset
         assert isinstance(moment, datetime)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
+        if moment.microsecond:
+            moment = moment.replace(microsecond=0)
         if moment.tzinfo is UTC:
             hour = (moment.year, moment.month, moment.day, moment.hour)
             offset = offsets[hour] if hour in offsets else offset_in(hour)
@@ -112,6 +171,7 @@ def cell_maker(
             kpj_number,
             status_note,
             status_changed_at,
+            _id,
         ) = stored
         row: list[Cell] = [
             reference or "",
@@ -137,19 +197,58 @@ def cell_maker(
     return rows
 
 
-# What a worker process holds: the row maker and the format of its writer.
-_worker: tuple[Callable[[Sequence[StoredRow]], list[list[Cell]]], RowFormat] | None = None
+class StoredReader:
+    """Stored rows by application id, read from an SQLite file (in an export's worker).
+
+    The reading process selects only the ids, in the export's order and with its filters,
+    in one consistent read; each worker then reads its own rows by id, so reading is shared
+    out too and no row crosses a pipe. A submitted application is never deleted (only
+    drafts are), so every id is found; its fields are as they are when its block is read.
+    """
+
+    def __init__(self, database: Path) -> None:
+        self._engine: Engine = create_engine(f"sqlite:///{database}", connect_args={"timeout": 30})
+        event.listen(self._engine, "connect", _reading_only)
+        self._statement = stored_select(bindparam("ids", expanding=True))
+
+    def rows(self, ids: Sequence[int]) -> list[StoredRow]:
+        """The rows of these applications, in the order of `ids`."""
+        with self._engine.connect() as connection:
+            found = connection.execute(self._statement, {"ids": list(ids)}).all()
+        if len(found) != len(ids):
+            raise RuntimeError(f"{len(ids) - len(found)} selected applications are gone")
+        position = {key: index for index, key in enumerate(ids)}
+        return sorted(found, key=lambda row: position[row[-1]])
 
 
-def _start_worker(cipher: Cipher, source: RowSource, row_format: RowFormat) -> None:
+def _reading_only(connection: Any, _record: Any) -> None:
+    connection.execute("PRAGMA query_only=ON")
+
+
+# What a worker process holds: the row maker, the format of its writer, and the rows'
+# reader when it reads them itself.
+_worker: (
+    tuple[Callable[[Sequence[StoredRow]], list[list[Cell]]], RowFormat, StoredReader | None] | None
+) = None
+
+
+def _start_worker(
+    cipher: Cipher, source: RowSource, row_format: RowFormat, database: Path | None
+) -> None:
     global _worker
-    _worker = (cell_maker(source, REGISTRATION, cipher.bulk_decryptor()), row_format)
+    reader = StoredReader(database) if database is not None else None
+    _worker = (cell_maker(source, REGISTRATION, cipher.bulk_decryptor()), row_format, reader)
 
 
 def _format_rows(rows: Sequence[StoredRow], first_number: int) -> str:
     assert _worker is not None, "worker process not started by RowWorkers"
-    cells, row_format = _worker
+    cells, row_format, _reader = _worker
     return row_format.text(cells(rows), first_number)
+
+
+def _read_and_format(ids: Sequence[int], first_number: int) -> str:
+    assert _worker is not None and _worker[2] is not None, "worker not started to read"
+    return _format_rows(_worker[2].rows(ids), first_number)
 
 
 class RowWorkers:
@@ -159,27 +258,44 @@ class RowWorkers:
     imports (a form's functions cannot be sent to another process).
     """
 
-    def __init__(self, count: int, cipher: Cipher, source: RowSource, writer: BlockWriter) -> None:
+    def __init__(
+        self,
+        count: int,
+        cipher: Cipher,
+        source: RowSource,
+        writer: BlockWriter,
+        *,
+        database: Path | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         # "spawn": a fresh interpreter, not a copy of this one with its event loop, threads
         # and open database connections.
         self._pool = ProcessPoolExecutor(
             count,
             mp_context=get_context("spawn"),
             initializer=_start_worker,
-            initargs=(cipher, source, writer.format),
+            initargs=(cipher, source, writer.format, database),
         )
         self._writer = writer
+        self._progress = progress
         self._pending: deque[tuple[asyncio.Future[str], int]] = deque()
         self._limit = 2 * count
 
     async def put(self, rows: Sequence[StoredRow]) -> None:
         """Send rows to the workers; write what is ready when too much is in flight."""
+        await self._send(_format_rows, rows)
+
+    async def put_ids(self, ids: Sequence[int]) -> None:
+        """Have the workers read these applications (`database` given) and format them."""
+        await self._send(_read_and_format, ids)
+
+    async def _send(self, work: Callable[[Sequence[Any], int], str], items: Sequence[Any]) -> None:
         loop = asyncio.get_running_loop()
         done = 0
-        for first, count in self._writer.number_rows(len(rows)):
-            piece = rows[done : done + count]
+        for first, count in self._writer.number_rows(len(items)):
+            piece = items[done : done + count]
             done += count
-            future = loop.run_in_executor(self._pool, _format_rows, piece, first)
+            future = loop.run_in_executor(self._pool, work, piece, first)
             self._pending.append((future, count))
             while len(self._pending) >= self._limit:
                 await self._write_oldest()
@@ -200,3 +316,5 @@ class RowWorkers:
     async def _write_oldest(self) -> None:
         future, count = self._pending.popleft()
         self._writer.append(await future, count)
+        if self._progress is not None:
+            self._progress(self._writer.rows_written)

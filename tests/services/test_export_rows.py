@@ -236,13 +236,22 @@ async def test_a_cancelled_export_stops_its_workers_and_leaves_no_file(
 async def test_times_are_the_branch_wall_clock_across_changes_of_offset(
     runtime: Runtime, zone: str
 ) -> None:
-    """Every minute around a change of offset (half-hour ones included) reads as astimezone."""
+    """Every minute around a change of offset (half-hour ones included) reads as astimezone,
+    to the second, whether the driver gives a datetime (PostgreSQL) or SQLite's text."""
     tz = ZoneInfo(zone)
     source = RowSource("id", True, tz, DEFAULT_RATES, runtime.areas, {}, date.today())
     rows = cell_maker(source, REGISTRATION, runtime.cipher.bulk_decryptor())
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    moments = [start + timedelta(minutes=7 * n, seconds=n % 60) for n in range(80_000)]
-    stored = [("BC-1", "submitted", m, None, None, None, m, None, None, m) for m in moments]
+    moments = [
+        start + timedelta(minutes=7 * n, seconds=n % 60, microseconds=n * 7919 % 1_000_000)
+        for n in range(80_000)
+    ]
+    # As SQLite keeps a UtcDateTime: the UTC wall clock, microseconds always written.
+    texts = [m.replace(tzinfo=None).isoformat(" ", "microseconds") for m in moments]
+    stored = [
+        ("BC-1", "submitted", m, None, None, None, t, None, None, m if n % 2 else t, n)
+        for n, (m, t) in enumerate(zip(moments, texts, strict=True))
+    ]
     for moment, cells in zip(moments, rows(stored), strict=True):
-        expected = moment.astimezone(tz).replace(tzinfo=None)
+        expected = moment.astimezone(tz).replace(tzinfo=None, microsecond=0)
         assert cells[2] == cells[-4] == cells[-1] == expected, moment
