@@ -5,23 +5,30 @@
 
 For each size a fresh SQLite database is filled by `demo-data`'s generator; then every format
 is exported in a process of its own, so each peak resident memory (ru_maxrss) is that
-export's alone. A last run per size reads and decrypts the rows without writing them, to show
-what the read path costs by itself. CPU time counts the export's worker processes too.
+export's alone. A "read" run per size reads and decrypts the rows without writing them, to
+show what the read path costs by itself. The baseline, "plain", runs first and last: a few
+lines of Python exporting the raw answers of the same rows (`plain_export`), so each result
+can be read as a ratio to what this shared machine gives at that moment. CPU time counts the
+export's worker processes too.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import os
 import platform
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from cryptography.fernet import Fernet
 
 from bot.cli import cap_malloc_arenas
 from bot.config import Settings, load_settings
@@ -62,10 +69,43 @@ def _cpu_seconds() -> float:
     return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
 
 
+def plain_export(database: Path, key: str, output: Path) -> int:
+    """The baseline: the export a few lines of Python make of the same rows, in one process.
+
+    Fernet per token, the raw answers as they are (no computed columns, no neutralising),
+    Python's csv writer: the speed of this machine at this moment for the same work, so the
+    export's rows/s can be read as a ratio to it.
+    """
+    fernet = Fernet(key.encode())
+    selected = (
+        "SELECT answers_enc FROM applications WHERE status != 'draft' ORDER BY submitted_at, id"
+    )
+    rows = 0
+    with sqlite3.connect(database) as connection, output.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        for (token,) in connection.execute(selected):
+            answers = json.loads(fernet.decrypt(token.encode())) if token else {}
+            writer.writerow(answers.values())
+            rows += 1
+    return rows
+
+
 async def one(
     database: Path, key: str, fmt: str, output: Path, workers: int | None
 ) -> dict[str, float]:
-    """One export (or, for fmt "read", only the read path) in this process."""
+    """One export (for fmt "read" only the read path, for "plain" the baseline)."""
+    if fmt == "plain":
+        started, cpu = time.perf_counter(), _cpu_seconds()
+        rows = plain_export(database, key, output)
+        seconds, cpu_seconds = time.perf_counter() - started, _cpu_seconds() - cpu
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return {
+            "rows": rows,
+            "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "peak_mb": peak_kb / 1024,
+            "worker_peak_mb": 0.0,
+        }
     async with open_runtime(_settings(database, key)) as runtime, runtime.sessions() as session:
         started = time.perf_counter()
         cpu = _cpu_seconds()
@@ -107,7 +147,18 @@ def _child(
     env = {**os.environ, KEY_ENV: key}
     chosen = [] if workers is None else ["--workers", str(workers)]
     done = subprocess.run(
-        [sys.executable, "-m", "bench.export", "--one", fmt, str(database), str(output), *chosen],
+        # Started with -c, as `python -m bot` is with its __main__: the export's spawned
+        # workers then import only what they need, not this benchmark module again.
+        [
+            sys.executable,
+            "-c",
+            "from bench.export import main; raise SystemExit(main())",
+            "--one",
+            fmt,
+            str(database),
+            str(output),
+            *chosen,
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -166,15 +217,19 @@ def main() -> int:
                 seconds = asyncio.run(fill(database, key, size))
                 print(f"{size:>9} rows  demo-data  {seconds:6.1f} s  {size / seconds:8.0f} rows/s")
             print(f"{'':>9}       load average {os.getloadavg()[0]:.1f}", flush=True)
-            for fmt in ["read", *args.formats]:
+            baseline = 0.0
+            # The baseline first and last: the machine's speed may change during the run.
+            for fmt in ["plain", "read", *args.formats, "plain"]:
                 output = folder / f"export-{size}.{fmt}"
                 found = _child(database, key, fmt, output, args.workers)
                 rate = found["rows"] / found["seconds"]
                 # CPU time (its worker processes' included) is what the export itself cost;
                 # wall time also holds waiting for the CPU when other work shares the machine.
                 cpu_rate = found["rows"] / max(found["cpu_seconds"], 1e-9)
+                baseline = baseline or rate
                 print(
                     f"{size:>9} rows  {fmt:<9}  {found['seconds']:6.1f} s  {rate:8.0f} rows/s  "
+                    f"({rate / baseline:4.2f} × plain)  "
                     f"(CPU {found['cpu_seconds']:6.1f} s, {cpu_rate:8.0f} rows/s)  "
                     f"peak {found['peak_mb']:6.1f} MB (workers {found['worker_peak_mb']:5.1f} MB)  "
                     f"file {found['file_mb']:7.1f} MB  load {os.getloadavg()[0]:.1f}",
