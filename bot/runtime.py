@@ -22,7 +22,7 @@ from bot.db.session import (
 )
 from bot.security import Cipher, configured_cipher
 from bot.services.areas import AreaDirectory, load_areas
-from bot.services.broadcasts import seal_plain_texts
+from bot.services.broadcasts import seal_plain
 from bot.services.conversation import Conversation
 from bot.services.key_check import verified_cipher
 from bot.services.leader import lock_key, namespace_of
@@ -84,9 +84,9 @@ async def prepare_database(
             log.info("Applied %d database migration(s)", len(pending))
         async with sessions() as session, session.begin():
             cipher = await verified_cipher(session, settings, cipher)
-            sealed = await seal_plain_texts(session, cipher)
+            sealed = await seal_plain(session, cipher)
             if sealed:
-                log.info("Encrypted %d broadcast text(s) stored before 0012", sealed)
+                log.info("Encrypted %d broadcast text(s) or photo(s) stored plain", sealed)
             added = await load_areas(session, settings.branch_regencies)
             if added:
                 log.info("Loaded %d villages into the database", added)

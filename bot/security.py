@@ -65,7 +65,26 @@ class Cipher:
             raise ValueError("encrypted payload is not a mapping")
         return data
 
-    def is_current(self, token: str) -> bool:
+    def encrypt_bytes(self, data: bytes) -> bytes:
+        """Encrypt raw bytes (a broadcast's photo); the token is ASCII."""
+        return self._fernet.encrypt(data)
+
+    def decrypt_bytes(self, token: bytes) -> bytes:
+        """Decrypt what `encrypt_bytes` made (under the current key or an older one)."""
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken as exc:
+            raise ConfigError("DATA_KEY: does not decrypt the stored data (wrong key?)") from exc
+
+    def renewed(self, token: str | bytes) -> str | bytes:
+        """The same content under the current key (a rotation), as text or bytes as given."""
+        try:
+            fresh = self._fernet.rotate(token)
+        except InvalidToken as exc:
+            raise ConfigError("DATA_KEY: does not decrypt the stored data (wrong key?)") from exc
+        return fresh.decode() if isinstance(token, str) else fresh
+
+    def is_current(self, token: str | bytes) -> bool:
         """Whether a token was made under the current key (its MAC checks with that key)."""
         try:
             raw = base64.urlsafe_b64decode(token)

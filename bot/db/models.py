@@ -352,7 +352,8 @@ class Broadcast(Base):
     template: Mapped[str | None] = mapped_column(String(40))
     # A leader's own text (or a photo's caption), encrypted: it may name people.
     text_enc: Mapped[str | None] = mapped_column(Text)
-    photo: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The photo, encrypted too (`Cipher.encrypt_bytes`): it may show people.
+    photo_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     # composing, scheduled, sending, paused, cancelled, done
     state: Mapped[str] = mapped_column(String(20), default="composing", index=True)
     scheduled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)

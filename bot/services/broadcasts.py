@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import ColumnElement, Select, and_, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -143,11 +144,11 @@ async def create_broadcast(
         audience=target.audience,
         status_filter=target.status,
         template=template,
-        photo=photo,
         state=BroadcastState.COMPOSING.value,
         progress_chat_id=progress_chat_id,
     )
     set_text(broadcast, cipher, text)
+    set_photo(broadcast, cipher, photo)
     session.add(broadcast)
     await session.flush()
     await release_broadcast(
@@ -237,22 +238,61 @@ def text_of(broadcast: Broadcast, cipher: Cipher) -> str | None:
     return str(cipher.decrypt(broadcast.text_enc)["text"])
 
 
-async def seal_plain_texts(session: AsyncSession, cipher: Cipher) -> int:
-    """Encrypt the texts stored plain before broadcast texts were kept encrypted (0012)."""
-    plain = (
+def set_photo(broadcast: Broadcast, cipher: Cipher, photo: bytes | None) -> None:
+    """Keep a broadcast's photo encrypted: it may show people."""
+    broadcast.photo_enc = cipher.encrypt_bytes(photo) if photo is not None else None
+    _opened_photos.pop(broadcast, None)
+
+
+# Photos opened for sending, by the broadcast object the delivery engine keeps while it sends
+# (one decryption per broadcast, not one per recipient); gone with the object.
+_opened_photos: WeakKeyDictionary[Broadcast, bytes] = WeakKeyDictionary()
+
+
+def photo_of(broadcast: Broadcast, cipher: Cipher) -> bytes | None:
+    """A broadcast's photo, decrypted, or None."""
+    if broadcast.photo_enc is None:
+        return None
+    photo = _opened_photos.get(broadcast)
+    if photo is None:
+        photo = _opened_photos[broadcast] = cipher.decrypt_bytes(broadcast.photo_enc)
+    return photo
+
+
+async def seal_plain(session: AsyncSession, cipher: Cipher) -> int:
+    """Encrypt broadcast texts and photos stored plain before they were kept encrypted
+    (migrations 0012 and 0013); return how many were sealed."""
+    texts = (
         await session.execute(
             select(Broadcast.id, Broadcast.text_enc).where(
                 Broadcast.text_enc.is_not(None), Broadcast.text_enc.not_like(f"{_TOKEN_START}%")
             )
         )
     ).all()
-    for number, text in plain:
+    for number, text in texts:
         await session.execute(
             update(Broadcast)
             .where(Broadcast.id == number, Broadcast.text_enc == text)
             .values(text_enc=cipher.encrypt({"text": text}))
         )
-    return len(plain)
+    photos = await session.scalars(
+        select(Broadcast.id).where(
+            Broadcast.photo_enc.is_not(None),
+            func.substr(Broadcast.photo_enc, 1, len(_TOKEN_START)) != _TOKEN_START.encode(),
+        )
+    )
+    sealed = len(texts)
+    for number in list(photos):
+        # One photo at a time: each may be a few megabytes.
+        photo = await session.scalar(select(Broadcast.photo_enc).where(Broadcast.id == number))
+        if photo is not None:
+            await session.execute(
+                update(Broadcast)
+                .where(Broadcast.id == number)
+                .values(photo_enc=cipher.encrypt_bytes(photo))
+            )
+            sealed += 1
+    return sealed
 
 
 def render(broadcast: Broadcast, user: User, settings: Settings, cipher: Cipher) -> Reply:
@@ -276,7 +316,6 @@ def render(broadcast: Broadcast, user: User, settings: Settings, cipher: Cipher)
         buttons = ((Button(t("menu.continue"), register),),)
     elif broadcast.template in ("benefits", "minimum", "register"):
         buttons = ((Button(t("menu.register"), register),),)
-    attachment = (
-        Attachment("siaran.jpg", broadcast.photo, is_photo=True) if broadcast.photo else None
-    )
+    photo = photo_of(broadcast, cipher)
+    attachment = Attachment("siaran.jpg", photo, is_photo=True) if photo else None
     return Reply(text, buttons=buttons, attachment=attachment)

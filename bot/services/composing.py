@@ -31,6 +31,7 @@ from bot.services.broadcasts import (
     release_broadcast,
     render,
     scope_from,
+    set_photo,
     set_text,
     target_for,
 )
@@ -251,7 +252,8 @@ class Composing:
             turn.text("compose.error.photo_size")
             return True
         set_text(broadcast, turn.services.cipher, caption)
-        broadcast.template, broadcast.photo = None, photo
+        broadcast.template = None
+        set_photo(broadcast, turn.services.cipher, photo)
         self._ask_audience(turn, broadcast)
         return True
 

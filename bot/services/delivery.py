@@ -779,7 +779,7 @@ class DeliveryEngine:
             watched = (
                 select(Broadcast, User.language)
                 .outerjoin(User, User.id == Broadcast.created_by)
-                .options(defer(Broadcast.photo, raiseload=True))
+                .options(defer(Broadcast.photo_enc, raiseload=True))
                 .where(
                     or_(
                         Broadcast.id.in_(done_ids | set(self._in_flight)),

@@ -5,7 +5,7 @@ it then reads under both and writes under the new one, and looks NIKs up by both
 This pass rewrites every row still under the old key, table by table in batches of a few
 hundred: answers, their NIK hash, the claim code hash of an assisted application (its code
 is kept encrypted for this), stored updates, outgoing messages, staff requests, broadcast
-texts and the value start-up checks the key with.
+texts and photos, and the value start-up checks the key with.
 
 Each row is rewritten with a compare-and-set on the value it read: a row the running bot
 changed meanwhile is left to the next pass (the bot wrote it under the new key anyway). A row
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import LargeBinary, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import ConfigError
@@ -39,6 +39,7 @@ from bot.db.models import (
 from bot.security import Cipher
 
 BATCH = 200
+PHOTO_BATCH = 5
 # Between two written batches: room for the running bot's own writes.
 PAUSE = 0.02
 # A Fernet token, as it starts once base64-encoded (version byte 0x80).
@@ -159,15 +160,17 @@ def _same(column: Any, value: Any) -> Any:
 async def _read_column(
     session: AsyncSession, cipher: Cipher, table: Table, column: str, after: int
 ) -> Batch:
-    """One batch of a table with one encrypted column."""
+    """One batch of a table with one encrypted column (text, or bytes for photos)."""
     ident, token = table.c.id, table.c[column]
+    # Photos may be megabytes each: a few at a time.
+    limit = PHOTO_BATCH if isinstance(token.type, LargeBinary) else BATCH
     rows = (
         await session.execute(
-            select(ident, token).where(ident > after).order_by(ident).limit(BATCH)
+            select(ident, token).where(ident > after).order_by(ident).limit(limit)
         )
     ).all()
     changes = [
-        (row, {column: cipher.encrypt(cipher.decrypt(row[1]))})
+        (row, {column: cipher.renewed(row[1])})
         for row in rows
         if row[1] and not cipher.is_current(row[1])
     ]
@@ -207,6 +210,7 @@ async def rotate_keys(
         ("outbox", OutboxMessage.__table__, "payload"),  # type: ignore[list-item]
         ("staff_requests", StaffRequest.__table__, "text_enc"),  # type: ignore[list-item]
         ("broadcasts", Broadcast.__table__, "text_enc"),  # type: ignore[list-item]
+        ("broadcast photos", Broadcast.__table__, "photo_enc"),  # type: ignore[list-item]
         # Start-up's proof of the key (bot/services/key_check.py) follows the data.
         ("key_check", KeyCheck.__table__, "token"),  # type: ignore[list-item]
     ]

@@ -103,9 +103,9 @@ async def blank_old_broadcasts(session: AsyncSession, older_than: timedelta) -> 
         .where(
             Broadcast.state.in_([state.value for state in ended]),
             func.coalesce(Broadcast.finished_at, Broadcast.created_at) < utcnow() - older_than,
-            or_(Broadcast.text_enc.is_not(None), Broadcast.photo.is_not(None)),
+            or_(Broadcast.text_enc.is_not(None), Broadcast.photo_enc.is_not(None)),
         )
-        .values(text_enc=None, photo=None)
+        .values(text_enc=None, photo_enc=None)
         .returning(Broadcast.id)
     )
     return len(result.all())

@@ -27,7 +27,7 @@ from bot.db.models import (
 )
 from bot.fakebot import FakeUser
 from bot.runtime import Runtime
-from bot.services.broadcasts import text_of
+from bot.services.broadcasts import photo_of, text_of
 from bot.services.roles import RoleName, create_invitation
 from tests.conftest import RunningBot
 from tests.e2e.chat import Person, texts
@@ -360,7 +360,7 @@ async def _user_id(runtime: Runtime, telegram_id: int) -> int:
 async def test_a_broadcast_with_one_photo(bot: RunningBot) -> None:
     """A leader sends one photo with a caption; the preview shows it, the broadcast keeps it."""
     perbekel = await leader(bot, 5500, RoleName.PERBEKEL, DAJAN_PEKEN)
-    await follower(bot, 5501, DAJAN_PEKEN)
+    resident = await follower(bot, 5501, DAJAN_PEKEN)
     await perbekel.say("/siaran")
     await perbekel.tap("compose.own_text")
     await perbekel.user.send_photo()
@@ -374,10 +374,18 @@ async def test_a_broadcast_with_one_photo(bot: RunningBot) -> None:
     await perbekel.tap("compose.send_now")
     async with bot.runtime.sessions() as session:
         broadcast = await session.scalar(select(Broadcast))
-    assert broadcast is not None and broadcast.photo and broadcast.text_enc is not None
-    # Kept encrypted (it may name people), and opened by the data key only.
+    assert broadcast is not None and broadcast.photo_enc and broadcast.text_enc is not None
+    # Text and photo kept encrypted (they may name or show people), opened by the data key only.
     assert "Swastiastu" not in broadcast.text_enc
     assert (text_of(broadcast, bot.runtime.cipher) or "").startswith("Om Swastiastu")
+    sent = preview.file_bytes
+    assert sent and sent.startswith(b"\xff\xd8") and sent not in broadcast.photo_enc
+    assert photo_of(broadcast, bot.runtime.cipher) == sent
+    # The follower gets the very photo, with its caption.
+    received = [m for m in await resident.user.replies() if m.kind == "photo"]
+    assert [(m.file_bytes, "Sosialisasi BPJS" in (m.caption or "")) for m in received] == [
+        (sent, True)
+    ]
 
 
 async def test_a_broadcast_reaches_each_follower_once_in_their_language(

@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     # A migration has no key: texts written before this stay plain until start-up seals them
-    # (bot.services.broadcasts.seal_plain_texts), before anything is served.
+    # (bot.services.broadcasts.seal_plain), before anything is served.
     with op.batch_alter_table("broadcasts") as batch_op:
         batch_op.alter_column("text", new_column_name="text_enc")
 
