@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from functools import lru_cache
+from functools import cache
 
 from bot.core.errors import InvalidInput
 
@@ -90,13 +90,12 @@ def nik_reader(
     """`parse_nik`'s birth date and gender for many stored NIKs (exports): None if invalid.
 
     A stored NIK is already sixteen digits; for one, the checks of `parse_nik` are made here
-    without building a `NikInfo`, and the dates are remembered (a few thousand at most).
+    without building a `NikInfo`, and the dates are remembered (at most 37 200).
     Anything else goes through `parse_nik` itself.
     """
     provinces = frozenset(known_provinces)
-    birth_date = lru_cache(maxsize=8192)(
-        lambda day, month, year: _birth_date(day, month, year, today)
-    )
+    # At most 31 x 12 x 100 different dates: all may be remembered.
+    birth_date = cache(lambda day, month, year: _birth_date(day, month, year, today))
     male, female = Gender.MALE, Gender.FEMALE
 
     def read(nik: object) -> tuple[date | None, Gender] | None:

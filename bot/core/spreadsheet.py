@@ -149,26 +149,71 @@ _TRIGGER_SET = frozenset(TRIGGERS)
 # Cells the csv module itself writes as `_csv_cell` would: numbers, nothing (an empty
 # field) and dates (their ISO form). A datetime needs its seconds cut, a text its check.
 _AS_THEY_ARE = frozenset((int, float, type(None), date))
+# Triggers that only a text can begin with (a number's text may begin with "-"; "\r" makes
+# the csv module quote the cell).
+_TEXT_TRIGGERS = ("=", "+", "@", "\t")
+# A time with microseconds, as str() writes a datetime (`_csv_cell` cuts them).
+_MICROSECONDS = re.compile(r":\d\d\.\d")
 
 
 def csv_lines(rows: Sequence[Sequence[Cell]], delimiter: str = ",") -> str:
-    """Rows as the lines `CsvWriter.write` writes for them."""
+    """Rows as the lines `CsvWriter.write` writes for them.
+
+    Most rows of an export need no quoting and have no cell to neutralise but texts that
+    begin with "+" (phones): such a row is made as one text (`str` of every cell, joined) and
+    checked as a whole; any other row goes through the csv module, cell by cell. A test holds
+    the two to the same bytes for random rows.
+    """
+    lines: list[str] = []
+    careful: list[Sequence[Cell]] = []
+    join = delimiter.join
+    cells = len(rows[0]) if rows else 0
+    marks = [(delimiter + t, delimiter + "'" + t) for t in _TEXT_TRIGGERS]
+    for row in rows:
+        line = join(map(str, row))
+        nothing = row.count(None) if "None" in line else 0
+        if (
+            len(row) != cells
+            or cells < 2
+            or (nothing and line.count("None") != nothing)
+            or line.count(delimiter) != cells - 1
+            or '"' in line
+            or "\r" in line
+            or "\n" in line
+            or delimiter + "-" in line
+            or line[:1] == "-"
+            or _MICROSECONDS.search(line)
+        ):
+            # Quoting, a number or text that begins with "-", an odd row: the csv module.
+            lines.append("")
+            careful.append(row)
+            continue
+        if nothing:
+            # Every "None" is an empty cell's: the counts agree and no text holds a delimiter.
+            line = line.replace("None", "")
+        for mark, neutral in marks:
+            if mark in line:
+                line = line.replace(mark, neutral)
+        if line[:1] in _TEXT_TRIGGERS:
+            line = "'" + line
+        lines.append(line)
+    if careful:
+        made = iter(_csv_module_lines(careful, delimiter))
+        lines = [line or next(made) for line in lines]
+    return "\r\n".join(lines) + "\r\n" if lines else ""
+
+
+def _csv_module_lines(rows: Sequence[Sequence[Cell]], delimiter: str) -> list[str]:
+    """Each row as the csv module writes it after `_csv_cell`, without its line end."""
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
-    cell, triggers, plain = _csv_cell, _TRIGGER_SET, _AS_THEY_ARE
-    # Texts are most cells: converted inline, the rest through `_csv_cell`.
-    writer.writerows(
-        [
-            [
-                ("'" + v if v[:1] in triggers else v)
-                if type(v) is str
-                else (v if type(v) in plain else cell(v))
-                for v in row
-            ]
-            for row in rows
-        ]
-    )
-    return out.getvalue()
+    made = []
+    for row in rows:
+        writer.writerow([_csv_cell(v) for v in row])
+        made.append(out.getvalue()[:-2])
+        out.seek(0)
+        out.truncate()
+    return made
 
 
 def _csv_cell(value: Cell) -> str | int | float:

@@ -568,7 +568,9 @@ async def _fill(
     parallel_from: int,
 ) -> int:
     """Write every batch: here at first, in worker processes once the export is large."""
-    cells = cell_maker(source, form, cipher.bulk_decryptor())
+    cells = cell_maker(
+        source, form, cipher.bulk_decryptor(), times_as_text=writer.format.kind == "csv"
+    )
     # Worker processes know only the registration form (see RowWorkers).
     parallel = workers > 0 and form is REGISTRATION
     pool: RowWorkers | None = None

@@ -15,6 +15,8 @@ never on a command line or in a log. A worker that dies makes the export fail (t
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -24,9 +26,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, String, bindparam, create_engine, event, func, select, type_coerce
+from sqlalchemy import String, bindparam, func, select, type_coerce
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.sql import Select
-from sqlalchemy.sql.elements import BindParameter
 
 from bot.core.contribution import Rates
 from bot.core.form import Form, FormContext, row_maker
@@ -50,7 +52,7 @@ def _as_stored(moment: Any) -> Any:
     return type_coerce(moment, String)
 
 
-def stored_select(ids: BindParameter[Any] | None = None) -> Select[*tuple[Any, ...]]:
+def stored_select(ids: Select[Any] | None = None) -> Select[*tuple[Any, ...]]:
     """Applications as `StoredRow`s, each with the consent it was sent with.
 
     Without `ids`, every application (the caller filters); with them, those applications
@@ -101,9 +103,17 @@ class RowSource:
 
 
 def cell_maker(
-    source: RowSource, form: Form, decrypt: Callable[[Sequence[str]], list[dict[str, Any]]]
+    source: RowSource,
+    form: Form,
+    decrypt: Callable[[Sequence[str]], list[dict[str, Any]]],
+    *,
+    times_as_text: bool = False,
 ) -> Callable[[Sequence[StoredRow]], list[list[Cell]]]:
-    """Stored rows' cells in `columns_of` order; everything row-independent bound once."""
+    """Stored rows' cells in `columns_of` order; everything row-independent bound once.
+
+    With `times_as_text` (CSV) a time is its text, "2026-06-08 10:31:19", as the CSV writer
+    would write the datetime.
+    """
     t = translator(source.language)
     ctx = FormContext(
         answers={},
@@ -132,12 +142,23 @@ def cell_maker(
     parse = datetime.fromisoformat
     # The same by the hour as SQLite's text gives it ("2026-06-08 02"), where whole.
     by_text: dict[str, timedelta] = {}
+    # For text: the local hour's text by the UTC hour's, where the offset is whole hours.
+    local_hours: dict[str, str] = {}
+    whole_hour = timedelta(hours=1)
 
-    def local(moment: datetime | str | None) -> datetime | None:
-        # Spreadsheets know no time zones: times are written as the branch's wall clock, to
-        # the second (what a person reads; CSV then writes them as they are).
+    def local(moment: datetime | str | None) -> datetime | str | None:
         if not moment:
             return None
+        if times_as_text and type(moment) is str and len(moment) >= 19:
+            hour = local_hours.get(moment[:13])
+            if hour is not None:
+                return hour + moment[13:19]
+        found = local_time(moment)
+        return str(found) if times_as_text else found
+
+    def local_time(moment: datetime | str) -> datetime:
+        # Spreadsheets know no time zones: times are written as the branch's wall clock, to
+        # the second (what a person reads; CSV then writes them as they are).
         if type(moment) is str:
             # As SQLite stores a UtcDateTime: the UTC wall clock, without an offset.
             known = by_text.get(moment[:13])
@@ -147,6 +168,9 @@ def cell_maker(
             offset = offset_in((moment.year, moment.month, moment.day, moment.hour))
             if offset is not None and len(by_text) < 100_000:
                 by_text[text] = offset
+                if offset % whole_hour == timedelta(0):
+                    start = moment.replace(minute=0, second=0, tzinfo=None) + offset
+                    local_hours[text] = str(start)[:13]
         assert isinstance(moment, datetime)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
@@ -204,25 +228,26 @@ class StoredReader:
     in one consistent read; each worker then reads its own rows by id, so reading is shared
     out too and no row crosses a pipe. A submitted application is never deleted (only
     drafts are), so every id is found; its fields are as they are when its block is read.
+    The statement is SQLAlchemy's, compiled once; rows come straight from the driver.
     """
 
     def __init__(self, database: Path) -> None:
-        self._engine: Engine = create_engine(f"sqlite:///{database}", connect_args={"timeout": 30})
-        event.listen(self._engine, "connect", _reading_only)
-        self._statement = stored_select(bindparam("ids", expanding=True))
+        ids = select(func.json_each(bindparam("ids")).table_valued("value").c.value)
+        compiled = stored_select(ids).compile(dialect=sqlite_dialect())
+        self._sql = compiled.string
+        self._uses = len(compiled.positiontup or ())
+        self._connection = sqlite3.connect(database, timeout=30)
+        self._connection.execute("PRAGMA query_only=ON")
 
     def rows(self, ids: Sequence[int]) -> list[StoredRow]:
         """The rows of these applications, in the order of `ids`."""
-        with self._engine.connect() as connection:
-            found = connection.execute(self._statement, {"ids": list(ids)}).all()
-        if len(found) != len(ids):
-            raise RuntimeError(f"{len(ids) - len(found)} selected applications are gone")
+        found = self._connection.execute(self._sql, [json.dumps(list(ids))] * self._uses)
+        rows = found.fetchall()
+        if len(rows) != len(ids):
+            raise RuntimeError(f"{len(ids) - len(rows)} selected applications are gone")
         position = {key: index for index, key in enumerate(ids)}
-        return sorted(found, key=lambda row: position[row[-1]])
-
-
-def _reading_only(connection: Any, _record: Any) -> None:
-    connection.execute("PRAGMA query_only=ON")
+        rows.sort(key=lambda row: position[row[-1]])
+        return rows
 
 
 # What a worker process holds: the row maker, the format of its writer, and the rows'
@@ -237,7 +262,10 @@ def _start_worker(
 ) -> None:
     global _worker
     reader = StoredReader(database) if database is not None else None
-    _worker = (cell_maker(source, REGISTRATION, cipher.bulk_decryptor()), row_format, reader)
+    made = cell_maker(
+        source, REGISTRATION, cipher.bulk_decryptor(), times_as_text=row_format.kind == "csv"
+    )
+    _worker = (made, row_format, reader)
 
 
 def _format_rows(rows: Sequence[StoredRow], first_number: int) -> str:

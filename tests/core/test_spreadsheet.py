@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from bot.core.spreadsheet import (
@@ -160,6 +162,43 @@ def test_csv_lines_in_blocks_are_the_bytes_written_one_by_one() -> None:
     for row in MIXED:
         single.write(row)
     CsvWriter(block, header, delimiter=";").write_block(MIXED)
+    assert block.getvalue() == one.getvalue()
+
+
+# Cells as exports make them, and the odd ones a text or a stored value can hold: every
+# character the csv module or the neutralising cares about, "None" as a text, negative and
+# fractional numbers, times with and without microseconds or an offset.
+ODD_TEXT = st.text(alphabet=st.sampled_from(list(",;\"\r\n\t=+-@' Noe:.5AbÇ")), max_size=8)
+ANY_CELL = st.one_of(
+    ODD_TEXT,
+    st.sampled_from(["None", "+6281234567890", "-SUM(A1)", "=1+1", "Kota Denpasar", ""]),
+    st.none(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.dates(),
+    st.datetimes(timezones=st.sampled_from([None, UTC])),
+)
+
+
+@settings(max_examples=600)
+@given(
+    rows=st.integers(1, 6).flatmap(
+        lambda width: st.lists(st.lists(ANY_CELL, min_size=width, max_size=width), max_size=6)
+    ),
+    delimiter=st.sampled_from([",", ";"]),
+)
+def test_csv_lines_of_random_rows_are_the_bytes_written_one_by_one(
+    rows: list[list[Cell]], delimiter: str
+) -> None:
+    """Whatever the cells, the block path (fast or through the csv module) writes the bytes
+    the row-by-row writer writes."""
+    one = io.StringIO()
+    single = CsvWriter(one, ["h"], delimiter=delimiter)
+    for row in rows:
+        single.write(row)
+    block = io.StringIO()
+    CsvWriter(block, ["h"], delimiter=delimiter).write_block(rows)
     assert block.getvalue() == one.getvalue()
 
 

@@ -252,6 +252,9 @@ async def test_times_are_the_branch_wall_clock_across_changes_of_offset(
         ("BC-1", "submitted", m, None, None, None, t, None, None, m if n % 2 else t, n)
         for n, (m, t) in enumerate(zip(moments, texts, strict=True))
     ]
-    for moment, cells in zip(moments, rows(stored), strict=True):
+    # And as CSV's text, read the same way.
+    as_text = cell_maker(source, REGISTRATION, runtime.cipher.bulk_decryptor(), times_as_text=True)
+    for moment, cells, text in zip(moments, rows(stored), as_text(stored), strict=True):
         expected = moment.astimezone(tz).replace(tzinfo=None, microsecond=0)
         assert cells[2] == cells[-4] == cells[-1] == expected, moment
+        assert text[2] == text[-4] == text[-1] == str(expected), moment
