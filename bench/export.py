@@ -90,25 +90,12 @@ def plain_export(database: Path, key: str, output: Path) -> int:
     return rows
 
 
-async def one(
+async def _export(
     database: Path, key: str, fmt: str, output: Path, workers: int | None
-) -> dict[str, float]:
-    """One export (for fmt "read" only the read path, for "plain" the baseline)."""
-    if fmt == "plain":
-        started, cpu = time.perf_counter(), _cpu_seconds()
-        rows = plain_export(database, key, output)
-        seconds, cpu_seconds = time.perf_counter() - started, _cpu_seconds() - cpu
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return {
-            "rows": rows,
-            "seconds": seconds,
-            "cpu_seconds": cpu_seconds,
-            "peak_mb": peak_kb / 1024,
-            "worker_peak_mb": 0.0,
-        }
+) -> tuple[int, float, float]:
+    """One export (for fmt "read" only the read path): rows, wall and CPU seconds."""
     async with open_runtime(_settings(database, key)) as runtime, runtime.sessions() as session:
-        started = time.perf_counter()
-        cpu = _cpu_seconds()
+        started, cpu = time.perf_counter(), _cpu_seconds()
         if fmt == "read":
             rows = 0
             async for _cells in export_cells(
@@ -127,8 +114,19 @@ async def one(
                 workers=workers,
             )
             rows = result.rows
-        seconds = time.perf_counter() - started
-        cpu_seconds = _cpu_seconds() - cpu
+        return rows, time.perf_counter() - started, _cpu_seconds() - cpu
+
+
+async def one(
+    database: Path, key: str, fmt: str, output: Path, workers: int | None
+) -> dict[str, float]:
+    """One export (for fmt "read" only the read path, for "plain" the baseline)."""
+    if fmt == "plain":
+        started, cpu = time.perf_counter(), _cpu_seconds()
+        rows = plain_export(database, key, output)
+        seconds, cpu_seconds = time.perf_counter() - started, _cpu_seconds() - cpu
+    else:
+        rows, seconds, cpu_seconds = await _export(database, key, fmt, output, workers)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # The largest worker process (0 without workers).
     worker_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -26,7 +26,7 @@ from datetime import time as clock
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Row, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -106,8 +106,10 @@ BATCH = 2000
 # Rows written between two chances for other work in the process to run (a few milliseconds).
 YIELD_EVERY = 200
 # Rows made in this process before worker processes take over: starting them (an
-# interpreter each, about half a CPU second) costs more than a small export takes.
-PARALLEL_FROM = 5_000
+# interpreter each, about half a CPU second) costs more than a small export takes. Measured
+# on the 2-core VM (docs/BENCHMARKS.md): one process is faster at 20 000 and 50 000 rows,
+# the two are even at about 100 000, workers are faster at 1 000 000.
+PARALLEL_FROM = 100_000
 
 
 def columns_of(form: Form) -> tuple[str, ...]:
@@ -258,11 +260,17 @@ async def stored_rows(
     session: AsyncSession, settings: Settings, request: ExportRequest, as_of: datetime
 ) -> AsyncIterator[list[StoredRow]]:
     """The selected rows as stored, a partition (`BATCH` rows) at a time."""
-    result = await session.stream(
-        _statement(request, settings, as_of).execution_options(yield_per=BATCH)
-    )
-    async for batch in result.partitions(BATCH):
+    async for batch in _partitions(session, _statement(request, settings, as_of)):
         yield [tuple(row) for row in batch]
+
+
+async def _partitions(
+    session: AsyncSession, statement: Select[Any]
+) -> AsyncIterator[Sequence[Row[Any]]]:
+    """A statement's rows streamed, `BATCH` at a time."""
+    result = await session.stream(statement.execution_options(yield_per=BATCH))
+    async for batch in result.partitions(BATCH):
+        yield batch
 
 
 async def export_cells(
@@ -507,11 +515,8 @@ async def _selected_ids(
     session: AsyncSession, settings: Settings, request: ExportRequest, as_of: datetime
 ) -> AsyncIterator[Sequence[int]]:
     """The selected applications' ids in the export's order, `BATCH` at a time."""
-    result = await session.stream_scalars(
-        _key_statement(request, settings, as_of).execution_options(yield_per=BATCH)
-    )
-    async for batch in result.partitions(BATCH):
-        yield batch
+    async for batch in _partitions(session, _key_statement(request, settings, as_of)):
+        yield [row[0] for row in batch]
 
 
 async def _fill_by_ids(
