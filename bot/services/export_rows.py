@@ -2,10 +2,12 @@
 
 `cell_maker` binds everything that does not change between rows once per export (the form's
 columns, translations, the area names) and makes a row's cells from the row as stored.
-`RowWorkers` runs that, and the formatting of CSV lines or sheet XML, in worker processes:
-the reading process sends batches of stored rows, the workers decrypt and format them, and
-the texts come back to be written in the order the rows were read. At most two batches per
-worker are in flight, so memory stays flat whatever the count.
+`RowWorkers` runs that, and the formatting of CSV lines or sheet XML, in worker processes.
+On SQLite the exporting process sends blocks of application ids and each worker reads its
+rows itself (`StoredReader`); elsewhere it sends the stored rows it read. The workers
+decrypt and format them, and the texts come back to be written in the order of the ids or
+rows sent. At most two blocks per worker are in flight, so memory stays flat whatever the
+count.
 
 The key reaches a worker only through the pipe that starts it (the pool's initializer),
 never on a command line or in a log. A worker that dies makes the export fail (the caller's
