@@ -36,6 +36,7 @@ from bot.runtime import open_runtime
 from bot.security import generate_key
 from bot.services.demo import add_demo_data
 from bot.services.export import ExportRequest, export_cells, run_export
+from bot.services.export_cells import fill_export_cells
 
 KEY_ENV = "BENCH_EXPORT_KEY"
 
@@ -58,6 +59,8 @@ async def fill(database: Path, key: str, size: int) -> float:
                 await add_demo_data(
                     session, runtime.cipher, runtime.areas, applications=part, seed=done
                 )
+                # As `demo-data` (and the bot) leave them: with their export cells made.
+                await fill_export_cells(session, runtime.cipher, runtime.areas, runtime.settings)
             done += part
         return time.perf_counter() - started
 

@@ -352,6 +352,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _rotate_keys(runtime: Runtime) -> int:
     from bot.services import audit
+    from bot.services.export_cells import fill_all_export_cells
     from bot.services.keys import rotate_keys
 
     def progress(table: str, last_id: int) -> None:
@@ -362,6 +363,10 @@ async def _rotate_keys(runtime: Runtime) -> int:
     report = await rotate_keys(runtime.sessions, runtime.cipher, progress=progress)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
+    # Re-encrypted answers forget their export cells (a trigger): made again under the new key.
+    remade = await fill_all_export_cells(
+        runtime.sessions, runtime.cipher, runtime.areas, runtime.settings
+    )
     async with runtime.sessions() as session, session.begin():
         await audit.record(
             session,
@@ -370,6 +375,7 @@ async def _rotate_keys(runtime: Runtime) -> int:
             finished=report.finished,
             passes=report.passes,
             rewritten=report.rewritten,
+            export_cells_made=remade,
         )
     for table, count in report.rewritten.items():
         print(f"{table}: {count} re-encrypted, {report.current.get(table, 0)} already current")

@@ -204,6 +204,7 @@ async def run_export_command(runtime: Runtime, args: argparse.Namespace) -> int:
 async def run_demo_data(runtime: Runtime, args: argparse.Namespace) -> int:
     """`demo-data`: add synthetic applications and say how many and how fast."""
     from bot.services.demo import add_demo_data
+    from bot.services.export_cells import fill_export_cells
 
     started = time.perf_counter()
     async with runtime.sessions() as session, session.begin():
@@ -215,6 +216,8 @@ async def run_demo_data(runtime: Runtime, args: argparse.Namespace) -> int:
             drafts=args.drafts,
             seed=args.seed,
         )
+        # As the bot leaves a sent application: with its export cells made.
+        await fill_export_cells(session, runtime.cipher, runtime.areas, runtime.settings)
         # Synthetic rows show up in exports and reports: the log says where they came from.
         await audit.record(
             session,

@@ -95,6 +95,10 @@ class Cipher:
             hmac.digest(signing, raw[:-32], "sha256"), raw[-32:]
         )
 
+    def bulk_text_decryptor(self) -> Callable[[Sequence[str]], list[str]]:
+        """`bulk_decryptor` for tokens of text (`encrypt_text`), not JSON documents."""
+        return self._bulk(parse=False)
+
     def bulk_decryptor(self) -> Callable[[Sequence[str]], list[dict[str, Any]]]:
         """`decrypt` for many tokens at once (exports): the same checks, a fraction of the cost.
 
@@ -106,6 +110,9 @@ class Cipher:
         unauthenticated is decrypted; during a rotation each key is tried in turn. The JSON
         documents of a batch are parsed in one call too.
         """
+        return self._bulk(parse=True)
+
+    def _bulk(self, *, parse: bool) -> Callable[[Sequence[str]], list[Any]]:
         keys = [
             (raw[:16], Cipher_(algorithms.AES(raw[16:]), modes.ECB()).decryptor())
             for raw in self._raw
@@ -150,7 +157,7 @@ class Cipher:
                     return raws, index
             return None
 
-        def decrypt(tokens: Sequence[str]) -> list[dict[str, Any]]:
+        def decrypt(tokens: Sequence[str]) -> list[Any]:
             if not tokens:
                 return []
             found = under_one_key(tokens)
@@ -174,6 +181,8 @@ class Cipher:
                 end = start + len(raw) - 57
                 documents.append(plain[start : end - plain[end - 1]])
                 start = end
+            if not parse:
+                return [document.decode() for document in documents]
             data: list[dict[str, Any]] = loads(b"[" + b",".join(documents) + b"]")
             if len(data) != len(documents):
                 # Only a document that is not one JSON value can do that: parse each alone.

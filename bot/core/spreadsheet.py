@@ -157,7 +157,13 @@ _MICROSECONDS = re.compile(r":\d\d\.\d")
 
 
 def csv_lines(rows: Sequence[Sequence[Cell]], delimiter: str = ",") -> str:
-    """Rows as the lines `CsvWriter.write` writes for them.
+    """Rows as the lines `CsvWriter.write` writes for them (`csv_line_list`, joined)."""
+    lines = csv_line_list(rows, delimiter)
+    return "\r\n".join(lines) + "\r\n" if lines else ""
+
+
+def csv_line_list(rows: Sequence[Sequence[Cell]], delimiter: str = ",") -> list[str]:
+    """Each row as the line `CsvWriter.write` writes for it, without its line end.
 
     Most rows of an export need no quoting and have no cell to neutralise but texts that
     begin with "+" (phones): such a row is made as one text (`str` of every cell, joined) and
@@ -200,7 +206,7 @@ def csv_lines(rows: Sequence[Sequence[Cell]], delimiter: str = ",") -> str:
     if careful:
         made = iter(_csv_module_lines(careful, delimiter))
         lines = [line or next(made) for line in lines]
-    return "\r\n".join(lines) + "\r\n" if lines else ""
+    return lines
 
 
 def _csv_module_lines(rows: Sequence[Sequence[Cell]], delimiter: str) -> list[str]:

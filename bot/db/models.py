@@ -202,6 +202,11 @@ class Application(Base):
     # Personal data erased (/hapus, or the retention job): what stays is a tombstone (the
     # reference, the dates, the status) so staff know why it has no answers.
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # A CSV export's cells made from the answers ahead of time, encrypted, and the signature
+    # of what made them (bot.services.export_cells). A trigger forgets both whenever
+    # answers_enc changes (migration 0014): they never outlive the answers.
+    export_cells_enc: Mapped[str | None] = mapped_column(Text)
+    export_cells_for: Mapped[str | None] = mapped_column(String(32))
 
 
 def owned_by(user_id: int | Mapped[int]) -> ColumnElement[bool]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,8 +27,9 @@ from datetime import time as clock
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from sqlalchemy import Row, Select, func, or_, select
+from sqlalchemy import Row, Select, create_engine, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.pool import NullPool
 
 from bot.config import Settings
 from bot.core.form import Form
@@ -49,8 +51,11 @@ from bot.services.areas import AreaDirectory
 from bot.services.export_rows import (
     RowSource,
     RowWorkers,
+    StoredReader,
     StoredRow,
     cell_maker,
+    cells_signature,
+    csv_text_maker,
     stored_select,
 )
 
@@ -178,10 +183,11 @@ def headers(language: str, form: Form = REGISTRATION) -> list[str]:
 
 
 def _statement(
-    request: ExportRequest, settings: Settings, as_of: datetime
+    request: ExportRequest, settings: Settings, as_of: datetime, kept_for: str | None = None
 ) -> Select[*tuple[Any, ...]]:
-    """The selected applications' stored rows (`StoredRow`), in the export's order."""
-    return _selection(stored_select(), request, settings, as_of)
+    """The selected applications' stored rows (`StoredRow`), in the export's order (without
+    the answers where export cells kept under `kept_for` stand for them)."""
+    return _selection(stored_select(kept_for=kept_for), request, settings, as_of)
 
 
 def _key_statement(request: ExportRequest, settings: Settings, as_of: datetime) -> Select[int]:
@@ -257,10 +263,14 @@ async def row_source(
 
 
 async def stored_rows(
-    session: AsyncSession, settings: Settings, request: ExportRequest, as_of: datetime
+    session: AsyncSession,
+    settings: Settings,
+    request: ExportRequest,
+    as_of: datetime,
+    kept_for: str | None = None,
 ) -> AsyncIterator[list[StoredRow]]:
     """The selected rows as stored, a partition (`BATCH` rows) at a time."""
-    async for batch in _partitions(session, _statement(request, settings, as_of)):
+    async for batch in _partitions(session, _statement(request, settings, as_of, kept_for)):
         yield [tuple(row) for row in batch]
 
 
@@ -472,9 +482,11 @@ async def run_export(
     as_of = datetime.now(UTC)
     header = headers(request.language, request.form)
     source = await row_source(session, areas, settings, request)
+    # CSV joins the answer cells kept under this signature (bot.services.export_cells).
+    kept_for = cells_signature(source, request.form) if fmt == "csv" else None
     if not isinstance(output, Path):
         writer = CsvWriter(output, header, delimiter=delimiter)
-        batches = stored_rows(session, settings, request, as_of)
+        batches = stored_rows(session, settings, request, as_of, kept_for)
         count = await _fill(batches, writer, cipher, source, request.form, progress, 0, 0)
         return ExportResult(count, time.perf_counter() - started, as_of)
     if workers is None:
@@ -485,8 +497,7 @@ async def run_export(
         database = _sqlite_file(session)
         if workers > 0 and request.form is REGISTRATION and database is not None:
             count = await _fill_by_ids(
-                _selected_ids(session, settings, request, as_of),
-                lambda: stored_rows(session, settings, request, as_of),
+                _selected_ids(database, settings, request, as_of),
                 sink,
                 cipher,
                 source,
@@ -494,9 +505,10 @@ async def run_export(
                 workers,
                 parallel_from,
                 database,
+                kept_for,
             )
         else:
-            batches = stored_rows(session, settings, request, as_of)
+            batches = stored_rows(session, settings, request, as_of, kept_for)
             count = await _fill(
                 batches, sink, cipher, source, request.form, progress, workers, parallel_from
             )
@@ -512,16 +524,35 @@ def _sqlite_file(session: AsyncSession) -> Path | None:
 
 
 async def _selected_ids(
-    session: AsyncSession, settings: Settings, request: ExportRequest, as_of: datetime
+    database: Path, settings: Settings, request: ExportRequest, as_of: datetime
 ) -> AsyncIterator[Sequence[int]]:
-    """The selected applications' ids in the export's order, `BATCH` at a time."""
-    async for batch in _partitions(session, _key_statement(request, settings, as_of)):
-        yield [row[0] for row in batch]
+    """The selected applications' ids in the export's order, `BATCH` at a time.
+
+    Read in one statement (one consistent read) on a connection of its own, straight from
+    the sqlite3 module: a driver running in a thread costs more than the ids themselves.
+    """
+
+    def connect() -> sqlite3.Connection:
+        connection = sqlite3.connect(database, timeout=30)
+        connection.execute("PRAGMA query_only=ON")
+        return connection
+
+    engine = create_engine("sqlite://", creator=connect, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            found = connection.execution_options(yield_per=BATCH).execute(
+                _key_statement(request, settings, as_of)
+            )
+            for batch in found.scalars().partitions(BATCH):
+                yield batch
+                # Let the rest of the process (the bot's other work) run now and then.
+                await asyncio.sleep(0)
+    finally:
+        engine.dispose()
 
 
 async def _fill_by_ids(
     keys: AsyncIterator[Sequence[int]],
-    small: Callable[[], AsyncIterator[list[StoredRow]]],
     writer: BlockWriter,
     cipher: Cipher,
     source: RowSource,
@@ -529,11 +560,12 @@ async def _fill_by_ids(
     workers: int,
     parallel_from: int,
     database: Path,
+    kept_for: str | None,
 ) -> int:
     """Write an SQLite export whose worker processes read the rows themselves.
 
     This process reads only the ids (in one consistent read, which decides what the export
-    holds); a small export, `parallel_from` rows or fewer, is read by `small` and made here.
+    holds); a small export, `parallel_from` rows or fewer, is read by id and made here.
     """
     waiting: list[int] = []
     pool: RowWorkers | None = None
@@ -552,14 +584,27 @@ async def _fill_by_ids(
             if progress is not None:
                 progress(writer.rows_written)
         if pool is None:
-            # Too few for workers: read and made here, as any small export.
-            return await _fill(small(), writer, cipher, source, REGISTRATION, progress, 0, 0)
+            # Too few for workers: read by id as a worker would, and made here.
+            rows = _rows_of(database, waiting, kept_for)
+            return await _fill(rows, writer, cipher, source, REGISTRATION, progress, 0, 0)
         await pool.finish()
     except BaseException:
         if pool is not None:
             pool.stop()
         raise
     return writer.rows_written
+
+
+async def _rows_of(
+    database: Path, ids: Sequence[int], kept_for: str | None
+) -> AsyncIterator[list[StoredRow]]:
+    """The stored rows of these applications, in their order, `BATCH` at a time."""
+    reader = StoredReader(database, kept_for)
+    try:
+        for start in range(0, len(ids), BATCH):
+            yield reader.rows(ids[start : start + BATCH])
+    finally:
+        reader.close()
 
 
 async def _fill(
@@ -573,8 +618,13 @@ async def _fill(
     parallel_from: int,
 ) -> int:
     """Write every batch: here at first, in worker processes once the export is large."""
-    cells = cell_maker(
-        source, form, cipher.bulk_decryptor(), times_as_text=writer.format.kind == "csv"
+    cells = cell_maker(source, form, cipher.bulk_decryptor())
+    # CSV lines are made as one text (answer cells made ahead are only joined); XLSX rows
+    # as cells, which the writer numbers.
+    csv_text = (
+        csv_text_maker(source, form, cipher, writer.format.delimiter)
+        if writer.format.kind == "csv"
+        else None
     )
     # Worker processes know only the registration form (see RowWorkers).
     parallel = workers > 0 and form is REGISTRATION
@@ -587,7 +637,11 @@ async def _fill(
                 await pool.put(batch)
             else:
                 for start in range(0, len(batch), YIELD_EVERY):
-                    writer.write_block(cells(batch[start : start + YIELD_EVERY]))
+                    part = batch[start : start + YIELD_EVERY]
+                    if csv_text is not None:
+                        writer.append(csv_text(part), len(part))
+                    else:
+                        writer.write_block(cells(part))
                     # Let the rest of the process (the bot's other work) run now and then.
                     await asyncio.sleep(0)
             if progress is not None:

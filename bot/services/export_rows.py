@@ -17,6 +17,7 @@ never on a command line or in a log. A worker that dies makes the export fail (t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 from collections import deque
@@ -24,27 +25,29 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import cache
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, select, type_coerce
+from sqlalchemy import String, and_, bindparam, case, func, select, type_coerce
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.sql import Select
 
 from bot.core.contribution import Rates
 from bot.core.form import Form, FormContext, row_maker
 from bot.core.questions import REGISTRATION
-from bot.core.spreadsheet import BlockWriter, Cell, RowFormat
+from bot.core.spreadsheet import TRIGGERS, BlockWriter, Cell, RowFormat, csv_line_list
 from bot.core.workflow import STATUS_NAMES
 from bot.db.models import Application, Consent
-from bot.i18n import translator
+from bot.i18n import LOCALES_DIR, translator
 from bot.security import Cipher
 from bot.services.areas import AreaDirectory
 
 # A row as `stored_select` selects it: reference, status, submitted_at, answers_enc,
 # assisted_by, consent version and time, kpj_number, status_note, status_changed_at (times
-# as the driver gives them: text on SQLite), and last the application's id.
+# as the driver gives them: text on SQLite), the export cells made ahead and their
+# signature (bot.services.export_cells), and last the application's id.
 StoredRow = tuple[Any, ...]
 
 
@@ -54,11 +57,13 @@ def _as_stored(moment: Any) -> Any:
     return type_coerce(moment, String)
 
 
-def stored_select(ids: Select[Any] | None = None) -> Select[*tuple[Any, ...]]:
+def stored_select(ids: Select[Any] | None = None, kept_for: Any = None) -> Select[*tuple[Any, ...]]:
     """Applications as `StoredRow`s, each with the consent it was sent with.
 
     Without `ids`, every application (the caller filters); with them, those applications
     only, and only their consents are grouped (not every consent again for each block).
+    With `kept_for` (a signature, or a bind parameter for one) the answers are left out
+    where export cells made under it are kept: the largest column is then not read.
     """
     a = Application
     consents = [Consent.given.is_(True), Consent.application_id.is_not(None)]
@@ -75,13 +80,20 @@ def stored_select(ids: Select[Any] | None = None) -> Select[*tuple[Any, ...]]:
             a.reference,
             a.status,
             _as_stored(a.submitted_at),
-            a.answers_enc,
+            a.answers_enc
+            if kept_for is None
+            else case(
+                (and_(a.export_cells_for == kept_for, a.export_cells_enc.is_not(None)), None),
+                else_=a.answers_enc,
+            ),
             a.assisted_by,
             Consent.text_version,
             _as_stored(Consent.created_at),
             a.kpj_number,
             a.status_note,
             _as_stored(a.status_changed_at),
+            a.export_cells_enc,
+            a.export_cells_for,
             a.id,
         )
         .outerjoin(given, given.c.application_id == a.id)
@@ -104,14 +116,21 @@ class RowSource:
     today: date
 
 
-def cell_maker(
-    source: RowSource,
-    form: Form,
-    decrypt: Callable[[Sequence[str]], list[dict[str, Any]]],
-    *,
-    times_as_text: bool = False,
-) -> Callable[[Sequence[StoredRow]], list[list[Cell]]]:
-    """Stored rows' cells in `columns_of` order; everything row-independent bound once.
+@dataclass(frozen=True)
+class RowParts:
+    """An export row's cells in three parts: before the answers' (from the stored row),
+    the answers' own (`answered`), and after them (from the stored row again)."""
+
+    before: Callable[[StoredRow], list[Cell]]
+    answered: Callable[[dict[str, Any]], list[Any]]
+    after: Callable[[StoredRow], list[Cell]]
+    # A stored time as the branch's wall clock, and each status as a person reads it.
+    local: Callable[[datetime | str | None], datetime | str | None]
+    status_label: dict[str, str]
+
+
+def row_parts(source: RowSource, form: Form, *, times_as_text: bool = False) -> RowParts:
+    """`cell_maker`'s parts, everything row-independent bound once.
 
     With `times_as_text` (CSV) a time is its text, "2026-06-08 10:31:19", as the CSV writer
     would write the datetime.
@@ -126,8 +145,30 @@ def cell_maker(
         own_screen=source.own_screen,
     )
     status_label = {status: t(key) for status, key in STATUS_NAMES.items()}
-    answered = row_maker(form.columns(), ctx)
-    assistants, tz = source.assistants, source.tz
+    assistants = source.assistants
+    local = _local_times(source.tz, times_as_text)
+
+    def before(stored: StoredRow) -> list[Cell]:
+        return [stored[0] or "", status_label.get(stored[1], stored[1]), local(stored[2])]
+
+    def after(stored: StoredRow) -> list[Cell]:
+        assisted_by = stored[4]
+        return [
+            assistants.get(assisted_by, f"#{assisted_by}") if assisted_by else "",
+            stored[5] or "",
+            local(stored[6]),
+            stored[7] or "",
+            stored[8] or "",
+            local(stored[9]),
+        ]
+
+    return RowParts(before, row_maker(form.columns(), ctx), after, local, status_label)
+
+
+def _local_times(
+    tz: tzinfo, times_as_text: bool
+) -> Callable[[datetime | str | None], datetime | str | None]:
+    """A stored time as the branch's wall clock, to the second (None when there is none)."""
     # The branch's UTC offset by the UTC hour a moment falls in (None: the offset changes
     # within that hour), a few thousand hours for a whole export.
     offsets: dict[tuple[int, int, int, int], timedelta | None] = {}
@@ -185,42 +226,182 @@ def cell_maker(
                 return (moment + offset).replace(tzinfo=None)
         return moment.astimezone(tz).replace(tzinfo=None)
 
-    def cells(stored: StoredRow, answers: dict[str, Any]) -> list[Cell]:
-        (
-            reference,
-            status,
-            submitted_at,
-            _answers_enc,
-            assisted_by,
-            consent_version,
-            consent_at,
-            kpj_number,
-            status_note,
-            status_changed_at,
-            _id,
-        ) = stored
-        row: list[Cell] = [
-            reference or "",
-            status_label.get(status, status),
-            local(submitted_at),
-        ]
-        row += answered(answers)
-        row += [
-            assistants.get(assisted_by, f"#{assisted_by}") if assisted_by else "",
-            consent_version or "",
-            local(consent_at),
-            kpj_number or "",
-            status_note or "",
-            local(status_changed_at),
-        ]
-        return row
+    return local
+
+
+def cell_maker(
+    source: RowSource,
+    form: Form,
+    decrypt: Callable[[Sequence[str]], list[dict[str, Any]]],
+    *,
+    times_as_text: bool = False,
+) -> Callable[[Sequence[StoredRow]], list[list[Cell]]]:
+    """Stored rows' cells in `columns_of` order (see `row_parts`)."""
+    parts = row_parts(source, form, times_as_text=times_as_text)
+    before, answered, after = parts.before, parts.answered, parts.after
 
     def rows(batch: Sequence[StoredRow]) -> list[list[Cell]]:
         # Decrypted a batch at a time (see Cipher.bulk_decryptor); erased answers are empty.
         found = iter(decrypt([stored[3] for stored in batch if stored[3]]))
-        return [cells(stored, next(found) if stored[3] else {}) for stored in batch]
+        return [
+            before(stored) + answered(next(found) if stored[3] else {}) + after(stored)
+            for stored in batch
+        ]
 
     return rows
+
+
+# ---------------------------------------------------------------------- cells made ahead
+
+# An application's CSV cells from its answers are made when it is sent and kept encrypted
+# (`export_cells_enc`, see bot.services.export_cells), so that a large CSV export only joins
+# texts. They are made with this separator between cells, which no kept text holds, and with
+# the signature (`cells_signature`) of everything else they depend on.
+UNIT = "\x1f"
+SIGNATURE_LENGTH = 32
+
+
+@cache
+def _code_fingerprint(language: str) -> bytes:
+    """The code and texts that make cells: a new release makes every kept cell stale."""
+    package = Path(__file__).resolve().parent.parent
+    files = [
+        *sorted(package.joinpath("core").glob("*.py")),
+        package / "services" / "export_rows.py",
+        package / "i18n.py",
+        *sorted(LOCALES_DIR.joinpath(language).rglob("*.po")),
+    ]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.digest()
+
+
+def cells_signature(source: RowSource, form: Form) -> str:
+    """What an application's answer cells depend on besides the answers, as one short text.
+
+    The code and translations that make them, the export's language and masking, the rates,
+    every area name, the year (a NIK's two-digit year, see `ahead_maker`) and the form's
+    columns. Cells kept
+    under another signature are made again at export time.
+    """
+    areas = source.areas
+    described = repr(
+        (
+            source.language,
+            source.own_screen,
+            source.rates,
+            source.today.year,
+            [column.name for column in form.columns()],
+            sorted(areas.province_codes),
+            sorted((code, area.name) for code, area in areas.regency_by_code.items()),
+            sorted((code, area.name) for code, area in areas.district_by_code.items()),
+            sorted((code, area.name) for code, area in areas.village_by_code.items()),
+        )
+    )
+    digest = hashlib.sha256(_code_fingerprint(source.language) + described.encode())
+    return digest.hexdigest()[:SIGNATURE_LENGTH]
+
+
+def ahead_maker(source: RowSource, form: Form) -> Callable[[dict[str, Any]], str | None]:
+    """The text kept for an application's answer cells: its CSV cells joined by `UNIT`.
+
+    None when they must be made at export time: a cell holding a delimiter, a quote or a
+    line break (CSV quotes it, differently per delimiter), or a NIK whose birth date may
+    still read differently later this year.
+    """
+    answered = row_parts(source, form, times_as_text=True).answered
+    today = source.today
+    century = today.year - today.year % 100
+    unsafe = frozenset(',;"\r\n')
+
+    def made(answers: dict[str, Any]) -> str | None:
+        nik = answers.get("nik")
+        # A NIK's date is read in this century unless that date is still to come
+        # (`nik._birth_date`): one of this year may read differently tomorrow. Another
+        # year's reads the same all year, and the signature holds the year.
+        if (
+            type(nik) is str
+            and len(nik) == 16
+            and nik[10:12].isdigit()
+            and century + int(nik[10:12]) == today.year
+        ):
+            return None
+        line = csv_line_list([answered(answers)], UNIT)[0]
+        return line if unsafe.isdisjoint(line) else None
+
+    return made
+
+
+def csv_text_maker(
+    source: RowSource, form: Form, cipher: Cipher, delimiter: str
+) -> Callable[[Sequence[StoredRow]], str]:
+    """Stored rows as CSV lines: the bytes `cell_maker` and `csv_lines` make for them.
+
+    Where a row's answer cells were made ahead under this export's signature they are only
+    joined with the row's other cells (made here: the status and times change after sending);
+    the rest are made from the answers.
+    """
+    parts = row_parts(source, form, times_as_text=True)
+    before, after, local = parts.before, parts.after, parts.local
+    made_here = cell_maker(source, form, cipher.bulk_decryptor(), times_as_text=True)
+    open_texts = cipher.bulk_text_decryptor()
+    signature = cells_signature(source, form)
+    size = SIGNATURE_LENGTH
+    d = delimiter
+    unquoted = frozenset((d, '"', "\r", "\n"))
+
+    def plain(text: str) -> bool:
+        # Written as it is: nothing to quote, nothing to neutralise.
+        return unquoted.isdisjoint(text) and text[:1] not in TRIGGERS
+
+    statuses = {status: label for status, label in parts.status_label.items() if plain(label)}
+    versions: dict[str, bool] = {}
+
+    def line(stored: StoredRow, cells: str) -> str | None:
+        """The common row (no assistant, no note) joined with its kept cells, else None."""
+        reference, status, sent, _answers, assisted, version, consented, kpj, note, changed = (
+            stored[:10]
+        )
+        label = statuses.get(status)
+        if assisted or note or label is None:
+            return None
+        if type(reference) is not str or not (reference[:3] == "BC-" and reference[3:].isalnum()):
+            return None
+        if version:
+            known = versions.get(version)
+            if known is None:
+                known = versions[version] = type(version) is str and plain(version)
+            if not known:
+                return None
+        if kpj and not (type(kpj) is str and kpj.isascii() and kpj.isdigit()):
+            return None
+        return (
+            f"{reference}{d}{label}{d}{local(sent) or ''}{d}{cells}{d}{d}{version or ''}{d}"
+            f"{local(consented) or ''}{d}{kpj or ''}{d}{d}{local(changed) or ''}"
+        )
+
+    def text(batch: Sequence[StoredRow]) -> str:
+        lines: list[str | None] = [None] * len(batch)
+        ahead = [i for i, stored in enumerate(batch) if stored[10] and stored[11] == signature]
+        if ahead:
+            for i, payload in zip(ahead, open_texts([batch[i][10] for i in ahead]), strict=True):
+                # The signature is inside the encrypted text too: the plain column (which
+                # spares reading the answers) must not be trusted alone.
+                if payload[:size] != signature:
+                    raise RuntimeError("kept export cells do not match their signature")
+                cells = payload[size:].replace(UNIT, d)
+                made = line(batch[i], cells)
+                if made is None:
+                    head, tail = csv_line_list([before(batch[i]), after(batch[i])], d)
+                    made = f"{head}{d}{cells}{d}{tail}"
+                lines[i] = made
+        here = [stored for stored, made in zip(batch, lines, strict=True) if made is None]
+        made_now = iter(csv_line_list(made_here(here), d) if here else [])
+        out = [next(made_now) if made is None else made for made in lines]
+        return "\r\n".join(out) + "\r\n" if out else ""
+
+    return text
 
 
 class StoredReader:
@@ -233,17 +414,24 @@ class StoredReader:
     The statement is SQLAlchemy's, compiled once; rows come straight from the driver.
     """
 
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: Path, kept_for: str | None = None) -> None:
         ids = select(func.json_each(bindparam("ids")).table_valued("value").c.value)
-        compiled = stored_select(ids).compile(dialect=sqlite_dialect())
+        signature: Any = bindparam("kept_for") if kept_for is not None else None
+        compiled = stored_select(ids, signature).compile(dialect=sqlite_dialect())
         self._sql = compiled.string
-        self._uses = len(compiled.positiontup or ())
+        self._order = list(compiled.positiontup or ())
+        self._kept_for = kept_for
         self._connection = sqlite3.connect(database, timeout=30)
         self._connection.execute("PRAGMA query_only=ON")
 
+    def close(self) -> None:
+        """Close the connection."""
+        self._connection.close()
+
     def rows(self, ids: Sequence[int]) -> list[StoredRow]:
         """The rows of these applications, in the order of `ids`."""
-        found = self._connection.execute(self._sql, [json.dumps(list(ids))] * self._uses)
+        values = {"ids": json.dumps(list(ids)), "kept_for": self._kept_for}
+        found = self._connection.execute(self._sql, [values[name] for name in self._order])
         rows = found.fetchall()
         if len(rows) != len(ids):
             raise RuntimeError(f"{len(ids) - len(rows)} selected applications are gone")
@@ -254,31 +442,37 @@ class StoredReader:
 
 # What a worker process holds: the row maker, the format of its writer, and the rows'
 # reader when it reads them itself.
-_worker: (
-    tuple[Callable[[Sequence[StoredRow]], list[list[Cell]]], RowFormat, StoredReader | None] | None
-) = None
+_worker: tuple[Callable[[Sequence[StoredRow], int], str], StoredReader | None] | None = None
+
+
+def block_text_maker(
+    source: RowSource, form: Form, cipher: Cipher, row_format: RowFormat
+) -> Callable[[Sequence[StoredRow], int], str]:
+    """Stored rows as a writer's text (CSV lines, or sheet rows numbered from the given)."""
+    if row_format.kind == "csv":
+        csv_text = csv_text_maker(source, form, cipher, row_format.delimiter)
+        return lambda rows, _first_number: csv_text(rows)
+    cells = cell_maker(source, form, cipher.bulk_decryptor())
+    return lambda rows, first_number: row_format.text(cells(rows), first_number)
 
 
 def _start_worker(
     cipher: Cipher, source: RowSource, row_format: RowFormat, database: Path | None
 ) -> None:
     global _worker
-    reader = StoredReader(database) if database is not None else None
-    made = cell_maker(
-        source, REGISTRATION, cipher.bulk_decryptor(), times_as_text=row_format.kind == "csv"
-    )
-    _worker = (made, row_format, reader)
+    kept_for = cells_signature(source, REGISTRATION) if row_format.kind == "csv" else None
+    reader = StoredReader(database, kept_for) if database is not None else None
+    _worker = (block_text_maker(source, REGISTRATION, cipher, row_format), reader)
 
 
 def _format_rows(rows: Sequence[StoredRow], first_number: int) -> str:
     assert _worker is not None, "worker process not started by RowWorkers"
-    cells, row_format, _reader = _worker
-    return row_format.text(cells(rows), first_number)
+    return _worker[0](rows, first_number)
 
 
 def _read_and_format(ids: Sequence[int], first_number: int) -> str:
-    assert _worker is not None and _worker[2] is not None, "worker not started to read"
-    return _format_rows(_worker[2].rows(ids), first_number)
+    assert _worker is not None and _worker[1] is not None, "worker not started to read"
+    return _format_rows(_worker[1].rows(ids), first_number)
 
 
 class RowWorkers:

@@ -85,6 +85,9 @@ def _application_values(row: Any, cipher: Cipher, form: Form) -> dict[str, Any] 
         answers = cipher.decrypt(row.answers_enc)
         if not cipher.is_current(row.answers_enc):
             values["answers_enc"] = cipher.encrypt(answers)
+    if row.export_cells_enc and not cipher.is_current(row.export_cells_enc):
+        # (New answers make the trigger forget them; `fill_export_cells` makes them again.)
+        values["export_cells_enc"] = cipher.renewed(row.export_cells_enc)
     for question in form.questions:
         indexed = question.indexed
         if indexed is not None and indexed.hashed:
@@ -115,6 +118,7 @@ async def _read_applications(
     columns = [
         Application.id,
         Application.answers_enc,
+        Application.export_cells_enc,
         Application.flow_state,
         Application.claim_code_hash,
         *(getattr(Application, c) for c in hashed),

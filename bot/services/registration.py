@@ -70,6 +70,7 @@ from bot.db.models import (
     utcnow,
 )
 from bot.services import audit
+from bot.services.export_cells import fill_export_cells
 from bot.services.guesses import nik_try_allowed
 from bot.services.requests import DISPUTE, record_request
 from bot.services.roles import grants_of
@@ -333,6 +334,13 @@ class Registration:
         await audit.record(turn.session, "correction_open", actor=turn.user, target=app.reference)
         await self.show(turn)
 
+    async def _make_export_cells(self, turn: Turn, app_id: int) -> None:
+        """A sent application's export cells, made now (see bot.services.export_cells)."""
+        s = self.s
+        await fill_export_cells(
+            turn.session, s.cipher, s.areas, s.settings, ids=[app_id], today=s.today()
+        )
+
     async def _apply_correction(self, turn: Turn, app_id: int) -> None:
         """Write a correction draft back into its application, if that can still be edited."""
         draft = turn.draft
@@ -355,6 +363,8 @@ class Registration:
                 column = question.indexed.column
                 setattr(app, column, getattr(draft, column))
         app.language = draft.language
+        await turn.session.flush()
+        await self._make_export_cells(turn, app.id)
         reference = app.reference or "-"
         await self.discard(turn)
         await audit.record(turn.session, "corrected", actor=turn.user, target=app.reference)
@@ -1094,6 +1104,7 @@ class Registration:
                         return
         else:
             raise RuntimeError("could not allocate an application reference")
+        await self._make_export_cells(turn, draft.id)
         if draft.assisted_by is not None:
             code = new_claim_code()
             draft.claim_code_hash = self.s.cipher.keyed_hash(code)

@@ -20,6 +20,7 @@ from bot.core.states import ApplicationStatus
 from bot.core.workflow import WAITING, Refused
 from bot.db.models import Application, StatusChange, owned_by
 from bot.services import audit
+from bot.services.export_cells import fill_export_cells
 from bot.services.registration import Registration
 from bot.services.turn import Turn
 from bot.services.workflow import Actor, change_status, history_of, status_name
@@ -164,6 +165,10 @@ class Status:
         before = contribution_of(answers, s.settings.rates).period_months
         change_period(answers, pick.months)
         app.answers_enc = s.cipher.encrypt(answers)
+        await turn.session.flush()
+        await fill_export_cells(
+            turn.session, s.cipher, s.areas, s.settings, ids=[app.id], today=s.today()
+        )
         await audit.record(
             turn.session,
             "period_change",
