@@ -30,6 +30,7 @@ from bot.runtime import Runtime
 from bot.security import Cipher, generate_key
 from bot.services.broadcasts import photo_of, set_photo, set_text
 from bot.services.demo import add_demo_data
+from bot.services.export_cells import fill_export_cells
 from tests.conftest import DATA_KEY
 from tests.e2e.chat import Person, texts
 from tests.e2e.test_crash import ROOT, BotProcess
@@ -87,6 +88,8 @@ async def test_keys_rotate_on_a_live_bot_loses_nothing(
             applications=APPLICATIONS["sqlite" if settings.is_sqlite else "postgres"],
             seed=9,
         )
+        # Their export cells, made under the old key (a rotation renews or remakes them).
+        await fill_export_cells(session, runtime.cipher, runtime.areas, runtime.settings)
         # One assisted application waiting to be claimed, with its code.
         claimed = await session.scalar(select(Application).order_by(Application.id).limit(1))
         assert claimed is not None
@@ -157,6 +160,17 @@ async def test_keys_rotate_on_a_live_bot_loses_nothing(
             assert nik_hash == only_new.nik_hash(str(answers["nik"]))
     for payload in payloads:
         only_new.decrypt(payload)
+    async with runtime.sessions() as session:
+        # Every sent application's export cells were made again (under the new key, as the
+        # token scan below checks): exports stay fast after a rotation.
+        lacking = await session.scalar(
+            select(func.count()).where(
+                Application.status != ApplicationStatus.DRAFT,
+                Application.answers_enc.is_not(None),
+                Application.export_cells_for.is_(None),
+            )
+        )
+    assert lacking == 0
     # Every token anywhere in the database (whole values, or inside JSON) opens with it.
     async with runtime.engine.connect() as connection:
         tokens = await connection.run_sync(stored_tokens)

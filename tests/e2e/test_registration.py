@@ -81,6 +81,10 @@ async def test_worker_registers_in_indonesian(bot: RunningBot) -> None:
         assert app.reference is not None and app.reference in texts(replies)
         assert app.village_code == "51.02.05.2006"
         assert app.answers_enc is not None and NIK not in app.answers_enc
+        # Its export cells were made as it was sent, encrypted too.
+        assert app.export_cells_enc is not None and app.export_cells_for is not None
+        assert NIK not in app.export_cells_enc
+        assert NIK in runtime.cipher.decrypt_bytes(app.export_cells_enc.encode()).decode()
         consent = await session.scalar(select(Consent).where(Consent.application_id == app.id))
         assert consent is not None and consent.given and consent.language == "id"
         rows = [
