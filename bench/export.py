@@ -36,7 +36,7 @@ from bot.runtime import open_runtime
 from bot.security import generate_key
 from bot.services.demo import add_demo_data
 from bot.services.export import ExportRequest, export_cells, run_export
-from bot.services.export_cells import fill_export_cells
+from bot.services.export_ahead import fill_export_cells
 
 KEY_ENV = "BENCH_EXPORT_KEY"
 

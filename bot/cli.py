@@ -352,7 +352,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _rotate_keys(runtime: Runtime) -> int:
     from bot.services import audit
-    from bot.services.export_cells import fill_all_export_cells
+    from bot.services.export_ahead import fill_all_export_cells
     from bot.services.keys import rotate_keys
 
     def progress(table: str, last_id: int) -> None:

@@ -204,7 +204,7 @@ async def run_export_command(runtime: Runtime, args: argparse.Namespace) -> int:
 async def run_demo_data(runtime: Runtime, args: argparse.Namespace) -> int:
     """`demo-data`: add synthetic applications and say how many and how fast."""
     from bot.services.demo import add_demo_data
-    from bot.services.export_cells import fill_export_cells
+    from bot.services.export_ahead import fill_export_cells
 
     started = time.perf_counter()
     async with runtime.sessions() as session, session.begin():

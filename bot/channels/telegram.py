@@ -44,7 +44,7 @@ from bot.i18n import LANGUAGES, pick_language, translator
 from bot.runtime import Runtime
 from bot.services.broadcasts import render
 from bot.services.delivery import DeliveryEngine
-from bot.services.export_cells import fill_all_export_cells
+from bot.services.export_ahead import fill_all_export_cells
 from bot.services.export_jobs import run_export_jobs
 from bot.services.flood import flood_warning
 from bot.services.inbox import Handled, InboxWorkers, Intake, Received
@@ -500,7 +500,7 @@ async def resume_offset(runtime: Runtime) -> int | None:
 async def scheduled_jobs(runtime: Runtime, stop: asyncio.Event) -> None:
     """The leader's periodic work: personal data past its retention is deleted or erased
     (see retention.py), the payment reminders that have come due are written (at most
-    once each, see reminders.py), and missing export cells are made (export_cells.py)."""
+    once each, see reminders.py), and missing export cells are made (export_ahead.py)."""
     await wait_at_most(stop, 5.0)
     while not stop.is_set():
         try:

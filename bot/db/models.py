@@ -203,7 +203,7 @@ class Application(Base):
     # reference, the dates, the status) so staff know why it has no answers.
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # A CSV export's cells made from the answers ahead of time, encrypted, and the signature
-    # of what made them (bot.services.export_cells). A trigger forgets both whenever
+    # of what made them (bot.services.export_ahead). A trigger forgets both whenever
     # answers_enc changes (migration 0014): they never outlive the answers.
     export_cells_enc: Mapped[str | None] = mapped_column(Text)
     export_cells_for: Mapped[str | None] = mapped_column(String(32))

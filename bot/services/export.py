@@ -482,7 +482,7 @@ async def run_export(
     as_of = datetime.now(UTC)
     header = headers(request.language, request.form)
     source = await row_source(session, areas, settings, request)
-    # CSV joins the answer cells kept under this signature (bot.services.export_cells).
+    # CSV joins the answer cells kept under this signature (bot.services.export_ahead).
     kept_for = cells_signature(source, request.form) if fmt == "csv" else None
     if not isinstance(output, Path):
         writer = CsvWriter(output, header, delimiter=delimiter)

@@ -47,7 +47,7 @@ from bot.services.areas import AreaDirectory
 # A row as `stored_select` selects it: reference, status, submitted_at, answers_enc,
 # assisted_by, consent version and time, kpj_number, status_note, status_changed_at (times
 # as the driver gives them: text on SQLite), the export cells made ahead and their
-# signature (bot.services.export_cells), and last the application's id.
+# signature (bot.services.export_ahead), and last the application's id.
 StoredRow = tuple[Any, ...]
 
 
@@ -237,7 +237,12 @@ def cell_maker(
     times_as_text: bool = False,
 ) -> Callable[[Sequence[StoredRow]], list[list[Cell]]]:
     """Stored rows' cells in `columns_of` order (see `row_parts`)."""
-    parts = row_parts(source, form, times_as_text=times_as_text)
+    return _cells_of(row_parts(source, form, times_as_text=times_as_text), decrypt)
+
+
+def _cells_of(
+    parts: RowParts, decrypt: Callable[[Sequence[str]], list[dict[str, Any]]]
+) -> Callable[[Sequence[StoredRow]], list[list[Cell]]]:
     before, answered, after = parts.before, parts.answered, parts.after
 
     def rows(batch: Sequence[StoredRow]) -> list[list[Cell]]:
@@ -254,7 +259,7 @@ def cell_maker(
 # ---------------------------------------------------------------------- cells made ahead
 
 # An application's CSV cells from its answers are made when it is sent and kept encrypted
-# (`export_cells_enc`, see bot.services.export_cells), so that a large CSV export only joins
+# (`export_cells_enc`, see bot.services.export_ahead), so that a large CSV export only joins
 # texts. They are made with this separator between cells, which no kept text holds, and with
 # the signature (`cells_signature`) of everything else they depend on.
 UNIT = "\x1f"
@@ -344,7 +349,7 @@ def csv_text_maker(
     """
     parts = row_parts(source, form, times_as_text=True)
     before, after, local = parts.before, parts.after, parts.local
-    made_here = cell_maker(source, form, cipher.bulk_decryptor(), times_as_text=True)
+    made_here = _cells_of(parts, cipher.bulk_decryptor())
     open_texts = cipher.bulk_text_decryptor()
     signature = cells_signature(source, form)
     size = SIGNATURE_LENGTH

@@ -70,7 +70,7 @@ from bot.db.models import (
     utcnow,
 )
 from bot.services import audit
-from bot.services.export_cells import fill_export_cells
+from bot.services.export_ahead import fill_export_cells
 from bot.services.guesses import nik_try_allowed
 from bot.services.requests import DISPUTE, record_request
 from bot.services.roles import grants_of
@@ -335,7 +335,7 @@ class Registration:
         await self.show(turn)
 
     async def _make_export_cells(self, turn: Turn, app_id: int) -> None:
-        """A sent application's export cells, made now (see bot.services.export_cells)."""
+        """A sent application's export cells, made now (see bot.services.export_ahead)."""
         s = self.s
         await fill_export_cells(
             turn.session, s.cipher, s.areas, s.settings, ids=[app_id], today=s.today()

@@ -20,7 +20,7 @@ from bot.core.states import ApplicationStatus
 from bot.core.workflow import WAITING, Refused
 from bot.db.models import Application, StatusChange, owned_by
 from bot.services import audit
-from bot.services.export_cells import fill_export_cells
+from bot.services.export_ahead import fill_export_cells
 from bot.services.registration import Registration
 from bot.services.turn import Turn
 from bot.services.workflow import Actor, change_status, history_of, status_name

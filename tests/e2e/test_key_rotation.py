@@ -30,7 +30,7 @@ from bot.runtime import Runtime
 from bot.security import Cipher, generate_key
 from bot.services.broadcasts import photo_of, set_photo, set_text
 from bot.services.demo import add_demo_data
-from bot.services.export_cells import fill_export_cells
+from bot.services.export_ahead import fill_export_cells
 from tests.conftest import DATA_KEY
 from tests.e2e.chat import Person, texts
 from tests.e2e.test_crash import ROOT, BotProcess

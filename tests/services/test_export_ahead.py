@@ -16,7 +16,7 @@ from bot.db.models import Application, DesaAdat, User
 from bot.runtime import Runtime
 from bot.services.demo import add_demo_data
 from bot.services.export import ExportRequest, run_export
-from bot.services.export_cells import default_source, fill_export_cells
+from bot.services.export_ahead import default_source, fill_export_cells
 from bot.services.export_rows import cells_signature
 from tests.services.test_export import DAJAN_PEKEN, INJECTIONS, add_application
 
@@ -203,8 +203,14 @@ async def test_changed_answers_forget_their_cells(runtime: Runtime, change: str)
         else:
             app.answers_enc = None
         await session.flush()
-        await session.refresh(app)
-        assert app.export_cells_enc is None and app.export_cells_for is None
+        kept = (
+            await session.execute(
+                select(Application.export_cells_enc, Application.export_cells_for).where(
+                    Application.id == app.id
+                )
+            )
+        ).one()
+        assert tuple(kept) == (None, None)
         other = await session.scalar(
             select(Application.export_cells_enc).where(Application.reference == "BC-TAB002")
         )
