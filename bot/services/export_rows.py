@@ -23,7 +23,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import cache
 from multiprocessing import get_context
@@ -312,28 +312,23 @@ def ahead_maker(source: RowSource, form: Form) -> Callable[[dict[str, Any]], str
     """The text kept for an application's answer cells: its CSV cells joined by `UNIT`.
 
     None when they must be made at export time: a cell holding a delimiter, a quote or a
-    line break (CSV quotes it, differently per delimiter), or a NIK whose birth date may
-    still read differently later this year.
+    line break (CSV quotes it, differently per delimiter), or cells that would read
+    differently on the last day of this year (a NIK's date is read in this century unless
+    that date is still to come, see `nik._birth_date`). Such a reading changes once at
+    most as days pass, so cells the same today and on 31 December hold all year; the
+    signature holds the year.
     """
     answered = row_parts(source, form, times_as_text=True).answered
-    today = source.today
-    century = today.year - today.year % 100
+    year_end = replace(source, today=date(source.today.year, 12, 31))
+    answered_at_year_end = row_parts(year_end, form, times_as_text=True).answered
     unsafe = frozenset(',;"\r\n')
 
     def made(answers: dict[str, Any]) -> str | None:
-        nik = answers.get("nik")
-        # A NIK's date is read in this century unless that date is still to come
-        # (`nik._birth_date`): one of this year may read differently tomorrow. Another
-        # year's reads the same all year, and the signature holds the year.
-        if (
-            type(nik) is str
-            and len(nik) == 16
-            and nik[10:12].isdigit()
-            and century + int(nik[10:12]) == today.year
-        ):
-            return None
         line = csv_line_list([answered(answers)], UNIT)[0]
-        return line if unsafe.isdisjoint(line) else None
+        if not unsafe.isdisjoint(line):
+            return None
+        later = csv_line_list([answered_at_year_end(answers)], UNIT)[0]
+        return line if later == line else None
 
     return made
 

@@ -56,9 +56,15 @@ async def _fill_the_database(runtime: Runtime) -> None:
             email=value,
             desa_adat={"id": adat_id, "name": value},
         )
-    # Born, by the NIK, in a year that may still read as last century's (see ahead_maker).
-    this_year = f"{date.today().year % 100:02}"
-    await add_application(runtime, "BC-NIK001", nik=f"5102050101{this_year}0001")
+    # A NIK's 31 December of this year's two digits reads as last century's until that day
+    # (the birth date agrees), and as this century's from then on (the mismatch flag).
+    year = date.today().year
+    await add_application(
+        runtime,
+        "BC-NIK001",
+        nik=f"5102053112{year % 100:02}0001",
+        birth_date=f"{year - 100}-12-31",
+    )
     async with runtime.sessions() as session, session.begin():
         await session.execute(
             update(Application)
@@ -130,7 +136,14 @@ async def test_cells_made_ahead_give_the_bytes_made_at_export_time(
         for kind, (request, options) in KINDS.items()
     }
     async with runtime.sessions() as session, session.begin():
-        made = await fill_export_cells(session, runtime.cipher, runtime.areas, runtime.settings)
+        # Made on 1 January: the NIK above reads differently before the year ends.
+        made = await fill_export_cells(
+            session,
+            runtime.cipher,
+            runtime.areas,
+            runtime.settings,
+            today=date(date.today().year, 1, 1),
+        )
     assert made == 240 + len(ODD) + 1 - 1  # every sent application but the erased one
     async with runtime.sessions() as session, session.begin():
         # Nothing left to make: a second run makes none.
