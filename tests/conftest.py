@@ -327,11 +327,33 @@ LONGEST_FIRST = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Start the longest tests first (a stable sort: each file keeps its own order)."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start the longest tests first, on every worker (each file keeps its own order)."""
 
     def rank(item: pytest.Item) -> int:
         path = item.nodeid.partition("::")[0]
         return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    if workers > 1:
+        items[:] = _dealt(items, [rank(item) < len(LONGEST_FIRST) for item in items], workers)
+
+
+def _dealt(items: list[pytest.Item], long: list[bool], workers: int) -> list[pytest.Item]:
+    """The items ordered so that each worker's first share begins with its turn of the long
+    ones. `--dist worksteal` hands each worker one contiguous share of the list (the first
+    gets a quarter of it, the next a third of the rest, ...) and steals from the end of a
+    share: sorted as they are, every long test would be in the first worker's share."""
+    longest = [item for item, is_long in zip(items, long, strict=True) if is_long]
+    rest = [item for item, is_long in zip(items, long, strict=True) if not is_long]
+    dealt: list[pytest.Item] = []
+    left = len(items)
+    for worker in range(workers):
+        share = left // (workers - worker)
+        mine = longest[worker::workers]
+        others = max(0, share - len(mine))
+        dealt += mine + rest[:others]
+        del rest[:others]
+        left -= share
+    return dealt + rest
