@@ -6,24 +6,30 @@ import asyncio
 import atexit
 import csv
 import io
+import logging
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from openpyxl import Workbook, load_workbook
 
+from bot import cli
 from bot.config import load_settings
 from bot.db.models import Application, User
 from bot.db.session import make_engine, make_sessionmaker, upgrade_database
 from bot.runtime import open_runtime
-from bot.security import generate_key
+from bot.security import LIBRARIES, generate_key
 from bot.services.areas import load_areas
 from bot.services.export import COLUMNS, headers
 from tests.core.test_tables import bad_files
@@ -66,9 +72,15 @@ def run(
     command: tuple[str, ...] = (),
     extra: dict[str, str] | None = None,
     fresh: bool = False,
+    process: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m bot ARGS` (or `command ARGS`) with a database in tmp_path (a copy of
-    `migrated_database()` the first time, unless `fresh`)."""
+    `migrated_database()` the first time, unless `fresh`).
+
+    `python -m bot` runs in this process (`in_process`: a new interpreter costs about a second
+    of CPU, and the commands are run about a hundred times here) unless `process` is set;
+    another `command` always runs as a process of its own.
+    """
     database = tmp_path / "bot.db"
     if not fresh and not database.exists():
         shutil.copyfile(migrated_database(), database)
@@ -80,6 +92,8 @@ def run(
     if key:
         env["DATA_KEY"] = key
     env.update(extra or {})
+    if not command and not process:
+        return in_process(tmp_path, args, env)
     return subprocess.run(
         [*(command or (sys.executable, "-m", "bot")), *args],
         cwd=tmp_path,
@@ -89,6 +103,95 @@ def run(
         timeout=120,
         check=False,
     )
+
+
+# What `python -m bot` puts in sys.argv[0], from which the command line names itself.
+MAIN_MODULE = str(Path(cli.__file__).with_name("__main__.py"))
+
+
+def in_process(
+    folder: Path, args: tuple[str, ...], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ARGS` as the command line's `main()` in this process, with what a
+    process of its own would get: only `env` as its environment, `folder` as its working
+    folder, its own sys.argv, standard output and error. Whatever it changes in this process
+    (logging, signal handlers, the event loop policy, warning filters) is put back after."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with _process_state_kept():
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(folder)
+        sys.argv = [MAIN_MODULE, *args]
+        with redirect_stdout(stdout), redirect_stderr(stderr):
+            try:
+                returncode = cli.main()
+            except SystemExit as ended:
+                returncode = _exit_status(ended.code)
+    return subprocess.CompletedProcess(
+        ["python", "-m", "bot", *args], returncode, stdout.getvalue(), stderr.getvalue()
+    )
+
+
+def _exit_status(code: object) -> int:
+    """The status a process ends with after `raise SystemExit(code)`."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+@contextmanager
+def _process_state_kept() -> Iterator[None]:
+    """Put back what a command changes for the whole process when it runs in this one."""
+    environ, folder, argv = dict(os.environ), os.getcwd(), sys.argv
+    signals = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    policy = asyncio.get_event_loop_policy()
+    root = logging.getLogger()
+    # The libraries' loggers are made now, so that the levels the command gives them are
+    # undone with everyone else's.
+    for name in LIBRARIES:
+        logging.getLogger(name)
+    loggers = [root, *root.manager.loggerDict.values()]
+    kept = [
+        (logger, logger.level, logger.handlers[:], logger.filters[:], logger.propagate)
+        for logger in loggers
+        if isinstance(logger, logging.Logger)
+    ]
+    disabled = root.manager.disable
+    try:
+        with warnings.catch_warnings(), _malloc_arenas_untouched():
+            yield
+    finally:
+        for handler in root.handlers:
+            if handler not in kept[0][2]:
+                handler.close()
+        for logger, level, handlers, filters, propagate in kept:
+            logger.handlers[:], logger.filters[:], logger.propagate = handlers, filters, propagate
+            logger.setLevel(level)
+        logging.disable(disabled)
+        asyncio.set_event_loop_policy(policy)
+        for number, action in signals.items():
+            if signal.getsignal(number) is not action:
+                signal.signal(number, action)
+        sys.argv = argv
+        os.chdir(folder)
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+@contextmanager
+def _malloc_arenas_untouched() -> Iterator[None]:
+    """`main()` caps glibc's malloc arenas for its process (`cap_malloc_arenas`), which cannot
+    be undone: here it is left out. The commands run as processes of their own below
+    (`python -m bot`, `bebas-cemas`) still do it."""
+    real = cli.cap_malloc_arenas
+    cli.cap_malloc_arenas = lambda arenas=2: None
+    try:
+        yield
+    finally:
+        cli.cap_malloc_arenas = real
 
 
 def readme_commands() -> list[list[str]]:
@@ -125,6 +228,20 @@ def test_every_command_has_help(tmp_path: Path, command: list[str]) -> None:
     result = run(tmp_path, *command, "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: python -m bot")
+
+
+def test_python_m_bot_ends_with_the_commands_status(tmp_path: Path) -> None:
+    """As a process of its own: 0 after help, 2 for a wrong command line, 1 when nothing is
+    found."""
+    helped = run(tmp_path, "--help", process=True)
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("usage: python -m bot")
+    wrong = run(tmp_path, process=True)
+    assert wrong.returncode == 2
+    assert wrong.stdout == "" and "error: the following arguments are required" in wrong.stderr
+    missing = run(tmp_path, "villages", "search", "xqzvw", process=True)
+    assert missing.returncode == 1, missing.stderr
+    assert "No village" in missing.stdout
 
 
 def test_village_search_tolerates_typos(tmp_path: Path) -> None:
@@ -283,11 +400,11 @@ def test_export_csv_and_xlsx(tmp_path: Path) -> None:
 
 
 def test_keygen_prints_a_usable_key(tmp_path: Path) -> None:
-    """`keygen` prints a key that DATA_KEY accepts."""
-    result = run(tmp_path, "keygen")
+    """`keygen` prints a key that DATA_KEY accepts (each a process of its own)."""
+    result = run(tmp_path, "keygen", process=True)
     key = result.stdout.strip()
     assert result.returncode == 0
-    upgrade = run(tmp_path, "db", "upgrade", key=key)
+    upgrade = run(tmp_path, "db", "upgrade", key=key, process=True)
     assert upgrade.returncode == 0, upgrade.stderr
     assert "up to date" in upgrade.stdout
     assert not (tmp_path / "bot.key").exists()

@@ -72,6 +72,11 @@ class Pacer:
         self.closed = False
 
     @property
+    def last_start(self) -> float:
+        """When the latest send was let go, on the pacer's clock: sends are spaced by this."""
+        return self._started
+
+    @property
     def paused_for(self) -> float:
         """Seconds until a pause ends (0 when not paused)."""
         return max(0.0, self._paused_until - self._clock())
@@ -127,10 +132,13 @@ class Pacer:
         try:
             if before is not None and not before.done():
                 await asyncio.shield(before)
-            # No one else starts meanwhile: the next in line waits for this one.
+            # No one else starts meanwhile: the next in line waits for this one. Until the
+            # pacer's own clock says so: uvloop's timers count whole milliseconds and may
+            # wake up to half of one early.
             wait = self._started + self.interval - self._clock()
-            if wait > 0:
+            while wait > 0:
                 await asyncio.sleep(wait)
+                wait = self._started + self.interval - self._clock()
             self._started = self._clock()
         finally:
             mine.set_result(None)

@@ -17,6 +17,7 @@ from typing import get_type_hints
 import pytest
 from sqlalchemy import select
 
+from bot.config import Settings
 from bot.core.callbacks import SEPARATOR, Payload, Stale, decode
 from bot.db.models import Application, Broadcast, DesaAdat, Invitation, Role, utcnow
 from bot.fakebot import FakeTelegram
@@ -37,6 +38,13 @@ ODD_NUMBERS = ("abc", "0", HUGE)
 ODD_TEXTS = ("", "zz", HUGE)
 # Data matching no payload at all.
 UNKNOWN = ("zz:1", "zz", SEPARATOR, "?:x", "x" * 64, f"{HUGE}:{HUGE}")
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The bot-wide budget (replies and news alike), raised so that the test is quick: the
+    presses come much faster than a person's, and the fake enforces no limit here."""
+    return settings.model_copy(update={"broadcast_rate": 150.0})
 
 
 def internal_errors() -> set[str]:
