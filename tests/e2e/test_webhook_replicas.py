@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -269,6 +270,29 @@ def expected_row(number: int) -> dict[str, object]:
     }
 
 
+@contextlib.asynccontextmanager
+async def loop_lag() -> AsyncIterator[list[float]]:
+    """The longest this process's event loop was late while inside (a list of one number):
+    how long the fake, which runs in it, may have left requests waiting unstamped."""
+    worst = [0.0]
+    loop = asyncio.get_running_loop()
+    tick = 0.005
+
+    async def watch() -> None:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(tick)
+            worst[0] = max(worst[0], loop.time() - before - tick)
+
+    watching = asyncio.create_task(watch())
+    try:
+        yield worst
+    finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+
+
 @pytest.mark.postgres
 async def test_two_replicas_register_people_and_broadcast_to_2000_exactly_once_within_budget(
     fake: FakeTelegram, replica_database: str, tmp_path: Path
@@ -292,7 +316,7 @@ async def test_two_replicas_register_people_and_broadcast_to_2000_exactly_once_w
         )
     )
     try:
-        async with runtime_on(replica_database) as runtime:
+        async with loop_lag() as lag, runtime_on(replica_database) as runtime:
             followers = people(fake, range(500_001, 502_001))
             broadcast_id = await queue_broadcast(runtime, followers)
             persons = [Person(fake.user(600_000 + n, f"Wayan{n}")) for n in range(3)]
@@ -326,12 +350,15 @@ async def test_two_replicas_register_people_and_broadcast_to_2000_exactly_once_w
     assert fake.stats().total.rate_limited == 0
     sends = [call.at for call in fake.calls if call.method.lower() in SEND_METHODS]
     assert len(sends) >= 2000
-    # The pacer starts sends 1/RATE s apart, but they reach the fake with the jitter of a
-    # busy process (a stalled event loop lets a few out together): over five seconds that
-    # evens out and the sustained rate must hold exactly. A single second may hold more when
-    # the machine is busy, within what the fake's limit (like Telegram's) allows, a burst of
-    # one second's worth on top of the rate: nothing was refused (`rate_limited == 0`).
-    assert busiest_window(sends, width=5.0) <= 5 * RATE + 2
+    # The pacer starts sends 1/RATE s apart, but the fake stamps them when its event loop
+    # gets to them: a stall of that loop lets the sends that waited through it in together.
+    # Over five seconds the sustained rate must hold, give or take the sends a window's
+    # edge can gain from the longest stall measured in this run (none on a quiet machine).
+    # A single second may hold more when the machine is busy, within what the fake's limit
+    # (like Telegram's) allows, a burst of one second's worth on top of the rate: nothing
+    # was refused (`rate_limited == 0`).
+    stalled = math.ceil(RATE * lag[0])
+    assert busiest_window(sends, width=5.0) <= 5 * RATE + 2 + stalled, f"stalled {lag[0]:.3f} s"
     assert busiest_window(sends) <= 2 * RATE
 
 
