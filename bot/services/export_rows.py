@@ -127,6 +127,9 @@ class RowParts:
     # A stored time as the branch's wall clock, and each status as a person reads it.
     local: Callable[[datetime | str | None], datetime | str | None]
     status_label: dict[str, str]
+    # With times as text: the local hour's text by the UTC hour's as SQLite stores it
+    # ("2026-06-08 02"), for the hours `local` has met whose offset is whole hours.
+    local_hours: dict[str, str]
 
 
 def row_parts(source: RowSource, form: Form, *, times_as_text: bool = False) -> RowParts:
@@ -146,7 +149,7 @@ def row_parts(source: RowSource, form: Form, *, times_as_text: bool = False) -> 
     )
     status_label = {status: t(key) for status, key in STATUS_NAMES.items()}
     assistants = source.assistants
-    local = _local_times(source.tz, times_as_text)
+    local, local_hours = _local_times(source.tz, times_as_text)
 
     def before(stored: StoredRow) -> list[Cell]:
         return [stored[0] or "", status_label.get(stored[1], stored[1]), local(stored[2])]
@@ -162,13 +165,14 @@ def row_parts(source: RowSource, form: Form, *, times_as_text: bool = False) -> 
             local(stored[9]),
         ]
 
-    return RowParts(before, row_maker(form.columns(), ctx), after, local, status_label)
+    return RowParts(before, row_maker(form.columns(), ctx), after, local, status_label, local_hours)
 
 
 def _local_times(
     tz: tzinfo, times_as_text: bool
-) -> Callable[[datetime | str | None], datetime | str | None]:
-    """A stored time as the branch's wall clock, to the second (None when there is none)."""
+) -> tuple[Callable[[datetime | str | None], datetime | str | None], dict[str, str]]:
+    """A stored time as the branch's wall clock, to the second (None when there is none),
+    and the hours it has met as text (see `RowParts.local_hours`)."""
     # The branch's UTC offset by the UTC hour a moment falls in (None: the offset changes
     # within that hour), a few thousand hours for a whole export.
     offsets: dict[tuple[int, int, int, int], timedelta | None] = {}
@@ -226,7 +230,7 @@ def _local_times(
                 return (moment + offset).replace(tzinfo=None)
         return moment.astimezone(tz).replace(tzinfo=None)
 
-    return local
+    return local, local_hours
 
 
 def cell_maker(
@@ -343,7 +347,7 @@ def csv_text_maker(
     the rest are made from the answers.
     """
     parts = row_parts(source, form, times_as_text=True)
-    before, after, local = parts.before, parts.after, parts.local
+    before, after, local, hours = parts.before, parts.after, parts.local, parts.local_hours
     made_here = _cells_of(parts, cipher.bulk_decryptor())
     open_texts = cipher.bulk_text_decryptor()
     signature = cells_signature(source, form)
@@ -357,6 +361,14 @@ def csv_text_maker(
 
     statuses = {status: label for status, label in parts.status_label.items() if plain(label)}
     versions: dict[str, bool] = {}
+
+    def as_text(moment: Any) -> str:
+        # `local`, with the common case (an hour already met, as SQLite's text) first.
+        if type(moment) is str and len(moment) >= 19:
+            hour = hours.get(moment[:13])
+            if hour is not None:
+                return hour + moment[13:19]
+        return str(local(moment) or "")
 
     def line(stored: StoredRow, cells: str) -> str | None:
         """The common row (no assistant, no note) joined with its kept cells, else None."""
@@ -377,8 +389,8 @@ def csv_text_maker(
         if kpj and not (type(kpj) is str and kpj.isascii() and kpj.isdigit()):
             return None
         return (
-            f"{reference}{d}{label}{d}{local(sent) or ''}{d}{cells}{d}{d}{version or ''}{d}"
-            f"{local(consented) or ''}{d}{kpj or ''}{d}{d}{local(changed) or ''}"
+            f"{reference}{d}{label}{d}{as_text(sent)}{d}{cells}{d}{d}{version or ''}{d}"
+            f"{as_text(consented)}{d}{kpj or ''}{d}{d}{as_text(changed)}"
         )
 
     def text(batch: Sequence[StoredRow]) -> str:
@@ -435,9 +447,8 @@ class StoredReader:
         rows = found.fetchall()
         if len(rows) != len(ids):
             raise RuntimeError(f"{len(ids) - len(rows)} selected applications are gone")
-        position = {key: index for index, key in enumerate(ids)}
-        rows.sort(key=lambda row: position[row[-1]])
-        return rows
+        by_id = {row[-1]: row for row in rows}
+        return [by_id[key] for key in ids]
 
 
 # What a worker process holds: the row maker, the format of its writer, and the rows'
