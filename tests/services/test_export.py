@@ -70,6 +70,34 @@ async def add_application(
         )
 
 
+async def add_typed_everywhere(
+    runtime: Runtime,
+    reference: str,
+    value: str,
+    status: ApplicationStatus = ApplicationStatus.SUBMITTED,
+) -> None:
+    """An application with `value` in every free-text answer and as its desa adat's name
+    (imported under that name)."""
+    async with runtime.sessions() as session, session.begin():
+        adat = DesaAdat(name=value, village_code=DAJAN_PEKEN)
+        session.add(adat)
+        await session.flush()
+        adat_id = adat.id
+    await add_application(
+        runtime,
+        reference,
+        status=status,
+        desa_adat_id=adat_id,
+        occupation="lainnya",
+        full_name=value,
+        banjar=value,
+        occupation_other=value,
+        heir_name=value,
+        email=value,
+        desa_adat={"id": adat_id, "name": value},
+    )
+
+
 async def exported(runtime: Runtime, **filters: Any) -> list[dict[str, Any]]:
     """The rows an export with these filters holds, by column name."""
     request = ExportRequest(ExportFilter(**filters))
@@ -190,23 +218,7 @@ async def test_formulas_in_every_free_text_and_desa_adat_name_come_out_inert(
 ) -> None:
     """Whatever a worker typed or an import brought, no cell of the file is a formula."""
     for number, value in enumerate(INJECTIONS):
-        async with runtime.sessions() as session, session.begin():
-            adat = DesaAdat(name=value, village_code=DAJAN_PEKEN)
-            session.add(adat)
-            await session.flush()
-            adat_id = adat.id
-        await add_application(
-            runtime,
-            f"BC-INJ00{number}",
-            desa_adat_id=adat_id,
-            occupation="lainnya",
-            full_name=value,
-            banjar=value,
-            occupation_other=value,
-            heir_name=value,
-            email=value,
-            desa_adat={"id": adat_id, "name": value},
-        )
+        await add_typed_everywhere(runtime, f"BC-INJ00{number}", value)
     output = tmp_path / f"export.{fmt}"
     async with runtime.sessions() as session:
         result = await run_export(

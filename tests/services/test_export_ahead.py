@@ -12,13 +12,13 @@ from sqlalchemy import func, select, update
 
 from bot.core.questions import REGISTRATION
 from bot.core.states import ApplicationStatus
-from bot.db.models import Application, DesaAdat, User
+from bot.db.models import Application, User
 from bot.runtime import Runtime
 from bot.services.demo import add_demo_data
 from bot.services.export import ExportRequest, run_export
 from bot.services.export_ahead import default_source, fill_export_cells
 from bot.services.export_rows import cells_signature
-from tests.services.test_export import DAJAN_PEKEN, INJECTIONS, add_application
+from tests.services.test_export import INJECTIONS, add_application, add_typed_everywhere
 
 # Texts that CSV must quote or neutralise, or that hold the separator of kept cells.
 ODD = (
@@ -38,24 +38,8 @@ async def _fill_the_database(runtime: Runtime) -> None:
     async with runtime.sessions() as session, session.begin():
         await add_demo_data(session, runtime.cipher, runtime.areas, applications=240, seed=11)
     for number, value in enumerate(ODD):
-        async with runtime.sessions() as session, session.begin():
-            adat = DesaAdat(name=value, village_code=DAJAN_PEKEN)
-            session.add(adat)
-            await session.flush()
-            adat_id = adat.id
-        await add_application(
-            runtime,
-            f"BC-ODD{number:03}",
-            status=ApplicationStatus.REJECTED if number % 2 else ApplicationStatus.SUBMITTED,
-            desa_adat_id=adat_id,
-            occupation="lainnya",
-            full_name=value,
-            banjar=value,
-            occupation_other=value,
-            heir_name=value,
-            email=value,
-            desa_adat={"id": adat_id, "name": value},
-        )
+        status = ApplicationStatus.REJECTED if number % 2 else ApplicationStatus.SUBMITTED
+        await add_typed_everywhere(runtime, f"BC-ODD{number:03}", value, status)
     # A NIK's 31 December of this year's two digits reads as last century's until that day
     # (the birth date agrees), and as this century's from then on (the mismatch flag).
     year = date.today().year
