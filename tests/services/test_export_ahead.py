@@ -231,17 +231,7 @@ async def test_kept_cells_under_another_signature_stop_the_export(
                 export_cells_enc=runtime.cipher.encrypt_bytes(forged.encode()).decode()
             )
         )
-    output = tmp_path / "export.csv"
-    async with runtime.sessions() as session:
-        with pytest.raises(RuntimeError, match="signature"):
-            await run_export(
-                session,
-                runtime.cipher,
-                runtime.areas,
-                runtime.settings,
-                ExportRequest(),
-                "csv",
-                output,
-                workers=0,
-            )
+    output = tmp_path / "out" / "export.csv"
+    with pytest.raises(RuntimeError, match="signature"):
+        await _export(runtime, output.parent, output.name, ExportRequest(), workers=0)
     assert list(output.parent.iterdir()) == []
