@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -56,6 +55,7 @@ from bot.services.export_rows import (
     cell_maker,
     cells_signature,
     csv_text_maker,
+    read_only,
     stored_select,
 )
 
@@ -531,13 +531,7 @@ async def _selected_ids(
     Read in one statement (one consistent read) on a connection of its own, straight from
     the sqlite3 module: a driver running in a thread costs more than the ids themselves.
     """
-
-    def connect() -> sqlite3.Connection:
-        connection = sqlite3.connect(database, timeout=30)
-        connection.execute("PRAGMA query_only=ON")
-        return connection
-
-    engine = create_engine("sqlite://", creator=connect, poolclass=NullPool)
+    engine = create_engine("sqlite://", creator=lambda: read_only(database), poolclass=NullPool)
     try:
         with engine.connect() as connection:
             found = connection.execution_options(yield_per=BATCH).execute(
@@ -618,14 +612,13 @@ async def _fill(
     parallel_from: int,
 ) -> int:
     """Write every batch: here at first, in worker processes once the export is large."""
-    cells = cell_maker(source, form, cipher.bulk_decryptor())
     # CSV lines are made as one text (answer cells made ahead are only joined); XLSX rows
     # as cells, which the writer numbers.
-    csv_text = (
-        csv_text_maker(source, form, cipher, writer.format.delimiter)
-        if writer.format.kind == "csv"
-        else None
-    )
+    csv_text, cells = None, None
+    if writer.format.kind == "csv":
+        csv_text = csv_text_maker(source, form, cipher, writer.format.delimiter)
+    else:
+        cells = cell_maker(source, form, cipher.bulk_decryptor())
     # Worker processes know only the registration form (see RowWorkers).
     parallel = workers > 0 and form is REGISTRATION
     pool: RowWorkers | None = None
@@ -640,7 +633,7 @@ async def _fill(
                     part = batch[start : start + YIELD_EVERY]
                     if csv_text is not None:
                         writer.append(csv_text(part), len(part))
-                    else:
+                    elif cells is not None:
                         writer.write_block(cells(part))
                     # Let the rest of the process (the bot's other work) run now and then.
                     await asyncio.sleep(0)

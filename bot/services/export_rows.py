@@ -291,8 +291,7 @@ def cells_signature(source: RowSource, form: Form) -> str:
 
     The code and translations that make them, the export's language and masking, the rates,
     every area name, the year (a NIK's two-digit year, see `ahead_maker`) and the form's
-    columns. Cells kept
-    under another signature are made again at export time.
+    columns. Cells kept under another signature are made again at export time.
     """
     areas = source.areas
     described = repr(
@@ -416,6 +415,13 @@ def csv_text_maker(
     return text
 
 
+def read_only(database: Path) -> sqlite3.Connection:
+    """A connection of its own to an SQLite file, for reading only (an export's reads)."""
+    connection = sqlite3.connect(database, timeout=30)
+    connection.execute("PRAGMA query_only=ON")
+    return connection
+
+
 class StoredReader:
     """Stored rows by application id, read from an SQLite file (in an export's worker).
 
@@ -433,8 +439,7 @@ class StoredReader:
         self._sql = compiled.string
         self._order = list(compiled.positiontup or ())
         self._kept_for = kept_for
-        self._connection = sqlite3.connect(database, timeout=30)
-        self._connection.execute("PRAGMA query_only=ON")
+        self._connection = read_only(database)
 
     def close(self) -> None:
         """Close the connection."""
